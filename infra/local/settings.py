@@ -1,0 +1,50 @@
+"""The local mode's own settings: ports, paths and loop periods, read once from the environment.
+
+The control plane's settings (`SPINUP_IDLE_*`, `SPINUP_RELEASE_GRACE_S`, …) are the same
+`lambdas.settings.Settings` the Lambda reads; this model only adds what exists locally.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class LocalSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SPINUP_LOCAL_", frozen=True)
+
+    bind: str = "127.0.0.1"
+    ui_port: int = Field(default=8000, ge=1, le=65535)
+    backend_port: int = Field(default=8080, ge=1, le=65535)
+    triton_http_port: int = Field(default=8100, ge=1, le=65535)
+    triton_grpc_port: int = Field(default=8101, ge=1, le=65535)
+    triton_metrics_port: int = Field(default=8102, ge=1, le=65535)
+    moto_port: int = Field(default=5000, ge=0, le=65535)
+
+    run_dir: Path = REPO_ROOT / ".run" / "local"
+    triton_venv: Path = REPO_ROOT / ".venv-triton"
+    frontend_dir: Path = REPO_ROOT / "frontend"
+
+    region: str = "us-east-1"
+    table_name: str = "spinup-local"
+    image_id: str = "ami-0123456789abcdef0"
+
+    reconcile_interval_s: float = Field(default=3.0, gt=0)
+    """The local stand-in for EventBridge's one-minute schedule: faster, so a demo is lively."""
+    agent_poll_s: float = Field(default=1.0, gt=0)
+
+    @property
+    def ui_origin(self) -> str:
+        return f"http://{self.bind}:{self.ui_port}"
+
+    @property
+    def moto_endpoint(self) -> str:
+        return f"http://{self.bind}:{self.moto_port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self.bind}:{self.backend_port}/ws/inference"
