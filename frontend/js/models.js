@@ -1,0 +1,20 @@
+// The models a user can pick: the one list the UI builds its checkboxes from.
+// `id` is the name the control API and the WebSocket hello use (DESIGN.md §4).
+
+export const MODELS = Object.freeze([
+  { id: "detect", label: "Objects", hint: "Boxes around people and things" },
+  { id: "pose", label: "Pose", hint: "17-point body skeletons" },
+  { id: "face", label: "Faces", hint: "Face boxes" },
+  { id: "text", label: "Text regions", hint: "Where text is" },
+  { id: "ocr", label: "Text reading", hint: "What the text says (OCR)" },
+]);
+
+export const DEFAULT_MODELS = Object.freeze(["text"]);
+
+const KNOWN = new Set(MODELS.map((m) => m.id));
+
+/** Known ids only, in the list's order, without duplicates. */
+export function normalizeSelection(ids) {
+  const wanted = new Set(ids);
+  return MODELS.map((m) => m.id).filter((id) => wanted.has(id) && KNOWN.has(id));
+}

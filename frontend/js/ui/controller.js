@@ -1,0 +1,131 @@
+// The UI page's edges: config, control API calls, the status poll loop, timers, and the
+// engine link. Decisions are made by state.js from the state and the clock.
+
+import { createTokenSource } from "../auth.js";
+import { loadConfig } from "../config.js";
+import { DEFAULT_MODELS, normalizeSelection } from "../models.js";
+import { ApiError, createControlApi } from "./api.js";
+import { createEngineLink } from "./engine-link.js";
+import { createSessionStore } from "./session-store.js";
+import { deriveView, engineCommand, initialState, parseStatus, pollDelayMs, reduce, retryEngine } from "./state.js";
+import { findElements, renderModelChoices, renderView } from "./view.js";
+
+// Wall-clock time: stop_at and token expiry are epoch times.
+const now = () => Date.now();
+
+export async function startUi({ win, doc, fetchFn }) {
+  const els = findElements(doc);
+  const sessions = createSessionStore(win.sessionStorage);
+  let state = initialState({ models: DEFAULT_MODELS, sessionId: sessions.load() });
+  let config = null;
+  let tokens = null;
+  let api = null;
+
+  const token = () => tokens?.getToken(now()) ?? null;
+
+  const link = createEngineLink(win, els.engine, (report) => {
+    if (report.type === "engine-ready") dispatch({ type: "engine-ready" });
+    else if (report.type === "state") dispatch({ type: "engine-state", state: report.state, message: report.message });
+    else if (report.type === "stats") dispatch({ type: "engine-stats", stats: report });
+  });
+
+  function render() {
+    if (state.signedIn && tokens !== null && token() === null) {
+      state = reduce(state, { type: "signed-out" }, now());
+    }
+    renderView(els, deriveView(state, now()));
+    link.command(engineCommand(state, token(), config?.wsUrl ?? null));
+  }
+
+  function dispatch(event) {
+    state = reduce(state, event, now());
+    sessions.save(state.sessionId);
+    render();
+  }
+
+  // ---- status polling: one request at a time; pollNow() cuts the wait short -------------
+  let pollTimer = null;
+  let polling = false;
+  let pollAgain = false;
+
+  async function poll() {
+    if (polling) {
+      pollAgain = true;
+      return;
+    }
+    win.clearTimeout(pollTimer);
+    polling = true;
+    try {
+      dispatch({ type: "status", status: parseStatus(await api.status(), win.location.href) });
+    } catch (err) {
+      dispatch({ type: "status-failed", status: err instanceof ApiError ? err.status : 0, message: err.message });
+    } finally {
+      polling = false;
+    }
+    if (pollAgain) {
+      pollAgain = false;
+      poll();
+    } else if (state.signedIn) {
+      pollTimer = win.setTimeout(poll, pollDelayMs(state, { hidden: doc.hidden }));
+    }
+  }
+
+  // ---- actions ----------------------------------------------------------------------------
+  async function act(action, request, onDone) {
+    if (state.busy !== null) return;
+    dispatch({ type: "busy", action });
+    try {
+      onDone(await request());
+    } catch (err) {
+      const status = err instanceof ApiError ? err.status : 0;
+      dispatch({ type: "action-failed", action, status, message: err.message });
+    }
+    poll();
+  }
+
+  function start() {
+    if (retryEngine(state)) {
+      dispatch({ type: "engine-retry" });
+      link.retry();
+      return;
+    }
+    act("start", () => api.createSession(state.models), (body) => {
+      if (typeof body.session_id !== "string" || body.session_id === "") {
+        throw new ApiError(0, "The control API did not return a session id");
+      }
+      dispatch({ type: "session-created", sessionId: body.session_id, phase: body.phase ?? null });
+    });
+  }
+
+  const stop = () =>
+    act("stop", () => api.releaseSession(state.sessionId), () => dispatch({ type: "session-released" }));
+
+  const keepalive = () =>
+    act("keepalive", () => api.keepalive(state.sessionId), () => dispatch({ type: "keepalive-sent" }));
+
+  els.start.addEventListener("click", start);
+  els.stop.addEventListener("click", stop);
+  els.keepalive.addEventListener("click", keepalive);
+  renderModelChoices(els.models, state.models, (ids) => dispatch({ type: "models", models: normalizeSelection(ids) }));
+  doc.addEventListener("visibilitychange", () => {
+    if (!doc.hidden && api !== null) poll();
+  });
+  // The countdowns and the elapsed clock move without new data.
+  win.setInterval(render, 1000);
+  render();
+
+  try {
+    config = await loadConfig(fetchFn, win.location.href);
+  } catch (err) {
+    dispatch({ type: "action-failed", action: "config", status: 0, message: err.message });
+    return;
+  }
+  tokens = createTokenSource(config, { storage: win.sessionStorage, location: win.location, history: win.history });
+  dispatch({ type: "sign-in-url", url: tokens.signInUrl });
+  api = createControlApi({ apiBase: config.apiBase, getToken: token, fetchFn });
+  if (token() === null) {
+    dispatch({ type: "signed-out" });
+    return;
+  }
+  poll();
+}

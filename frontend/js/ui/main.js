@@ -1,0 +1,5 @@
+// Entry point of index.html.
+
+import { startUi } from "./controller.js";
+
+startUi({ win: window, doc: document, fetchFn: window.fetch.bind(window) });

@@ -1,0 +1,103 @@
+// Writes a derived view (state.js's deriveView) into the page. The only module that touches
+// the UI page's DOM; element ids are the contract with the end-to-end tests.
+
+import { MODELS } from "../models.js";
+import { phaseLabel } from "../phase.js";
+
+const ENGINE_TEXT = {
+  idle: "Camera off",
+  camera: "Opening the camera…",
+  connecting: "Connecting to the GPU…",
+  streaming: "Streaming",
+  reconnecting: "Reconnecting…",
+  failed: "Stopped",
+};
+
+export function findElements(doc) {
+  const byId = (id) => {
+    const el = doc.getElementById(id);
+    if (el === null) throw new Error(`index.html lacks #${id}`);
+    return el;
+  };
+  return Object.fromEntries(
+    [
+      "start", "stop", "status", "status-text", "phase-announce", "message", "error", "signin",
+      "signin-link", "idle", "idle-text", "keepalive", "models", "engine", "stream", "stats",
+    ].map((id) => [id, byId(id)]),
+  );
+}
+
+/** One checkbox per model, from the one list in models.js. */
+export function renderModelChoices(container, selected, onChange) {
+  const list = container.querySelector(".model-list");
+  list.replaceChildren(
+    ...MODELS.map((model) => {
+      const label = container.ownerDocument.createElement("label");
+      label.className = "model";
+      const box = container.ownerDocument.createElement("input");
+      box.type = "checkbox";
+      box.name = "model";
+      box.value = model.id;
+      box.id = `model-${model.id}`;
+      box.checked = selected.includes(model.id);
+      const name = container.ownerDocument.createElement("span");
+      name.className = "model-name";
+      name.textContent = model.label;
+      const hint = container.ownerDocument.createElement("span");
+      hint.className = "model-hint";
+      hint.textContent = model.hint;
+      label.append(box, name, hint);
+      return label;
+    }),
+  );
+  container.addEventListener("change", () => {
+    const checked = [...container.querySelectorAll("input[name=model]:checked")].map((el) => el.value);
+    onChange(checked);
+  });
+}
+
+const setText = (el, text) => {
+  if (el.textContent !== text) el.textContent = text;
+};
+
+function renderStats(el, stats) {
+  const s = stats ?? { sent: 0, results: 0, rttMs: null, dropped: 0, boxes: 0, timeouts: 0 };
+  const rtt = s.rttMs === null ? "–" : `${Math.round(s.rttMs)} ms`;
+  el.dataset.sent = String(s.sent);
+  el.dataset.results = String(s.results);
+  el.dataset.boxes = String(s.boxes);
+  el.dataset.dropped = String(s.dropped);
+  el.dataset.timeouts = String(s.timeouts);
+  el.dataset.rtt = s.rttMs === null ? "" : String(Math.round(s.rttMs));
+  const values = { sent: s.sent, results: s.results, rtt, dropped: s.dropped + s.timeouts, boxes: s.boxes };
+  for (const [key, value] of Object.entries(values)) {
+    setText(el.querySelector(`[data-stat=${key}]`), String(value));
+  }
+}
+
+export function renderView(els, view) {
+  els.status.dataset.phase = view.phase;
+  setText(els["status-text"], view.statusText);
+  setText(els["phase-announce"], phaseLabel(view.phase));
+  setText(els.message, view.message);
+  els.error.hidden = view.error === null;
+  setText(els.error, view.error ?? "");
+  els.signin.hidden = view.signInUrl === null;
+  if (view.signInUrl !== null) els["signin-link"].href = view.signInUrl;
+
+  els.start.disabled = view.startDisabled;
+  els.stop.disabled = view.stopDisabled;
+  els.start.setAttribute("aria-busy", String(view.startBusy));
+  els.stop.setAttribute("aria-busy", String(view.stopBusy));
+
+  els.idle.hidden = view.idle === null;
+  setText(els["idle-text"], view.idle?.text ?? "");
+  els.keepalive.disabled = !(view.idle?.canKeepAlive ?? false);
+
+  for (const box of els.models.querySelectorAll("input[name=model]")) box.disabled = view.modelsDisabled;
+
+  els.stream.dataset.state = view.engine.state;
+  const engineText = ENGINE_TEXT[view.engine.state] ?? view.engine.state;
+  setText(els.stream, view.engine.message ? `${engineText}: ${view.engine.message}` : engineText);
+  renderStats(els.stats, view.stats);
+}

@@ -1,0 +1,159 @@
+"""End to end: the whole local system (`python -m infra.local`) driven by headless Chromium."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+from playwright.sync_api import Browser, sync_playwright
+
+from tests.e2e.y4m import write_y4m
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+STARTUP_TIMEOUT_S = 60.0
+
+
+def _font(size: int) -> ImageFont.FreeTypeFont:
+    import matplotlib
+
+    ttf = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans-Bold.ttf"
+    return ImageFont.truetype(str(ttf), size)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class LocalSystem:
+    url: str
+    run_dir: Path
+    backend_port: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def text_camera(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fake camera that shows large printed words on a light background."""
+    frame = Image.new("RGB", (640, 480), (235, 235, 230))
+    draw = ImageDraw.Draw(frame)
+    draw.text((60, 140), "SPINUP", font=_font(110), fill=(15, 15, 15))
+    draw.text((80, 300), "GPU 2026", font=_font(80), fill=(15, 15, 15))
+    return write_y4m(tmp_path_factory.mktemp("camera") / "text.y4m", [frame] * 4)
+
+
+@pytest.fixture(scope="session")
+def local_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSystem]:
+    """`python -m infra.local` on free ports, with a short release grace so Stop is quick."""
+    run_dir = tmp_path_factory.mktemp("local-run")
+    ui_port = _free_port()
+    backend_port = _free_port()
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "SPINUP_LOCAL_UI_PORT": str(ui_port),
+        "SPINUP_LOCAL_BACKEND_PORT": str(backend_port),
+        "SPINUP_LOCAL_TRITON_HTTP_PORT": str(_free_port()),
+        "SPINUP_LOCAL_TRITON_GRPC_PORT": str(_free_port()),
+        "SPINUP_LOCAL_TRITON_METRICS_PORT": str(_free_port()),
+        "SPINUP_LOCAL_MOTO_PORT": str(_free_port()),
+        "SPINUP_LOCAL_RUN_DIR": str(run_dir),
+        "SPINUP_LOCAL_RECONCILE_INTERVAL_S": "1",
+        "SPINUP_LOCAL_AGENT_POLL_S": "0.5",
+        "SPINUP_RELEASE_GRACE_S": "1",
+    }
+    log_path = run_dir / "local.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "infra.local"],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{ui_port}/"
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"local mode exited with {proc.returncode}:\n{log_path.read_text()}")
+        try:
+            if httpx.get(url + "config.json", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"local mode did not serve {url} in time:\n{log_path.read_text()}")
+        time.sleep(0.3)
+    system = LocalSystem(
+        url=url, run_dir=run_dir, backend_port=backend_port, process=proc, log_path=log_path
+    )
+    yield system
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="session")
+def browser(text_camera: Path) -> Iterator[Browser]:
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--use-fake-device-for-media-stream",
+                "--use-fake-ui-for-media-stream",
+                f"--use-file-for-fake-video-capture={text_camera}",
+            ],
+        )
+        yield chromium
+        chromium.close()
+
+
+def host_processes(system: LocalSystem) -> list[str]:
+    """Command lines of the emulated instance's live processes: Triton and the backend."""
+    found = []
+    markers = (str(system.run_dir).encode(), f"--port\0{system.backend_port}".encode())
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if any(m in cmdline for m in markers) and entry.name != str(os.getpid()):
+            found.append(cmdline.replace(b"\0", b" ").decode(errors="replace"))
+    return found

@@ -1,0 +1,51 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+
+import { COCO_KEYPOINTS, COCO_SKELETON } from "../../frontend/js/coco.js";
+import { containRect, fitSize, toRect } from "../../frontend/js/geometry.js";
+import { DEFAULT_MODELS, MODELS, normalizeSelection } from "../../frontend/js/models.js";
+
+describe("fitSize", () => {
+  for (const [src, max, out] of [
+    [[640, 480], [320, 240], [320, 240]],
+    [[1280, 720], [320, 240], [320, 180]],
+    [[480, 640], [320, 240], [180, 240]],
+    [[160, 120], [320, 240], [160, 120]], // never upscaled
+    [[4000, 1], [320, 240], [320, 1]], // never zero
+  ]) {
+    test(`${src} into ${max}`, () => assert.deepEqual(fitSize(...src, ...max), { width: out[0], height: out[1] }));
+  }
+  test("rejects zero sizes (no video yet)", () => assert.throws(() => fitSize(0, 0, 320, 240), RangeError));
+});
+
+describe("containRect", () => {
+  test("letterboxes a 4:3 picture in a 16:9 area", () => {
+    assert.deepEqual(containRect(640, 480, 1600, 900), { x: 200, y: 0, width: 1200, height: 900 });
+  });
+  test("pillarboxes a 16:9 picture in a 4:3 area", () => {
+    assert.deepEqual(containRect(1600, 900, 800, 600), { x: 0, y: 75, width: 800, height: 450 });
+  });
+  test("empty when a size is zero", () => assert.deepEqual(containRect(0, 480, 800, 600), { x: 0, y: 0, width: 0, height: 0 }));
+});
+
+test("toRect maps and clamps normalized points", () => {
+  const rect = { x: 10, y: 20, width: 100, height: 50 };
+  assert.deepEqual(toRect(0.5, 0.5, rect), [60, 45]);
+  assert.deepEqual(toRect(-1, 2, rect), [10, 70]);
+});
+
+test("the COCO skeleton joins valid keypoints", () => {
+  assert.equal(COCO_KEYPOINTS.length, 17);
+  for (const [a, b] of COCO_SKELETON) assert.ok(a >= 0 && a < 17 && b >= 0 && b < 17 && a !== b);
+});
+
+describe("models", () => {
+  test("the five served models, with the default among them", () => {
+    assert.deepEqual(MODELS.map((m) => m.id), ["detect", "pose", "face", "text", "ocr"]);
+    for (const id of DEFAULT_MODELS) assert.ok(MODELS.some((m) => m.id === id));
+  });
+  test("normalizeSelection keeps known ids in list order without duplicates", () => {
+    assert.deepEqual(normalizeSelection(["ocr", "bogus", "detect", "ocr"]), ["detect", "ocr"]);
+    assert.deepEqual(normalizeSelection([]), []);
+  });
+});

@@ -1,0 +1,120 @@
+// Both ends of the postMessage channel, with minimal window stand-ins: who may talk to whom,
+// and to which targetOrigin replies go.
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+
+import { connectToParent } from "../../frontend/js/engine/parent-link.js";
+import { createEngineLink } from "../../frontend/js/ui/engine-link.js";
+
+const ORIGIN = "http://127.0.0.1:8000";
+
+function fakeWindow(name) {
+  const listeners = [];
+  const win = {
+    name,
+    location: { origin: ORIGIN },
+    posted: [],
+    addEventListener: (type, fn) => type === "message" && listeners.push(fn),
+    postMessage: (data, targetOrigin) => win.posted.push({ data, targetOrigin }),
+    deliver: (event) => listeners.forEach((fn) => fn(event)),
+  };
+  win.parent = win;
+  return win;
+}
+
+const START = { type: "start", wsUrl: "ws://127.0.0.1:8080/ws/inference", token: "t", models: ["text"] };
+
+describe("engine side: connectToParent", () => {
+  const setup = () => {
+    const top = fakeWindow("top");
+    const engine = fakeWindow("engine");
+    engine.parent = top;
+    const commands = [];
+    const link = connectToParent(engine, (c) => commands.push(c));
+    return { top, engine, commands, link };
+  };
+
+  test("a command from the parent on our origin is accepted", () => {
+    const { top, engine, commands } = setup();
+    engine.deliver({ source: top, origin: ORIGIN, data: START });
+    assert.deepEqual(commands, [START]);
+  });
+
+  for (const [name, event] of [
+    ["another origin", (top) => ({ source: top, origin: "https://evil.example", data: START })],
+    ["another window", () => ({ source: fakeWindow("popup"), origin: ORIGIN, data: START })],
+    ["an invalid command", (top) => ({ source: top, origin: ORIGIN, data: { type: "start", wsUrl: "javascript:1" } })],
+  ]) {
+    test(`ignores ${name}`, () => {
+      const { top, engine, commands } = setup();
+      engine.deliver(event(top));
+      assert.deepEqual(commands, []);
+    });
+  }
+
+  test("reports go to the parent with our origin as targetOrigin, never '*'", () => {
+    const { top, link } = setup();
+    link.post({ type: "engine-ready" });
+    assert.deepEqual(top.posted, [{ data: { type: "engine-ready" }, targetOrigin: ORIGIN }]);
+  });
+
+  test("not embedded: no link", () => {
+    assert.equal(connectToParent(fakeWindow("alone"), () => {}), null);
+  });
+});
+
+describe("UI side: createEngineLink", () => {
+  const setup = () => {
+    const top = fakeWindow("top");
+    const frameWin = fakeWindow("engine");
+    const iframe = { dataset: { src: "engine.html" }, src: "", contentWindow: frameWin };
+    const reports = [];
+    const link = createEngineLink(top, iframe, (r) => reports.push(r));
+    const fromEngine = (data, origin = ORIGIN, source = frameWin) => top.deliver({ source, origin, data });
+    return { top, frameWin, iframe, reports, link, fromEngine };
+  };
+
+  test("loads the engine only once it listens", () => {
+    assert.equal(setup().iframe.src, "engine.html");
+  });
+
+  test("holds the newest command until the engine is ready, then sends it once", () => {
+    const { frameWin, link, fromEngine } = setup();
+    link.command({ type: "stop" });
+    link.command(START);
+    assert.deepEqual(frameWin.posted, []);
+    fromEngine({ type: "engine-ready" });
+    assert.deepEqual(frameWin.posted, [{ data: START, targetOrigin: ORIGIN }]);
+    link.command({ ...START, models: ["text"] });
+    assert.equal(frameWin.posted.length, 1, "an unchanged command is not repeated");
+    link.command({ type: "stop" });
+    link.command({ type: "stop" });
+    assert.deepEqual(frameWin.posted.map((p) => p.data.type), ["start", "stop"]);
+  });
+
+  test("a reloaded engine gets the current command again", () => {
+    const { frameWin, link, fromEngine } = setup();
+    fromEngine({ type: "engine-ready" });
+    link.command(START);
+    fromEngine({ type: "engine-ready" });
+    assert.deepEqual(frameWin.posted.map((p) => p.data.type), ["stop", "start", "start"]);
+  });
+
+  test("retry re-sends an unchanged command", () => {
+    const { frameWin, link, fromEngine } = setup();
+    fromEngine({ type: "engine-ready" });
+    link.command(START);
+    link.retry();
+    assert.deepEqual(frameWin.posted.map((p) => p.data.type), ["stop", "start", "start"]);
+  });
+
+  test("relays valid reports from the iframe only", () => {
+    const { reports, fromEngine } = setup();
+    const stats = { type: "stats", sent: 1, results: 1, rttMs: 20, dropped: 0, boxes: 3, timeouts: 0, errors: 0 };
+    fromEngine(stats);
+    fromEngine(stats, "https://evil.example");
+    fromEngine(stats, ORIGIN, fakeWindow("other"));
+    fromEngine({ type: "stats", sent: "many" });
+    assert.deepEqual(reports, [stats]);
+  });
+});

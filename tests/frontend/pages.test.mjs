@@ -1,0 +1,61 @@
+// Static checks of the pages: the element contract the end-to-end tests rely on, that every
+// referenced file exists, and that every module loads (syntax and import paths).
+import assert from "node:assert/strict";
+import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { dirname, join, relative } from "node:path";
+import { describe, test } from "node:test";
+import { fileURLToPath, pathToFileURL } from "node:url";
+
+const FRONTEND = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "frontend");
+const read = (name) => readFileSync(join(FRONTEND, name), "utf8");
+
+describe("index.html", () => {
+  const html = read("index.html");
+  for (const id of ["start", "stop", "status", "message", "keepalive", "engine", "stats", "stream", "error", "models"]) {
+    test(`has #${id} with data-testid`, () => {
+      assert.match(html, new RegExp(`id="${id}"[^>]*data-testid="${id}"`, "s"));
+    });
+  }
+  test("#status starts with data-phase and #stats with data-results and data-boxes", () => {
+    assert.match(html, /id="status"[^>]*data-phase="unknown"/s);
+    assert.match(html, /id="stats"[^>]*data-results="0"[^>]*data-boxes="0"/s);
+  });
+  test("the engine iframe may use the camera", () => {
+    assert.match(html, /<iframe[^>]*id="engine"[^>]*data-src="engine.html"[^>]*allow="camera"/s);
+  });
+});
+
+describe("referenced files exist", () => {
+  for (const page of ["index.html", "engine.html"]) {
+    test(page, () => {
+      const refs = [...read(page).matchAll(/(?:src|href|data-src)="([^"#:]+)"/g)].map((m) => m[1]);
+      assert.ok(refs.length >= 2);
+      for (const ref of refs) assert.ok(existsSync(join(FRONTEND, ref)), `${page} → ${ref} missing`);
+    });
+  }
+});
+
+const modules = (dir) =>
+  readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) return modules(path);
+    return entry.name.endsWith(".js") ? [path] : [];
+  });
+
+describe("every module loads", () => {
+  // The two entry points run against the browser's globals; the rest must import cleanly.
+  const entries = new Set(["js/ui/main.js", "js/engine/main.js"]);
+  for (const path of modules(join(FRONTEND, "js"))) {
+    const name = relative(FRONTEND, path);
+    if (entries.has(name)) continue;
+    test(name, async () => {
+      await import(pathToFileURL(path).href);
+    });
+  }
+});
+
+test("no message is ever posted to '*'", () => {
+  for (const path of modules(join(FRONTEND, "js"))) {
+    assert.doesNotMatch(readFileSync(path, "utf8"), /postMessage\([^)]*["']\*["']/, relative(FRONTEND, path));
+  }
+});
