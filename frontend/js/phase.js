@@ -62,10 +62,18 @@ export function parseStopAt(stopAt) {
   return null;
 }
 
-/** The idle-stop warning, or null when no stop is scheduled. */
-export function idleCountdown(stopAtMs, nowMs) {
+/**
+ * How long before a scheduled idle stop the warning (and Keep running) appears. The status
+ * carries stop_at all the time the GPU runs; a countdown of 15 minutes over a streaming
+ * camera would only alarm, so it shows once the stop is near.
+ */
+export const IDLE_WARNING_S = 120;
+
+/** The idle-stop warning, or null when no stop is scheduled or it is not near yet. */
+export function idleCountdown(stopAtMs, nowMs, warningS = IDLE_WARNING_S) {
   if (stopAtMs === null) return null;
   const left = (stopAtMs - nowMs) / 1000;
+  if (left > warningS) return null;
   return left > 0
     ? `Idle: the GPU stops in ${formatClock(left)} unless it is used.`
     : "Idle: the GPU is stopping now.";

@@ -96,10 +96,14 @@ describe("parseStopAt", () => {
 
 describe("idleCountdown", () => {
   test("counts down to the stop", () => {
-    assert.equal(idleCountdown(200_000, 67_000), "Idle: the GPU stops in 2:13 unless it is used.");
+    assert.equal(idleCountdown(200_000, 87_000), "Idle: the GPU stops in 1:53 unless it is used.");
   });
   test("past the stop time", () => assert.equal(idleCountdown(1000, 2000), "Idle: the GPU is stopping now."));
   test("no stop scheduled", () => assert.equal(idleCountdown(null, 0), null));
+  test("a stop further away than the warning window shows nothing", () => {
+    assert.equal(idleCountdown(200_000, 67_000), null);
+    assert.equal(idleCountdown(200_000, 67_000, 300), "Idle: the GPU stops in 2:13 unless it is used.");
+  });
 });
 
 describe("nextStartClock", () => {
