@@ -1,0 +1,1 @@
+"""The WebSocket inference backend: frames in over `/ws/inference`, Triton results out."""

@@ -1,0 +1,144 @@
+"""The backend's ASGI app: `/ws/inference`, `/health`, `/health/ready`, `/metrics`.
+
+The lifespan creates the ONE shared Triton client, then brings the backend up in the
+background (wait for Triton's models, one warm-up inference) so that `/health` answers at
+once and `/health/ready` turns 200 only when a frame would really be inferred.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from gpu_host.backend.auth import TokenVerifier
+from gpu_host.backend.breaker import CircuitBreaker
+from gpu_host.backend.context import Backend
+from gpu_host.backend.metrics import Metrics
+from gpu_host.backend.pipeline import FramePipeline, ServedModel
+from gpu_host.backend.reporter import DynamoHostRecord, Milestone, Reporter
+from gpu_host.backend.sessions import SessionRegistry
+from gpu_host.backend.settings import Settings
+from gpu_host.backend.triton_gateway import TritonGateway
+from gpu_host.backend.ws import inference_socket
+from gpu_host.models.spec import SPECS, load_processor
+
+log = logging.getLogger(__name__)
+
+READY_POLL_S = 0.5
+WARMUP_RETRY_S = 1.0
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The backend app; `settings` default to the environment (`SPINUP_*`)."""
+    settings = settings or Settings()
+    # Processors load here, not per request: a broken model module fails the start, loudly.
+    served = {
+        name: ServedModel(spec=SPECS[name], processor=load_processor(SPECS[name]))
+        for name in settings.models
+    }
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        backend = _build_backend(settings, served)
+        app.state.backend = backend
+        backend.reporter.start()
+        backend.reporter.milestone(Milestone.BACKEND_UP)
+        bring_up = asyncio.create_task(_bring_up(backend), name="bring-up")
+        try:
+            yield
+        finally:
+            bring_up.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await bring_up
+            await backend.sessions.shutdown_all()
+            await backend.reporter.stop()
+            await backend.gateway.close()
+
+    app = FastAPI(
+        title="spinup backend", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
+    )
+    app.add_api_websocket_route("/ws/inference", inference_socket)
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/health/ready")
+    async def ready() -> JSONResponse:
+        backend: Backend = app.state.backend
+        state = backend.readiness
+        body = {
+            "ready": state.warmed_up,
+            "models_loaded": state.models_loaded,
+            "warmed_up": state.warmed_up,
+            "models": list(settings.models),
+            "breaker": backend.gateway.breaker.state.value,
+            "sessions": backend.sessions.count,
+        }
+        return JSONResponse(body, status_code=200 if state.warmed_up else 503)
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        backend: Backend = app.state.backend
+        return Response(generate_latest(backend.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def _build_backend(settings: Settings, served: dict[str, ServedModel]) -> Backend:
+    metrics = Metrics()
+    breaker = CircuitBreaker(
+        failure_threshold=settings.breaker_failures, cooldown_s=settings.breaker_cooldown_s
+    )
+    gateway = TritonGateway(
+        url=settings.triton_grpc_url, breaker=breaker, timeout_s=settings.infer_timeout_s
+    )
+    store = (
+        DynamoHostRecord(
+            table_name=settings.table_name,
+            host_id=settings.host_id,
+            region=settings.aws_region,
+            endpoint_url=settings.aws_endpoint_url,
+        )
+        if settings.table_name
+        else None
+    )
+    return Backend(
+        settings=settings,
+        metrics=metrics,
+        verifier=TokenVerifier(
+            jwks_url=settings.jwks_url, issuer=settings.jwt_issuer, audience=settings.jwt_audience
+        ),
+        sessions=SessionRegistry(max_per_user=settings.max_sessions_per_user),
+        reporter=Reporter(store, heartbeat_s=settings.heartbeat_s),
+        gateway=gateway,
+        pipeline=FramePipeline(models=served, gateway=gateway, metrics=metrics),
+    )
+
+
+async def _bring_up(backend: Backend) -> None:
+    """Wait for Triton's models, then warm up; each step reported once, retried until done."""
+    names = backend.pipeline.model_names
+    while True:
+        if await backend.gateway.models_ready(names):
+            break
+        await asyncio.sleep(READY_POLL_S)
+    backend.readiness.models_loaded = True
+    backend.reporter.milestone(Milestone.MODELS_LOADED)
+    log.info("triton models ready: %s", list(names))
+    while True:
+        try:
+            await backend.pipeline.warm_up()
+            break
+        except Exception as exc:  # any failure just means "not ready yet"
+            log.warning("warm-up failed, retrying: %s", exc)
+            await asyncio.sleep(WARMUP_RETRY_S)
+    backend.readiness.warmed_up = True
+    backend.reporter.milestone(Milestone.READY)
+    log.info("backend ready")

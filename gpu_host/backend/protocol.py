@@ -1,0 +1,218 @@
+"""WebSocket protocol v1 (`/ws/inference`): message shapes and parsing, pure and I/O free.
+
+1. Client → `{"type":"hello","token":"<JWT>","models":[...]}`; server → `ready` or a close
+   with one of `CloseCode`.
+2. Client → binary frames: `struct.pack("<4sIQ", b"SPF1", frame_id, capture_time_us)` + JPEG.
+3. Server → `result` per inferred frame, `error` for a bad frame or an outage (socket stays
+   open). Coordinates are normalized to 0..1 of the frame.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import IntEnum, StrEnum
+from typing import Any
+
+from gpu_host.vision.types import ModelOutput
+
+HEADER = struct.Struct("<4sIQ")
+MAGIC = b"SPF1"
+MAX_MODELS_IN_HELLO = 16
+
+
+class CloseCode(IntEnum):
+    GOING_AWAY = 1001
+    """The server is shutting down (sent after a `shutting_down` error)."""
+    BAD_HELLO = 4400
+    UNAUTHORIZED = 4401
+    FORBIDDEN_ORIGIN = 4403
+    HELLO_TIMEOUT = 4408
+    TOO_MANY_SESSIONS = 4429
+
+
+class ErrorCode(StrEnum):
+    BAD_FRAME = "bad_frame"
+    FRAME_TOO_LARGE = "frame_too_large"
+    BAD_MESSAGE = "bad_message"
+    UNAVAILABLE = "unavailable"
+    INFERENCE_FAILED = "inference_failed"
+    SHUTTING_DOWN = "shutting_down"
+
+
+class FrameError(Exception):
+    """Why one frame got no result; becomes an `error` message and the socket stays open."""
+
+    code: ErrorCode = ErrorCode.BAD_FRAME
+
+    def __init__(self, message: str, *, frame_id: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.frame_id = frame_id
+
+
+class BadFrameError(FrameError):
+    code = ErrorCode.BAD_FRAME
+
+
+class FrameTooLargeError(FrameError):
+    code = ErrorCode.FRAME_TOO_LARGE
+
+
+class UnavailableError(FrameError):
+    """Triton is unreachable (or the breaker is open)."""
+
+    code = ErrorCode.UNAVAILABLE
+
+
+class InferenceFailedError(FrameError):
+    """Triton answered with an error."""
+
+    code = ErrorCode.INFERENCE_FAILED
+
+
+class BadHelloError(Exception):
+    """The first message is not a valid hello (closes with 4400)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FrameHeader:
+    frame_id: int
+    capture_us: int
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    token: str | None
+    """None when absent or not a string: the auth step turns that into 4401, not 4400."""
+    models: tuple[str, ...] | None
+    """None: the client did not choose, so it gets every served model."""
+
+
+def parse_frame_header(data: bytes) -> tuple[FrameHeader, bytes]:
+    """Split a binary message into its header and JPEG payload, or raise `BadFrameError`."""
+    if len(data) < HEADER.size:
+        raise BadFrameError(
+            f"frame is {len(data)} bytes, shorter than the {HEADER.size}-byte header"
+        )
+    magic, frame_id, capture_us = HEADER.unpack_from(data)
+    if magic != MAGIC:
+        raise BadFrameError(f"bad magic {magic!r}, expected {MAGIC!r}")
+    payload = data[HEADER.size :]
+    if not payload:
+        raise BadFrameError("no JPEG after the header", frame_id=frame_id)
+    return FrameHeader(frame_id=frame_id, capture_us=capture_us), payload
+
+
+def pack_frame(frame_id: int, capture_us: int, jpeg: bytes) -> bytes:
+    """The client side of `parse_frame_header` (tests, benchmarks)."""
+    return HEADER.pack(MAGIC, frame_id, capture_us) + jpeg
+
+
+def parse_hello(text: str) -> Hello:
+    """Parse the first message's text, or raise `BadHelloError` saying what is wrong."""
+    try:
+        message = json.loads(text)
+    except ValueError as exc:
+        raise BadHelloError("hello is not JSON") from exc
+    if not isinstance(message, dict):
+        raise BadHelloError("hello must be a JSON object")
+    if message.get("type") != "hello":
+        raise BadHelloError(f"first message must have type 'hello', got {message.get('type')!r}")
+    token = message.get("token")
+    return Hello(
+        token=token if isinstance(token, str) and token else None,
+        models=_parse_models(message.get("models")),
+    )
+
+
+def _parse_models(value: Any) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise BadHelloError("models must be a list of model names")
+    if not value:
+        raise BadHelloError("models must not be empty (omit it to get every served model)")
+    if len(value) > MAX_MODELS_IN_HELLO:
+        raise BadHelloError(f"at most {MAX_MODELS_IN_HELLO} models")
+    return tuple(dict.fromkeys(value))
+
+
+def choose_models(requested: tuple[str, ...] | None, served: Sequence[str]) -> tuple[str, ...]:
+    """The session's models: what the hello asked for, all of it served, or `BadHelloError`."""
+    if requested is None:
+        return tuple(served)
+    unknown = [m for m in requested if m not in served]
+    if unknown:
+        raise BadHelloError(f"unknown models {unknown}; served: {list(served)}")
+    return requested
+
+
+def ready_message(
+    *, session: str, models: Sequence[str], max_frame_bytes: int, max_frame_pixels: int
+) -> dict[str, Any]:
+    return {
+        "type": "ready",
+        "session": session,
+        "models": list(models),
+        "max_frame_bytes": max_frame_bytes,
+        # Extension of v1: lets a client downscale before it is told off.
+        "max_frame_pixels": max_frame_pixels,
+    }
+
+
+def error_message(code: ErrorCode, message: str, *, frame_id: int | None = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"type": "error", "code": code.value, "message": message}
+    if frame_id is not None:
+        error["frame_id"] = frame_id  # extension of v1: which frame failed
+    return error
+
+
+def result_message(
+    *,
+    header: FrameHeader,
+    outputs: Sequence[ModelOutput],
+    timing_ms: Mapping[str, float],
+    dropped: int,
+) -> dict[str, Any]:
+    """One frame's `result`; box and point coordinates rounded to 1e-4 of the frame."""
+    return {
+        "type": "result",
+        "frame_id": header.frame_id,
+        "capture_us": header.capture_us,
+        "detections": [
+            {"model": d.model, "label": d.label, "score": _r(d.score), "box": _box(d.box)}
+            for out in outputs
+            for d in out.detections
+        ],
+        "keypoints": [
+            {"model": k.model, "points": [[_r(x), _r(y), _r(s)] for x, y, s in k.points]}
+            for out in outputs
+            for k in out.keypoints
+        ],
+        "texts": [
+            {"model": t.model, "text": t.text, "box": _box(t.box), "score": _r(t.score)}
+            for out in outputs
+            for t in out.texts
+        ],
+        "timing_ms": {stage: round(ms, 2) for stage, ms in timing_ms.items()},
+        "dropped": dropped,
+    }
+
+
+def close_reason(text: str) -> str:
+    """A close frame's reason is limited to 123 bytes of UTF-8."""
+    encoded = text.encode()
+    if len(encoded) <= 123:
+        return text
+    return encoded[:120].decode(errors="ignore") + "..."
+
+
+def _r(value: float) -> float:
+    return round(float(value), 4)
+
+
+def _box(box: tuple[float, float, float, float]) -> list[float]:
+    return [_r(v) for v in box]

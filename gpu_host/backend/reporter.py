@@ -1,0 +1,211 @@
+"""Reports the backend's milestones and activity to the control plane's host record.
+
+What gets written (docs/architecture.md, "What the backend writes"), always conditional on the
+record existing (`attribute_exists(pk)`) so that the backend never creates one:
+backend_up_at, models_loaded_at, ready_at; connected_sessions when the count changes; and, at
+most every `heartbeat_s` and only while frames are inferred, last_inference_at +
+connected_sessions + `ADD generation 1`.
+
+Writes happen in one background task, off the event loop (boto3 blocks), and never fail or
+delay inference: a DynamoDB problem is logged and the next update tries again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Protocol
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+
+log = logging.getLogger(__name__)
+
+CLIENT_CONFIG = Config(
+    connect_timeout=2, read_timeout=5, retries={"max_attempts": 3, "mode": "standard"}
+)
+"""Short timeouts: a late update is worth little, and the next one carries the same state."""
+
+
+class Milestone(StrEnum):
+    BACKEND_UP = "backend_up_at"
+    MODELS_LOADED = "models_loaded_at"
+    READY = "ready_at"
+
+
+def heartbeat_due(last: float | None, now: float, period_s: float) -> bool:
+    """An activity heartbeat is due when none was sent yet or `period_s` has passed."""
+    return last is None or now - last >= period_s
+
+
+class HostRecordStore(Protocol):
+    """Where host-record updates go (DynamoDB in production)."""
+
+    def set_milestone(self, milestone: Milestone, at: float) -> None: ...
+
+    def set_sessions(self, count: int) -> None: ...
+
+    def heartbeat(self, at: float, sessions: int) -> None: ...
+
+
+class DynamoHostRecord:
+    """The boto3 adapter: one conditional `UpdateItem` per update."""
+
+    def __init__(
+        self,
+        *,
+        table_name: str,
+        host_id: str,
+        region: str,
+        endpoint_url: str | None = None,
+        client: DynamoDBClient | None = None,
+    ) -> None:
+        self._table = table_name
+        self._key = {"pk": {"S": f"host#{host_id}"}}
+        self._client = client or boto3.client(
+            "dynamodb", region_name=region, endpoint_url=endpoint_url, config=CLIENT_CONFIG
+        )
+
+    def set_milestone(self, milestone: Milestone, at: float) -> None:
+        self._update(f"SET {milestone.value} = :now", {":now": _n(at)})
+
+    def set_sessions(self, count: int) -> None:
+        self._update("SET connected_sessions = :n", {":n": _n(count)})
+
+    def heartbeat(self, at: float, sessions: int) -> None:
+        self._update(
+            "SET last_inference_at = :now, connected_sessions = :n ADD generation :one",
+            {":now": _n(at), ":n": _n(sessions), ":one": _n(1)},
+        )
+
+    def _update(self, expression: str, values: dict[str, Any]) -> None:
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=self._key,
+                UpdateExpression=expression,
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                log.info("no host record %s in %s; update skipped", self._key, self._table)
+                return
+            raise
+
+
+def _n(value: float) -> dict[str, str]:
+    # Milliseconds: the control plane compares these with the run's started_at, and whole
+    # seconds would make a fast boot's steps look simultaneous.
+    return {"N": f"{value:.3f}" if isinstance(value, float) else str(value)}
+
+
+@dataclass(slots=True)
+class _Pending:
+    milestones: dict[Milestone, float] = field(default_factory=dict)
+    sessions: bool = False
+    """The session count changed since the last write."""
+    heartbeat_at: float | None = None
+
+    def empty(self) -> bool:
+        return not self.milestones and not self.sessions and self.heartbeat_at is None
+
+
+class Reporter:
+    """Coalesces updates and writes them from one background task.
+
+    Buffering is bounded by construction: one pending time per milestone, a "count changed"
+    flag and one pending heartbeat; a newer value replaces the pending one (newest wins),
+    since only the latest state matters to the control plane. Writes carry the session
+    count current at write time.
+    """
+
+    def __init__(
+        self,
+        store: HostRecordStore | None,
+        *,
+        heartbeat_s: float = 30.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._heartbeat_s = heartbeat_s
+        self._clock = clock
+        self._pending = _Pending()
+        self._sessions = 0
+        self._wake = asyncio.Event()
+        self._last_heartbeat: float | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self._store is not None
+
+    def start(self) -> None:
+        if self._store is not None and self._task is None:
+            self._task = asyncio.create_task(self._run(), name="host-record-reporter")
+
+    async def stop(self) -> None:
+        """Flush what is pending (best effort), then stop."""
+        if self._task is None:
+            return
+        task, self._task = self._task, None
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await self._flush()
+
+    def milestone(self, milestone: Milestone) -> None:
+        if self._store is not None:
+            self._pending.milestones[milestone] = self._clock()
+            self._wake.set()
+
+    def sessions_changed(self, count: int) -> None:
+        self._sessions = count
+        if self._store is not None:
+            self._pending.sessions = True
+            self._wake.set()
+
+    def frame_inferred(self) -> None:
+        """Called for every inferred frame; becomes a heartbeat at most every `heartbeat_s`."""
+        if self._store is None:
+            return
+        now = self._clock()
+        if heartbeat_due(self._last_heartbeat, now, self._heartbeat_s):
+            self._last_heartbeat = now
+            self._pending.heartbeat_at = now
+            self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await self._flush()
+
+    async def _flush(self) -> None:
+        store = self._store
+        if store is None or self._pending.empty():
+            return
+        pending, self._pending = self._pending, _Pending()
+        sessions = self._sessions
+        writes: list[Callable[[], None]] = [
+            functools.partial(store.set_milestone, m, at) for m, at in pending.milestones.items()
+        ]
+        if pending.heartbeat_at is not None:  # carries the session count too
+            writes.append(functools.partial(store.heartbeat, pending.heartbeat_at, sessions))
+        elif pending.sessions:
+            writes.append(functools.partial(store.set_sessions, sessions))
+        for write in writes:
+            try:
+                await asyncio.to_thread(write)
+            except (BotoCoreError, ClientError) as exc:
+                log.warning("host record update failed: %s", exc)

@@ -1,0 +1,52 @@
+"""Run the backend under uvicorn, closing sessions politely before uvicorn drops them.
+
+uvicorn's shutdown fails open WebSockets with 1012 before the app's lifespan ends; our
+protocol promises a `shutting_down` notice and a 1001 close, so that happens first.
+"""
+
+from __future__ import annotations
+
+import socket
+
+import uvicorn
+from fastapi import FastAPI
+
+from gpu_host.backend.app import create_app
+from gpu_host.backend.context import Backend
+from gpu_host.backend.settings import Settings
+
+WS_SIZE_MARGIN = 64 * 1024
+"""Messages a little over `max_frame_bytes` get our `frame_too_large` error; far bigger ones
+are cut off by the WebSocket layer (1009) before they are buffered."""
+
+
+class BackendServer(uvicorn.Server):
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        app = self.config.app
+        backend: Backend | None = getattr(getattr(app, "state", None), "backend", None)
+        if backend is not None:
+            await backend.sessions.shutdown_all()
+        await super().shutdown(sockets)
+
+
+def server_config(
+    app: FastAPI, settings: Settings, *, host: str, port: int, log_level: str = "info"
+) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        ws_max_size=2 * settings.max_frame_bytes + WS_SIZE_MARGIN,
+        ws_ping_interval=20.0,
+        ws_ping_timeout=20.0,
+        proxy_headers=True,
+        forwarded_allow_ips="127.0.0.1",
+        timeout_graceful_shutdown=5,
+    )
+
+
+def serve(settings: Settings, *, host: str, port: int) -> None:
+    """Run until SIGTERM/SIGINT."""
+    app = create_app(settings)
+    BackendServer(server_config(app, settings, host=host, port=port)).run()

@@ -1,0 +1,80 @@
+"""The backend's settings: environment variables with the prefix `SPINUP_`, read once."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from gpu_host.models.spec import SPECS
+
+CommaList = Annotated[tuple[str, ...], NoDecode]
+"""A comma-separated environment value (`a,b`), not JSON."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SPINUP_", frozen=True, extra="ignore")
+
+    triton_grpc_url: str = "127.0.0.1:8001"
+    jwks_url: str
+    """Where the token signing keys are: `http(s)://…/.well-known/jwks.json`."""
+    jwt_issuer: str
+    jwt_audience: str = "spinup"
+    allowed_origins: CommaList = ()
+    """Browser origins allowed to open the socket; empty allows any."""
+    max_frame_bytes: int = Field(default=2 * 1024 * 1024, gt=16)
+    max_frame_pixels: int = Field(default=2560 * 1440, gt=0)
+    max_sessions_per_user: int = Field(default=2, ge=1)
+    models: CommaList = ("text",)
+    """The models this host serves (and loads in Triton); a session picks a subset."""
+
+    table_name: str = ""
+    """The control plane's table; empty disables reporting (tests, bare runs)."""
+    host_id: str = "gpu-0"
+    aws_region: str = "us-east-1"
+    aws_endpoint_url: str | None = None
+
+    hello_timeout_s: float = Field(default=10.0, gt=0)
+    """How long a new socket may stay silent before its hello."""
+    infer_timeout_s: float = Field(default=5.0, gt=0)
+    """Deadline of one Triton request; past it the request counts as a transport failure."""
+    breaker_failures: int = Field(default=3, ge=1)
+    """Consecutive transport failures that open the circuit breaker."""
+    breaker_cooldown_s: float = Field(default=5.0, gt=0)
+    """How long the open breaker fails fast before it lets one probe through."""
+    heartbeat_s: float = Field(default=30.0, gt=0)
+    """Minimum spacing of activity heartbeats to the host record."""
+
+    @field_validator("allowed_origins", "models", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins_without_slash(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        # Browsers send `Origin: https://host` (no path, no trailing slash); normalize so a
+        # configured `https://host/` still matches.
+        return tuple(origin.rstrip("/") for origin in value)
+
+    @field_validator("jwks_url")
+    @classmethod
+    def _http_jwks(cls, value: str) -> str:
+        # PyJWT fetches key sets over HTTP(S) only (it refuses file:// on purpose).
+        if urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).netloc:
+            raise ValueError(f"jwks_url must be an http(s) URL, got {value!r}")
+        return value
+
+    @field_validator("models")
+    @classmethod
+    def _known_models(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("at least one model must be served")
+        unknown = [name for name in value if name not in SPECS]
+        if unknown:
+            raise ValueError(f"unknown models {unknown}; known: {sorted(SPECS)}")
+        return tuple(dict.fromkeys(value))

@@ -1,0 +1,108 @@
+"""The one shared Triton gRPC client, behind a circuit breaker.
+
+Every session's requests go through this single `tritonclient.grpc.aio` client, so Triton's
+dynamic batcher sees them together and merges frames from all sessions into one execution.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from tritonclient.grpc import InferInput, InferRequestedOutput
+from tritonclient.grpc.aio import InferenceServerClient
+from tritonclient.utils import InferenceServerException
+
+from gpu_host.backend.breaker import CircuitBreaker
+from gpu_host.backend.protocol import InferenceFailedError, UnavailableError
+from gpu_host.models.spec import ModelSpec
+
+log = logging.getLogger(__name__)
+
+TRANSPORT_FAILURES = frozenset({"StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED"})
+"""gRPC statuses that mean "Triton is not reachable", as tritonclient spells them."""
+
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+CHANNEL_ARGS = [
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    # gRPC's default reconnect backoff grows to 120 s; after a Triton restart we want the
+    # channel back within seconds, not minutes.
+    ("grpc.initial_reconnect_backoff_ms", 250),
+    ("grpc.min_reconnect_backoff_ms", 250),
+    ("grpc.max_reconnect_backoff_ms", 2000),
+    ("grpc.keepalive_time_ms", 10_000),
+    ("grpc.keepalive_timeout_ms", 5_000),
+]
+
+
+class TritonGateway:
+    def __init__(self, *, url: str, breaker: CircuitBreaker, timeout_s: float) -> None:
+        self._client = InferenceServerClient(url, channel_args=CHANNEL_ARGS)
+        self.breaker = breaker
+        self._timeout_s = timeout_s
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    async def models_ready(self, names: Iterable[str]) -> bool:
+        """True when Triton answers and every named model is loaded (no breaker: a probe)."""
+        try:
+            if not await self._client.is_server_live(client_timeout=self._timeout_s):
+                return False
+            for name in names:
+                if not await self._client.is_model_ready(name, client_timeout=self._timeout_s):
+                    return False
+        except InferenceServerException:
+            return False
+        return True
+
+    async def infer(
+        self, spec: ModelSpec, tensors: Mapping[str, npt.NDArray[Any]]
+    ) -> dict[str, npt.NDArray[Any]]:
+        """Run ONE item (no batch dimension in or out) through `spec`'s model."""
+        inputs = [_input(spec, name, tensors) for name in (t.name for t in spec.inputs)]
+        outputs = [InferRequestedOutput(t.name) for t in spec.outputs]
+        if not self.breaker.allow():
+            raise UnavailableError("inference server unavailable (circuit open)")
+        try:
+            result = await self._client.infer(
+                spec.name, inputs, outputs=outputs, client_timeout=self._timeout_s
+            )
+        except InferenceServerException as exc:
+            if exc.status() in TRANSPORT_FAILURES:
+                self.breaker.record_failure()
+                log.warning("triton unreachable (%s): %s", exc.status(), exc.message())
+                raise UnavailableError(f"inference server unavailable: {exc.status()}") from exc
+            # Triton answered, so the connection is fine; the request itself was refused.
+            self.breaker.record_success()
+            raise InferenceFailedError(f"{spec.name}: {exc.message()}") from exc
+        self.breaker.record_success()
+        return {t.name: _first(result.as_numpy(t.name), t.name) for t in spec.outputs}
+
+
+def _input(spec: ModelSpec, name: str, tensors: Mapping[str, npt.NDArray[Any]]) -> InferInput:
+    tensor = next(t for t in spec.inputs if t.name == name)
+    array = tensors.get(name)
+    if array is None:
+        raise ValueError(f"{spec.name}: preprocess produced no {name!r}")
+    if array.shape != tensor.dims or array.dtype != np.dtype(tensor.dtype.numpy_name):
+        raise ValueError(
+            f"{spec.name}.{name}: got {array.dtype}{list(array.shape)}, "
+            f"spec says {tensor.dtype.numpy_name}{list(tensor.dims)}"
+        )
+    batched = np.ascontiguousarray(array[np.newaxis])
+    infer_input = InferInput(name, list(batched.shape), tensor.dtype.value)
+    infer_input.set_data_from_numpy(batched)
+    return infer_input
+
+
+def _first(batch: npt.NDArray[Any] | None, name: str) -> npt.NDArray[Any]:
+    if batch is None:
+        raise InferenceFailedError(f"response lacks output {name!r}")
+    item: npt.NDArray[Any] = batch[0]
+    return item

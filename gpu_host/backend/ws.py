@@ -1,0 +1,238 @@
+"""`/ws/inference`: one session per socket — hello, then frames in and results out.
+
+Two tasks per session: the receiver validates each binary frame (header, size, JPEG header —
+all before decoding) and drops it into the session's one-slot newest-wins buffer; the worker
+takes the newest frame, infers it and sends the result. A slow model therefore never queues
+frames: it skips to the latest one and the `dropped` count says how many it skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from starlette.websockets import WebSocket, WebSocketState
+
+from gpu_host.backend.auth import UnauthorizedError
+from gpu_host.backend.context import Backend
+from gpu_host.backend.frames import Frame, check_jpeg
+from gpu_host.backend.protocol import (
+    BadHelloError,
+    CloseCode,
+    ErrorCode,
+    FrameError,
+    FrameTooLargeError,
+    choose_models,
+    close_reason,
+    error_message,
+    parse_frame_header,
+    parse_hello,
+    ready_message,
+    result_message,
+)
+from gpu_host.backend.sessions import SessionHandle, TooManySessionsError
+from gpu_host.backend.slot import NewestWinsSlot
+
+log = logging.getLogger(__name__)
+
+
+def origin_allowed(origin: str | None, allowed: Sequence[str]) -> bool:
+    """Empty `allowed` admits any origin. A request without Origin is not from a browser
+    page (browsers always send it on WebSockets); such a client could claim any origin
+    anyway, so the check — which protects users' browsers from other sites — lets it by."""
+    if not allowed or origin is None:
+        return True
+    return origin.rstrip("/") in allowed
+
+
+class _DisconnectedError(Exception):
+    """The client went away."""
+
+
+async def inference_socket(websocket: WebSocket) -> None:
+    backend: Backend = websocket.app.state.backend
+    await InferenceSession(backend, websocket).run()
+
+
+class InferenceSession:
+    def __init__(self, backend: Backend, websocket: WebSocket) -> None:
+        self._backend = backend
+        self._ws = websocket
+        self._send_lock = asyncio.Lock()
+        self._slot: NewestWinsSlot[Frame] = NewestWinsSlot()
+
+    async def run(self) -> None:
+        await self._ws.accept()
+        settings = self._backend.settings
+        if not origin_allowed(self._ws.headers.get("origin"), settings.allowed_origins):
+            await self._refuse(CloseCode.FORBIDDEN_ORIGIN, "origin not allowed")
+            return
+        try:
+            handle = await self._handshake()
+        except _DisconnectedError:
+            return
+        except TimeoutError:
+            await self._refuse(CloseCode.HELLO_TIMEOUT, "no hello in time")
+            return
+        except BadHelloError as exc:
+            await self._refuse(CloseCode.BAD_HELLO, f"bad hello: {exc}")
+            return
+        except UnauthorizedError as exc:
+            await self._refuse(CloseCode.UNAUTHORIZED, str(exc))
+            return
+        except TooManySessionsError as exc:
+            await self._refuse(CloseCode.TOO_MANY_SESSIONS, str(exc))
+            return
+        try:
+            await self._send(
+                ready_message(
+                    session=handle.id,
+                    models=handle.models,
+                    max_frame_bytes=settings.max_frame_bytes,
+                    max_frame_pixels=settings.max_frame_pixels,
+                )
+            )
+            await self._serve(handle)
+        except _DisconnectedError:
+            pass
+        finally:
+            self._backend.sessions.close(handle.id)
+            self._backend.metrics.active_sessions.dec()
+            self._backend.reporter.sessions_changed(self._backend.sessions.count)
+            log.info("session %s closed (user %s)", handle.id, handle.user)
+
+    async def _handshake(self) -> SessionHandle:
+        """Read and check the hello; register the session (the caller must close it)."""
+        backend = self._backend
+        settings = backend.settings
+        async with asyncio.timeout(settings.hello_timeout_s):
+            message = await self._ws.receive()
+        if message["type"] == "websocket.disconnect":
+            raise _DisconnectedError
+        text = message.get("text")
+        if text is None:
+            raise BadHelloError("the first message must be a text hello")
+        hello = parse_hello(text)
+        user = await asyncio.to_thread(backend.verifier.verify, hello.token)
+        models = choose_models(hello.models, settings.models)
+        handle = backend.sessions.open(user=user, models=models, shutdown=self._shutdown)
+        backend.metrics.active_sessions.inc()
+        backend.reporter.sessions_changed(backend.sessions.count)
+        log.info("session %s opened (user %s, models %s)", handle.id, user, list(models))
+        return handle
+
+    async def _serve(self, handle: SessionHandle) -> None:
+        worker = asyncio.create_task(self._infer_loop(handle), name=f"infer-{handle.id}")
+        try:
+            await self._receive_loop()
+        finally:
+            worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+
+    async def _receive_loop(self) -> None:
+        metrics = self._backend.metrics
+        while True:
+            message = await self._ws.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            data = message.get("bytes")
+            if data is None:
+                await self._send_error(
+                    FrameError("after the hello only binary frames are expected"),
+                    code=ErrorCode.BAD_MESSAGE,
+                )
+                continue
+            metrics.frames_received.inc()
+            try:
+                frame = self._accept(data)
+            except FrameError as exc:
+                await self._send_error(exc)
+                continue
+            if self._slot.put(frame) is not None:
+                metrics.frames_dropped.inc()
+
+    def _accept(self, data: bytes) -> Frame:
+        """Every check that needs no decoding: header, byte size, JPEG header, pixel count."""
+        received_at = time.monotonic()
+        settings = self._backend.settings
+        header, jpeg = parse_frame_header(data)
+        if len(data) > settings.max_frame_bytes:
+            raise FrameTooLargeError(
+                f"{len(data)} bytes > max_frame_bytes {settings.max_frame_bytes}",
+                frame_id=header.frame_id,
+            )
+        return check_jpeg(
+            header, jpeg, max_pixels=settings.max_frame_pixels, received_at=received_at
+        )
+
+    async def _infer_loop(self, handle: SessionHandle) -> None:
+        with contextlib.suppress(_DisconnectedError):  # the receiver notices it too, and ends
+            await self._infer_frames(handle)
+
+    async def _infer_frames(self, handle: SessionHandle) -> None:
+        backend = self._backend
+        while True:
+            frame = await self._slot.get()
+            try:
+                outcome = await backend.pipeline.run(frame, handle.models)
+            except FrameError as exc:
+                await self._send_error(exc, frame_id=frame.header.frame_id)
+                continue
+            except Exception:  # a bug in one model's code must not end the session
+                log.exception("frame %d of session %s failed", frame.header.frame_id, handle.id)
+                await self._send_error(
+                    FrameError("internal error"),
+                    code=ErrorCode.INFERENCE_FAILED,
+                    frame_id=frame.header.frame_id,
+                )
+                continue
+            backend.metrics.frames_inferred.inc()
+            backend.reporter.frame_inferred()
+            await self._send(
+                result_message(
+                    header=frame.header,
+                    outputs=outcome.outputs,
+                    timing_ms=outcome.timing_ms,
+                    dropped=self._slot.dropped,
+                )
+            )
+
+    async def _send_error(
+        self, exc: FrameError, *, code: ErrorCode | None = None, frame_id: int | None = None
+    ) -> None:
+        code = code or exc.code
+        self._backend.metrics.errors.labels(code=code.value).inc()
+        frame_id = exc.frame_id if exc.frame_id is not None else frame_id
+        await self._send(error_message(code, exc.message, frame_id=frame_id))
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        text = json.dumps(message, separators=(",", ":"))
+        async with self._send_lock:
+            if self._ws.application_state is not WebSocketState.CONNECTED:
+                raise _DisconnectedError
+            try:
+                await self._ws.send_text(text)
+            except (RuntimeError, OSError) as exc:  # the peer is gone mid-send
+                raise _DisconnectedError from exc
+
+    async def _refuse(self, code: CloseCode, reason: str) -> None:
+        self._backend.metrics.errors.labels(code=str(code.value)).inc()
+        log.info("socket refused: %d %s", code.value, reason)
+        await self._close(code, reason)
+
+    async def _shutdown(self) -> None:
+        with contextlib.suppress(_DisconnectedError):
+            await self._send(error_message(ErrorCode.SHUTTING_DOWN, "server is shutting down"))
+        await self._close(CloseCode.GOING_AWAY, "server shutting down")
+
+    async def _close(self, code: CloseCode, reason: str) -> None:
+        async with self._send_lock:
+            if self._ws.application_state is WebSocketState.CONNECTED:
+                with contextlib.suppress(RuntimeError, OSError):
+                    await self._ws.close(code=code.value, reason=close_reason(reason))

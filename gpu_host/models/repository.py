@@ -1,0 +1,157 @@
+"""Generate a Triton model repository from the model specs, for the GPU host or for local mode.
+
+- `gpu`: Triton's ONNX Runtime backend on the GPU (`platform: "onnxruntime_onnx"`,
+  `KIND_GPU`), optionally with the TensorRT execution accelerator.
+- `local`: Triton's Python backend running ONNX Runtime on the CPU (the `tritonserver` inside
+  the nvidia-pytriton wheel ships only that backend). Same model names, tensors and batching,
+  so the backend's client code cannot tell the two apart.
+
+    python -m gpu_host.models.repository --target {local,gpu} --out DIR [--models text ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+from collections.abc import Iterable
+from enum import StrEnum
+from importlib import resources
+from pathlib import Path
+from typing import TypeVar
+
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2 as mc
+
+from gpu_host.models.spec import SPECS, ZOO_DIR, ModelSpec, TensorSpec
+
+log = logging.getLogger(__name__)
+
+_T = TypeVar("_T", mc.ModelInput, mc.ModelOutput)
+
+VERSION = "1"
+"""Triton loads the highest numbered version directory; we only ever ship one."""
+
+
+class Target(StrEnum):
+    LOCAL = "local"
+    GPU = "gpu"
+
+
+def model_config(
+    spec: ModelSpec,
+    target: Target,
+    *,
+    tensorrt: bool = False,
+    cpu_threads: int = 0,
+) -> mc.ModelConfig:
+    """The `config.pbtxt` message for one model on one target."""
+    config = mc.ModelConfig(name=spec.name, max_batch_size=spec.max_batch_size)
+    for tensor in spec.inputs:
+        config.input.append(_tensor(tensor, mc.ModelInput))
+    for tensor in spec.outputs:
+        config.output.append(_tensor(tensor, mc.ModelOutput))
+    if spec.batching is not None:
+        config.dynamic_batching.preferred_batch_size.extend(spec.batching.preferred_batch_sizes)
+        config.dynamic_batching.max_queue_delay_microseconds = spec.batching.max_queue_delay_us
+    if target is Target.GPU:
+        config.platform = "onnxruntime_onnx"
+        config.instance_group.add(count=1, kind=mc.ModelInstanceGroup.KIND_GPU)
+        if tensorrt:
+            accelerator = config.optimization.execution_accelerators.gpu_execution_accelerator.add(
+                name="tensorrt"
+            )
+            accelerator.parameters["precision_mode"] = "FP16"
+            accelerator.parameters["max_workspace_size_bytes"] = str(1 << 30)
+        # Triton runs this before it reports the model ready, so a TensorRT engine build (or
+        # CUDA's lazy init) happens during boot, not on a user's first frame.
+        warmup = config.model_warmup.add(name="zeros", batch_size=1)
+        for tensor in spec.inputs:
+            sample = warmup.inputs[tensor.name]
+            sample.data_type = mc.DataType.Value(tensor.dtype.config_name)
+            sample.dims.extend(tensor.dims)
+            sample.zero_data = True
+    else:
+        config.backend = "python"
+        config.instance_group.add(count=1, kind=mc.ModelInstanceGroup.KIND_CPU)
+        config.parameters["intra_op_threads"].string_value = str(cpu_threads)
+    return config
+
+
+def render_config(config: mc.ModelConfig) -> str:
+    return str(text_format.MessageToString(config))
+
+
+def write_repository(
+    out: Path,
+    target: Target,
+    specs: Iterable[ModelSpec],
+    *,
+    zoo_dir: Path = ZOO_DIR,
+    tensorrt: bool = False,
+    cpu_threads: int = 0,
+) -> list[Path]:
+    """Write one model directory per spec under `out` (replacing those directories only)."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for spec in specs:
+        source = zoo_dir / spec.onnx_file
+        if not source.is_file():
+            raise FileNotFoundError(f"model {spec.name!r}: {source} is missing")
+        model_dir = out / spec.name
+        if model_dir.exists():
+            shutil.rmtree(model_dir)
+        version_dir = model_dir / VERSION
+        version_dir.mkdir(parents=True)
+        config = model_config(spec, target, tensorrt=tensorrt, cpu_threads=cpu_threads)
+        (model_dir / "config.pbtxt").write_text(render_config(config))
+        shutil.copyfile(source, version_dir / "model.onnx")
+        if target is Target.LOCAL:
+            template = resources.files("gpu_host.models.templates") / "onnx_cpu_model.py"
+            (version_dir / "model.py").write_text(template.read_text())
+        written.append(model_dir)
+        log.info("wrote %s (%s)", model_dir, target.value)
+    return written
+
+
+def select_specs(names: Iterable[str] | None) -> list[ModelSpec]:
+    """Specs by name (all when `names` is None); unknown names are an error, not a skip."""
+    if names is None:
+        return list(SPECS.values())
+    chosen = list(dict.fromkeys(names))
+    unknown = [n for n in chosen if n not in SPECS]
+    if unknown:
+        raise ValueError(f"unknown models {unknown}; known: {sorted(SPECS)}")
+    return [SPECS[n] for n in chosen]
+
+
+def _tensor(tensor: TensorSpec, kind: type[_T]) -> _T:
+    return kind(
+        name=tensor.name,
+        data_type=mc.DataType.Value(tensor.dtype.config_name),
+        dims=list(tensor.dims),
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Write a Triton model repository from specs.")
+    parser.add_argument("--target", type=Target, choices=list(Target), required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--models", nargs="+", help=f"default: all ({', '.join(SPECS)})")
+    parser.add_argument("--zoo", type=Path, default=ZOO_DIR, help="where the ONNX files are")
+    parser.add_argument("--tensorrt", action="store_true", help="gpu: TensorRT accelerator")
+    parser.add_argument("--cpu-threads", type=int, default=0, help="local: ORT intra-op threads")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    write_repository(
+        args.out,
+        args.target,
+        select_specs(args.models),
+        zoo_dir=args.zoo,
+        tensorrt=args.tensorrt,
+        cpu_threads=args.cpu_threads,
+    )
+
+
+if __name__ == "__main__":
+    main()

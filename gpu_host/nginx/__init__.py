@@ -1,0 +1,1 @@
+"""nginx in front of the backend: the site template and its renderer."""

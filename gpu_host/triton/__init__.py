@@ -1,0 +1,1 @@
+"""Running Triton locally: the real tritonserver on the CPU (`LocalTriton`)."""

@@ -1,0 +1,104 @@
+"""Real parts for the data plane's integration tests.
+
+- one `tritonserver` (the nvidia-pytriton wheel's, on the CPU) for the whole session;
+- backends under a real uvicorn server in a thread, on a socket bound to port 0;
+- a token issuer with an RSA key made here and its JWKS served over real HTTP
+  (PyJWT refuses `file://` JWKS URLs on purpose).
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from dataplane_support import (
+    TRITON_VENV,
+    BackendFactory,
+    RunningBackend,
+    TextImage,
+    TokenIssuer,
+    backend_settings,
+    free_port,
+    plain_jpeg,
+    render_text_image,
+)
+
+from gpu_host.triton.local import LocalTriton
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+
+@pytest.fixture(scope="session")
+def token_issuer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TokenIssuer]:
+    www = tmp_path_factory.mktemp("jwks")
+    handler = functools.partial(_QuietHandler, directory=str(www))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    issuer = TokenIssuer(f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json")
+    (www / ".well-known").mkdir()
+    (www / ".well-known" / "jwks.json").write_text(json.dumps(issuer.jwks()))
+    thread = threading.Thread(target=server.serve_forever, name="jwks", daemon=True)
+    thread.start()
+    yield issuer
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="session")
+def triton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalTriton]:
+    """The real tritonserver on the CPU with the `local` repository, shared by the session."""
+    server = LocalTriton(
+        run_dir=tmp_path_factory.mktemp("triton"),
+        triton_venv=TRITON_VENV,
+        http_port=free_port(),
+        grpc_port=free_port(),
+        metrics_port=free_port(),
+    )
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def backend(token_issuer: TokenIssuer, triton: LocalTriton) -> Iterator[RunningBackend]:
+    """One ready backend on the shared Triton, for a test module."""
+    running = RunningBackend(backend_settings(token_issuer, triton_grpc_url=triton.grpc_url))
+    running.start()
+    running.wait_ready()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def start_backend(token_issuer: TokenIssuer) -> Iterator[BackendFactory]:
+    """Start backends with settings overrides; every one is stopped after the test."""
+    started: list[RunningBackend] = []
+
+    def start(*, wait_ready: bool = True, **overrides: Any) -> RunningBackend:
+        running = RunningBackend(backend_settings(token_issuer, **overrides))
+        started.append(running)
+        running.start()
+        if wait_ready:
+            running.wait_ready()
+        return running
+
+    yield start
+    for running in started:
+        running.stop()
+
+
+@pytest.fixture(scope="session")
+def text_image() -> TextImage:
+    return render_text_image()
+
+
+@pytest.fixture(scope="session")
+def blank_jpeg() -> bytes:
+    return plain_jpeg()

@@ -1,0 +1,302 @@
+"""Helpers for the data plane's integration tests (the fixtures are in conftest.py).
+
+A module with a distinctive name, imported as `from dataplane_support import …`: test
+directories have no `__init__.py`, and `conftest` is not importable by name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import json
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import jwt
+import matplotlib
+import websockets
+from cryptography.hazmat.primitives.asymmetric import rsa
+from PIL import Image, ImageDraw, ImageFont
+
+from gpu_host.backend.app import create_app
+from gpu_host.backend.context import Backend
+from gpu_host.backend.protocol import pack_frame
+from gpu_host.backend.server import BackendServer, server_config
+from gpu_host.backend.settings import Settings
+
+REPO = Path(__file__).resolve().parents[3]
+TRITON_VENV = REPO / ".venv-triton"
+FONT = Path(matplotlib.__file__).parent / "mpl-data" / "fonts" / "ttf" / "DejaVuSans-Bold.ttf"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class TokenIssuer:
+    """Signs RS256 tokens; its public key set is what `jwks_url` serves."""
+
+    issuer = "https://issuer.test"
+    audience = "spinup"
+    kid = "test-key"
+
+    def __init__(self, jwks_url: str) -> None:
+        self.jwks_url = jwks_url
+        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+    def jwks(self) -> dict[str, Any]:
+        jwk = jwt.algorithms.RSAAlgorithm.to_jwk(self.key.public_key(), as_dict=True)
+        jwk.update({"kid": self.kid, "alg": "RS256", "use": "sig"})
+        return {"keys": [jwk]}
+
+    def token(
+        self, sub: str | None = "ann", *, key: Any = None, kid: str | None = None, **claims: Any
+    ) -> str:
+        """A token for `sub`; a claim set to None is left out."""
+        now = int(time.time())
+        body: dict[str, Any] = {
+            "sub": sub,
+            "iss": self.issuer,
+            "aud": self.audience,
+            "iat": now,
+            "exp": now + 600,
+        }
+        body.update(claims)
+        body = {k: v for k, v in body.items() if v is not None}
+        return jwt.encode(
+            body, key or self.key, algorithm="RS256", headers={"kid": kid or self.kid}
+        )
+
+
+def backend_settings(issuer: TokenIssuer, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "jwks_url": issuer.jwks_url,
+        "jwt_issuer": issuer.issuer,
+        "jwt_audience": issuer.audience,
+        "max_frame_bytes": 300_000,
+        "max_frame_pixels": 1920 * 1080,
+        "breaker_failures": 1,
+        "breaker_cooldown_s": 0.3,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+class RunningBackend:
+    """The real app under a real uvicorn server, in a thread of this process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.app = create_app(settings)
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self.port = int(self._sock.getsockname()[1])
+        config = server_config(
+            self.app, settings, host="127.0.0.1", port=self.port, log_level="warning"
+        )
+        self.server = BackendServer(config)
+        self._thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self._sock]}, name="backend", daemon=True
+        )
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws/inference"
+
+    @property
+    def state(self) -> Backend:
+        backend: Backend = self.app.state.backend
+        return backend
+
+    def start(self) -> RunningBackend:
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("backend did not start")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self._thread.join(timeout=15)
+        self._sock.close()
+
+    def get(self, path: str) -> tuple[int, Any]:
+        """GET `path`: status and body (JSON decoded when it is JSON)."""
+        try:
+            with urllib.request.urlopen(self.http_url + path, timeout=5) as response:
+                status, body = response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            status, body = error.code, error.read().decode()
+        try:
+            return status, json.loads(body)
+        except ValueError:
+            return status, body
+
+    def wait_ready(self, timeout_s: float = 60) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.get("/health/ready")[0] == 200:
+                return
+            time.sleep(0.1)
+        raise TimeoutError(f"backend not ready: {self.get('/health/ready')}")
+
+
+class BackendFactory(Protocol):
+    """The `start_backend` fixture: a started backend with settings overrides."""
+
+    def __call__(self, *, wait_ready: bool = True, **overrides: Any) -> RunningBackend: ...
+
+
+@dataclass(frozen=True)
+class TextImage:
+    jpeg: bytes
+    box: tuple[float, float, float, float]
+    """Where the ink is, normalized to the frame."""
+
+
+def render_text_image(text: str = "SPINUP 42") -> TextImage:
+    """Big black text on white, 640×480, as a camera JPEG."""
+    image = Image.new("RGB", (640, 480), "white")
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.truetype(str(FONT), 72)
+    x1, y1, x2, y2 = draw.textbbox((60, 190), text, font=font)
+    draw.text((60, 190), text, fill="black", font=font)
+    buf = io.BytesIO()
+    image.save(buf, "JPEG", quality=85)
+    return TextImage(jpeg=buf.getvalue(), box=(x1 / 640, y1 / 480, x2 / 640, y2 / 480))
+
+
+def plain_jpeg(width: int = 320, height: int = 240) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (width, height), (90, 120, 160)).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+def frame(frame_id: int, jpeg: bytes, capture_us: int | None = None) -> bytes:
+    return pack_frame(frame_id, frame_id * 1000 if capture_us is None else capture_us, jpeg)
+
+
+def overlap(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    """Intersection over the area of `b`: how much of `b` the box `a` covers."""
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    if w <= 0 or h <= 0:
+        return 0.0
+    return w * h / ((b[2] - b[0]) * (b[3] - b[1]))
+
+
+async def recv_json(ws: websockets.ClientConnection, wait_s: float = 20) -> dict[str, Any]:
+    message = await asyncio.wait_for(ws.recv(), wait_s)
+    assert isinstance(message, str), f"expected a text message, got {message!r:.80}"
+    decoded: dict[str, Any] = json.loads(message)
+    return decoded
+
+
+async def say_hello(
+    ws: websockets.ClientConnection, token: str | None, models: list[str] | None = None
+) -> dict[str, Any]:
+    message: dict[str, Any] = {"type": "hello", "token": token}
+    if models is not None:
+        message["models"] = models
+    await ws.send(json.dumps(message))
+    return await recv_json(ws)
+
+
+async def close_code(ws: websockets.ClientConnection, wait_s: float = 10) -> int | None:
+    """Wait for the server to close the socket; return its close code."""
+    try:
+        while True:
+            await asyncio.wait_for(ws.recv(), wait_s)
+    except websockets.ConnectionClosed as closed:
+        return closed.rcvd.code if closed.rcvd else None
+
+
+def unique_user() -> str:
+    return f"user-{uuid.uuid4().hex[:8]}"
+
+
+class FaultyTcpProxy:
+    """A TCP relay in front of Triton whose link the test can cut and restore — an
+    injected network fault between the backend and Triton."""
+
+    def __init__(self, target_port: int) -> None:
+        self._target = ("127.0.0.1", target_port)
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._listener.getsockname()[1])
+        self._lock = threading.Lock()
+        self._open: set[socket.socket] = set()
+        self._cut = False
+        self._closed = False
+        threading.Thread(target=self._accept, name="proxy", daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def cut(self) -> None:
+        """Drop every open connection and refuse new ones until `restore`."""
+        with self._lock:
+            self._cut = True
+            for sock in self._open:
+                _close(sock)
+            self._open.clear()
+
+    def restore(self) -> None:
+        with self._lock:
+            self._cut = False
+
+    def close(self) -> None:
+        self._closed = True
+        self.cut()
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            with self._lock:
+                if self._cut:
+                    _close(client)
+                    continue
+                try:
+                    upstream = socket.create_connection(self._target, timeout=2)
+                except OSError:
+                    _close(client)
+                    continue
+                self._open |= {client, upstream}
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            _close(src)
+            _close(dst)
+
+
+def _close(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+    sock.close()

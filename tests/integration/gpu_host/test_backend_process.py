@@ -1,0 +1,92 @@
+"""`python -m gpu_host.backend`: the entry point systemd and the local host agent run."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import websockets
+from dataplane_support import REPO, TextImage, TokenIssuer, frame, free_port, recv_json, say_hello
+
+from gpu_host.triton.local import LocalTriton
+
+pytestmark = pytest.mark.triton
+
+
+def ready_status(port: int) -> int:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/ready", timeout=2) as r:
+            return int(r.status)
+    except urllib.error.HTTPError as error:
+        return error.code
+    except OSError:
+        return 0
+
+
+async def talk_then_stop(
+    port: int, issuer: TokenIssuer, jpeg: bytes, stop: Callable[[], None]
+) -> None:
+    async with websockets.connect(f"ws://127.0.0.1:{port}/ws/inference") as ws:
+        assert (await say_hello(ws, issuer.token("proc")))["type"] == "ready"
+        await ws.send(frame(1, jpeg))
+        assert (await recv_json(ws))["detections"]
+        stop()
+        notice = await recv_json(ws)
+        assert notice["code"] == "shutting_down"
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await ws.recv()
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 1001
+
+
+def test_runs_from_the_environment_and_stops_on_sigterm(
+    triton: LocalTriton, token_issuer: TokenIssuer, text_image: TextImage, tmp_path: Path
+) -> None:
+    """Given SPINUP_* settings in the environment, the process serves frames; on SIGTERM it
+    tells connected clients, closes them with 1001 and exits."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "SPINUP_TRITON_GRPC_URL": triton.grpc_url,
+        "SPINUP_JWKS_URL": token_issuer.jwks_url,
+        "SPINUP_JWT_ISSUER": token_issuer.issuer,
+        "SPINUP_MODELS": "text",
+        "SPINUP_ALLOWED_ORIGINS": "",
+    }
+    log = (tmp_path / "backend.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gpu_host.backend", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        cwd=REPO,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while ready_status(port) != 200:
+            assert proc.poll() is None, (tmp_path / "backend.log").read_text()
+            assert time.monotonic() < deadline, "backend never became ready"
+            time.sleep(0.1)
+        stop = functools.partial(proc.send_signal, signal.SIGTERM)
+        asyncio.run(talk_then_stop(port, token_issuer, text_image.jpeg, stop))
+        # uvicorn re-raises the signal after its graceful shutdown; systemd counts a
+        # SIGTERM exit as clean.
+        assert proc.wait(timeout=15) in (0, -signal.SIGTERM)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        log.close()
+    output = (tmp_path / "backend.log").read_text()
+    assert "backend ready" in output
+    assert "Application shutdown complete" in output

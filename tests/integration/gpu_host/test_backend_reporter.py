@@ -1,0 +1,174 @@
+"""Host-record reporting to DynamoDB, against moto's server."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from typing import Any
+
+import boto3
+import pytest
+import websockets
+from dataplane_support import (
+    BackendFactory,
+    TextImage,
+    TokenIssuer,
+    frame,
+    free_port,
+    recv_json,
+    say_hello,
+)
+from moto.server import ThreadedMotoServer
+
+from gpu_host.backend.reporter import DynamoHostRecord, Milestone, Reporter
+from gpu_host.triton.local import LocalTriton
+
+REGION = "us-east-1"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint() -> Iterator[str]:
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("AWS_ACCESS_KEY_ID", "testing")
+        env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        env.setenv("AWS_DEFAULT_REGION", REGION)
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        host, port = server.get_host_and_port()
+        yield f"http://{host}:{port}"
+        server.stop()
+
+
+@pytest.fixture
+def table(moto_endpoint: str) -> Any:
+    dynamodb = boto3.resource("dynamodb", region_name=REGION, endpoint_url=moto_endpoint)
+    created = dynamodb.create_table(
+        TableName=f"spinup-{uuid.uuid4().hex[:8]}",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return created
+
+
+def host_record(table: Any, host_id: str = "gpu-0") -> dict[str, Any]:
+    item: dict[str, Any] = table.get_item(Key={"pk": f"host#{host_id}"}, ConsistentRead=True).get(
+        "Item", {}
+    )
+    return item
+
+
+async def eventually(check: Callable[[], bool], within_s: float = 10.0) -> None:
+    deadline = time.monotonic() + within_s
+    while not check():
+        assert time.monotonic() < deadline, "condition never held"
+        await asyncio.sleep(0.05)
+
+
+def store_for(table: Any, endpoint: str) -> DynamoHostRecord:
+    return DynamoHostRecord(
+        table_name=table.name, host_id="gpu-0", region=REGION, endpoint_url=endpoint
+    )
+
+
+@pytest.mark.triton
+async def test_backend_reports_its_life_to_the_host_record(
+    start_backend: BackendFactory,
+    triton: LocalTriton,
+    token_issuer: TokenIssuer,
+    text_image: TextImage,
+    table: Any,
+    moto_endpoint: str,
+) -> None:
+    """Given a host record, the backend writes its milestones in order, the session count
+    when it changes, and one heartbeat (generation + 1) for a burst of inferred frames."""
+    table.put_item(Item={"pk": "host#gpu-0", "generation": 5, "desired": "running"})
+    started = time.time()
+    running = start_backend(
+        triton_grpc_url=triton.grpc_url,
+        table_name=table.name,
+        aws_endpoint_url=moto_endpoint,
+        aws_region=REGION,
+    )
+    await eventually(lambda: "ready_at" in host_record(table))
+    record = host_record(table)
+    assert started <= record["backend_up_at"] <= record["models_loaded_at"] <= record["ready_at"]
+    assert record["generation"] == 5, "readiness is not activity"
+
+    async with websockets.connect(running.ws_url) as ws:
+        await say_hello(ws, token_issuer.token("ann"))
+        await eventually(lambda: host_record(table).get("connected_sessions") == 1)
+        assert host_record(table)["generation"] == 5, "a connection is not activity"
+        for frame_id in (1, 2, 3):
+            await ws.send(frame(frame_id, text_image.jpeg))
+            assert (await recv_json(ws))["type"] == "result"
+        await eventually(lambda: "last_inference_at" in host_record(table))
+    await eventually(lambda: host_record(table).get("connected_sessions") == 0)
+    record = host_record(table)
+    assert record["generation"] == 6, "three frames within 30 s: one heartbeat"
+    assert record["last_inference_at"] >= record["ready_at"]
+    assert record["desired"] == "running", "attributes the backend does not own are untouched"
+
+
+async def test_heartbeats_at_most_every_period(table: Any, moto_endpoint: str) -> None:
+    table.put_item(Item={"pk": "host#gpu-0", "generation": 0})
+    clock = Clock()
+    reporter = Reporter(store_for(table, moto_endpoint), heartbeat_s=30, clock=clock)
+    reporter.start()
+    reporter.sessions_changed(2)
+    for step in (0, 10, 29.9):
+        clock.now = 1_800_000_000.0 + step
+        reporter.frame_inferred()
+    await eventually(lambda: host_record(table).get("generation") == 1)
+    clock.now = 1_800_000_030.0
+    reporter.frame_inferred()
+    await reporter.stop()
+    record = host_record(table)
+    assert record["generation"] == 2
+    assert record["last_inference_at"] == Decimal("1800000030.000")
+    assert record["connected_sessions"] == 2
+
+
+async def test_never_creates_a_host_record(table: Any, moto_endpoint: str) -> None:
+    reporter = Reporter(store_for(table, moto_endpoint))
+    reporter.start()
+    reporter.milestone(Milestone.BACKEND_UP)
+    reporter.sessions_changed(1)
+    reporter.frame_inferred()
+    await reporter.stop()
+    assert table.scan()["Items"] == []
+
+
+async def test_dynamodb_outage_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
+    store = DynamoHostRecord(
+        table_name="t",
+        host_id="gpu-0",
+        region=REGION,
+        endpoint_url=f"http://127.0.0.1:{free_port()}",
+    )
+    reporter = Reporter(store)
+    reporter.start()
+    reporter.milestone(Milestone.READY)
+    await reporter.stop()
+    assert "host record update failed" in caplog.text
+
+
+def test_disabled_reporter_does_nothing() -> None:
+    reporter = Reporter(None)
+    assert not reporter.enabled
+    reporter.start()
+    reporter.milestone(Milestone.READY)
+    reporter.sessions_changed(3)
+    reporter.frame_inferred()
+    asyncio.run(reporter.stop())
