@@ -8,12 +8,9 @@ process group and dies with its parent, so neither a crash nor a SIGKILLed test 
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import logging
 import os
 import shutil
-import signal
 import subprocess
 import time
 import urllib.error
@@ -25,10 +22,9 @@ from types import TracebackType
 
 from gpu_host.models.repository import Target, select_specs, write_repository
 from gpu_host.models.spec import ZOO_DIR
+from gpu_host.triton.processes import spawn, terminate
 
 log = logging.getLogger(__name__)
-
-_PR_SET_PDEATHSIG = 1
 
 
 class LocalTritonError(RuntimeError):
@@ -198,16 +194,7 @@ class LocalTriton:
         env["VIRTUAL_ENV"] = str(self.triton_venv)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
-        with self.log_path.open("ab") as out:
-            self._proc = subprocess.Popen(
-                argv,
-                env=env,
-                cwd=self.run_dir,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
-            )
+        self._proc = spawn(argv, env=env, log_path=self.log_path, cwd=self.run_dir)
         log.info("tritonserver pid %d starting (log %s)", self._proc.pid, self.log_path)
         try:
             self._wait_ready()
@@ -221,18 +208,7 @@ class LocalTriton:
         proc, self._proc = self._proc, None
         if proc is None:
             return
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=self.stop_timeout_s)
-        except subprocess.TimeoutExpired:
-            log.warning("tritonserver ignored SIGTERM for %.0f s; killing", self.stop_timeout_s)
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        except ProcessLookupError:
-            proc.wait()
-        # The stubs share the group; sweep any that outlived the server.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
+        terminate(proc, name="tritonserver", timeout_s=self.stop_timeout_s)
         log.info("tritonserver stopped (exit %s)", proc.returncode)
 
     def _assemble_backends(self, dist: TritonDist) -> Path:
@@ -272,9 +248,3 @@ class LocalTriton:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return "(no log)"
-
-
-def _die_with_parent() -> None:
-    """Runs in the child before exec: the kernel SIGTERMs it when its parent dies."""
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Mapping
 
 from gpu_host.triton.local import LocalTriton
-from infra.local.processes import spawn, terminate
+from gpu_host.triton.processes import spawn, terminate
 from infra.local.settings import LocalSettings
 
 log = logging.getLogger(__name__)
@@ -42,8 +42,13 @@ class LocalHostStack:
         triton.start()
         self._backend = spawn(
             [
-                sys.executable, "-m", "gpu_host.backend",
-                "--host", s.bind, "--port", str(s.backend_port),
+                sys.executable,
+                "-m",
+                "gpu_host.backend",
+                "--host",
+                s.bind,
+                "--port",
+                str(s.backend_port),
             ],
             env=self._backend_env,
             log_path=s.run_dir / "logs" / "backend.log",

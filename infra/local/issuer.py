@@ -32,7 +32,9 @@ class DevIssuer:
         jwk.update({"kid": self._kid, "use": "sig", "alg": "RS256"})
         return {"keys": [jwk]}
 
-    def issue(self, *, user: str = DEV_USER, ttl_s: int = 12 * 3600, now: float | None = None) -> str:
+    def issue(
+        self, *, user: str = DEV_USER, ttl_s: int = 12 * 3600, now: float | None = None
+    ) -> str:
         """A signed token for `user`, valid for `ttl_s` seconds."""
         issued = int(time.time() if now is None else now)
         claims = {

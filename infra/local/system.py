@@ -136,7 +136,9 @@ def local_system(local: LocalSettings) -> Iterator[uvicorn.Server]:
             "SPINUP_HOST_ID": settings.host_id,
             "SPINUP_AWS_REGION": local.region,
             "SPINUP_AWS_ENDPOINT_URL": endpoint,
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(local.frontend_dir.parent), *sys.path])),
+            "PYTHONPATH": os.pathsep.join(
+                filter(None, [str(local.frontend_dir.parent), *sys.path])
+            ),
         }
         agent = HostAgent(
             read_state=lambda: instance_state(ec2, instance_id),
@@ -156,7 +158,8 @@ def local_system(local: LocalSettings) -> Iterator[uvicorn.Server]:
 def run(local: LocalSettings) -> None:
     """Serve until Ctrl-C (or SIGTERM), then stop every part, leaving no process behind."""
     with local_system(local) as server:
-        log.info("Spinup is running locally: open %s/ and press Start (Ctrl-C stops it)",
-                 local.ui_origin)
+        log.info(
+            "Spinup is running locally: open %s/ and press Start (Ctrl-C stops it)", local.ui_origin
+        )
         server.run()
     log.info("stopped")

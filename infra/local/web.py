@@ -26,9 +26,7 @@ def add_local_routes(
         return JSONResponse(jwks)
 
     app.add_api_route("/config.json", config_json, methods=["GET"], include_in_schema=False)
-    app.add_api_route(
-        "/.well-known/jwks.json", jwks_json, methods=["GET"], include_in_schema=False
-    )
+    app.add_api_route("/.well-known/jwks.json", jwks_json, methods=["GET"], include_in_schema=False)
     # Last, so that every route above and the API's own routes match first.
     app.mount("/", StaticFiles(directory=frontend_dir, html=True), name="frontend")
     return app

@@ -1,8 +1,9 @@
-"""Child processes that never outlive the local mode.
+"""Child processes that never outlive the local mode (on the instance, systemd does this).
 
 Each child gets its own process group (so a terminal's Ctrl-C reaches only us and we stop
 children in order) and the kernel's parent-death signal (so even a SIGKILLed parent leaves
-nothing behind).
+nothing behind). Linux ties that signal to the *thread* that spawned the child: spawn from a
+thread that lives as long as the child should.
 """
 
 from __future__ import annotations
@@ -43,7 +44,9 @@ def spawn(
         )
 
 
-def terminate(proc: subprocess.Popen[bytes], *, name: str, timeout_s: float = STOP_TIMEOUT_S) -> None:
+def terminate(
+    proc: subprocess.Popen[bytes], *, name: str, timeout_s: float = STOP_TIMEOUT_S
+) -> None:
     """SIGTERM the process group, then SIGKILL it if it is still there after `timeout_s`."""
     if proc.poll() is not None:
         return
