@@ -37,6 +37,7 @@ class LocalHostStack:
             http_port=s.triton_http_port,
             grpc_port=s.triton_grpc_port,
             metrics_port=s.triton_metrics_port,
+            models=s.served_models,
         )
         self._triton = triton
         triton.start()

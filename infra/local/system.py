@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -136,9 +135,7 @@ def local_system(local: LocalSettings) -> Iterator[uvicorn.Server]:
             "SPINUP_HOST_ID": settings.host_id,
             "SPINUP_AWS_REGION": local.region,
             "SPINUP_AWS_ENDPOINT_URL": endpoint,
-            "PYTHONPATH": os.pathsep.join(
-                filter(None, [str(local.frontend_dir.parent), *sys.path])
-            ),
+            "SPINUP_MODELS": ",".join(local.served_models),
         }
         agent = HostAgent(
             read_state=lambda: instance_state(ec2, instance_id),

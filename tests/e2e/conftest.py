@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 from playwright.sync_api import Browser, sync_playwright
 
+from infra.local.ports import free_port
 from tests.e2e.y4m import write_y4m
 
 REPO = Path(__file__).resolve().parents[2]
@@ -30,12 +30,6 @@ def _font(size: int) -> ImageFont.FreeTypeFont:
 
     ttf = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans-Bold.ttf"
     return ImageFont.truetype(str(ttf), size)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass(frozen=True)
@@ -67,18 +61,18 @@ def text_camera(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def local_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSystem]:
     """`python -m infra.local` on free ports, with a short release grace so Stop is quick."""
     run_dir = tmp_path_factory.mktemp("local-run")
-    ui_port = _free_port()
-    backend_port = _free_port()
+    ui_port = free_port()
+    backend_port = free_port()
     env = {
         **os.environ,
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "SPINUP_LOCAL_UI_PORT": str(ui_port),
         "SPINUP_LOCAL_BACKEND_PORT": str(backend_port),
-        "SPINUP_LOCAL_TRITON_HTTP_PORT": str(_free_port()),
-        "SPINUP_LOCAL_TRITON_GRPC_PORT": str(_free_port()),
-        "SPINUP_LOCAL_TRITON_METRICS_PORT": str(_free_port()),
-        "SPINUP_LOCAL_MOTO_PORT": str(_free_port()),
+        "SPINUP_LOCAL_TRITON_HTTP_PORT": str(free_port()),
+        "SPINUP_LOCAL_TRITON_GRPC_PORT": str(free_port()),
+        "SPINUP_LOCAL_TRITON_METRICS_PORT": str(free_port()),
+        "SPINUP_LOCAL_MOTO_PORT": str(free_port()),
         "SPINUP_LOCAL_RUN_DIR": str(run_dir),
         "SPINUP_LOCAL_RECONCILE_INTERVAL_S": "1",
         "SPINUP_LOCAL_AGENT_POLL_S": "0.5",

@@ -27,7 +27,9 @@ def _wait_until(predicate, timeout_s: float, what: str) -> None:
         time.sleep(0.25)
 
 
-def test_start_stream_stop(local_system: LocalSystem, browser: Browser, artifacts_dir: Path) -> None:
+def test_start_stream_stop(
+    local_system: LocalSystem, browser: Browser, artifacts_dir: Path
+) -> None:
     """
     Given the local system with the GPU instance stopped and a camera showing printed words,
     When a person presses Start,

@@ -1,0 +1,178 @@
+"""Start → ready and frame round trips through the whole local system, against a baseline.
+
+    python -m bench.roundtrip [--models text,detect] [--frames 60]
+
+It runs the local mode in this process (moto, control API, reconcile loop, host agent, the
+real `tritonserver` on the CPU, the backend), presses Start through the API, times the phases
+until `ready`, then streams frames over the WebSocket with one in flight, as the engine does.
+The baseline, measured in the same run on the same frame, is each model's pre-processing +
+ONNX Runtime + post-processing called directly in this process: the ratio is what the
+system (JPEG decode, WebSocket, gRPC, Triton, batching) costs on top of the model itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import logging
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import onnxruntime as ort
+import websockets
+from PIL import Image, ImageDraw, ImageFont
+from skimage import data as skimage_data
+
+from gpu_host.backend.protocol import pack_frame
+from gpu_host.models.spec import SPECS, load_processor
+from infra.local.ports import free_port
+from infra.local.settings import LocalSettings
+from infra.local.system import local_system
+
+READY_TIMEOUT_S = 180.0
+
+
+def bench_frame() -> tuple[Image.Image, bytes]:
+    """A 320×240 camera frame with a person (astronaut) and printed words, as RGB and JPEG."""
+    image = Image.fromarray(skimage_data.astronaut()).resize((320, 240))
+    draw = ImageDraw.Draw(image)
+    import matplotlib
+
+    font_path = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans-Bold.ttf"
+    draw.rectangle((170, 190, 318, 236), fill="white")
+    draw.text((176, 194), "SPINUP", font=ImageFont.truetype(str(font_path), 30), fill="black")
+    buf = io.BytesIO()
+    image.save(buf, "JPEG", quality=80)
+    return image, buf.getvalue()
+
+
+def direct_baseline(models: list[str], image: Image.Image, runs: int) -> dict[str, float]:
+    """Median ms of preprocess + ONNX Runtime (1 thread, as local Triton) + postprocess."""
+    rgb = np.asarray(image.convert("RGB"))
+    out: dict[str, float] = {}
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    for name in models:
+        spec = SPECS[name]
+        processor = load_processor(spec)
+        session = ort.InferenceSession(str(spec.onnx_path), options)
+        times = []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            tensors, letterbox = processor.preprocess(rgb)
+            batch = {k: v[np.newaxis] for k, v in tensors.items()}
+            results = session.run(None, batch)
+            named = {o.name: r[0] for o, r in zip(session.get_outputs(), results, strict=True)}
+            processor.postprocess(named, letterbox)
+            times.append((time.perf_counter() - t0) * 1000)
+        out[name] = statistics.median(times)
+    return out
+
+
+async def stream(
+    ws_url: str, origin: str, token: str, models: list[str], jpeg: bytes, frames: int
+) -> tuple[list[float], list[dict[str, Any]]]:
+    rtts: list[float] = []
+    timings: list[dict[str, Any]] = []
+    async with websockets.connect(ws_url, origin=origin, max_size=None) as ws:  # type: ignore[arg-type]
+        await ws.send(json.dumps({"type": "hello", "token": token, "models": models}))
+        ready = json.loads(await ws.recv())
+        assert ready["type"] == "ready", ready
+        for frame_id in range(frames):
+            t0 = time.perf_counter()
+            await ws.send(pack_frame(frame_id, int(time.time() * 1e6), jpeg))
+            while True:
+                message = json.loads(await ws.recv())
+                if message.get("frame_id") == frame_id:
+                    break
+            assert message["type"] == "result", message
+            rtts.append((time.perf_counter() - t0) * 1000)
+            timings.append(message["timing_ms"])
+    return rtts, timings
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="text", help="comma-separated, served by the host")
+    parser.add_argument("--frames", type=int, default=60)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request lines
+    models = [m for m in args.models.split(",") if m]
+
+    run_dir = Path(tempfile.mkdtemp(prefix="spinup-bench-"))
+    local = LocalSettings(
+        ui_port=free_port(),
+        backend_port=free_port(),
+        triton_http_port=free_port(),
+        triton_grpc_port=free_port(),
+        triton_metrics_port=free_port(),
+        moto_port=free_port(),
+        run_dir=run_dir,
+        reconcile_interval_s=1.0,
+        agent_poll_s=0.25,
+        served_models=tuple(models),
+    )
+    image, jpeg = bench_frame()
+    with local_system(local) as server:
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        while not server.started:
+            time.sleep(0.05)
+        base = local.ui_origin
+        token = httpx.get(f"{base}/config.json").json()["devToken"]
+        auth = {"Authorization": f"Bearer {token}"}
+        t0 = time.monotonic()
+        session = httpx.post(f"{base}/api/sessions", json={"models": models}, headers=auth).json()
+        phases: dict[str, float] = {}
+        while True:
+            status = httpx.get(f"{base}/api/status", headers=auth).json()
+            phases.setdefault(status["phase"], time.monotonic() - t0)
+            if status["phase"] == "ready":
+                break
+            if time.monotonic() - t0 > READY_TIMEOUT_S:
+                raise SystemExit(f"not ready after {READY_TIMEOUT_S} s: {status}")
+            time.sleep(0.1)
+        rtts, timings = asyncio.run(
+            stream(status["ws_url"], base, token, models, jpeg, args.frames)
+        )
+        httpx.delete(f"{base}/api/sessions/{session['session_id']}", headers=auth)
+        server.should_exit = True
+        thread.join()
+
+    direct = direct_baseline(models, image, runs=args.frames)
+    direct_total = sum(direct.values())
+    steady = rtts[5:] or rtts  # the first frames pay for lazy initialisation
+    median = statistics.median(steady)
+    print(f"models: {','.join(models)}  frames: {len(rtts)}  frame: 320x240 JPEG {len(jpeg)} B")
+    print(
+        "start → phase first seen (s): "
+        + ", ".join(f"{phase} {at:.1f}" for phase, at in phases.items())
+    )
+    print(
+        f"frame round trip (ms): median {median:.1f}  p90 {percentile(steady, 90):.1f}  "
+        f"max {max(steady):.1f}"
+    )
+    for name in models:
+        infer = [t.get(f"{name}.infer", 0.0) for t in timings[5:] or timings]
+        print(
+            f"  {name:<8} direct ORT+pre/post median {direct[name]:.1f} ms   "
+            f"via Triton (infer stage) median {statistics.median(infer):.1f} ms"
+        )
+    print(f"round trip / direct baseline (sum of models): {median / direct_total:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
