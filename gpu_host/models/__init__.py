@@ -1,0 +1,1 @@
+"""Model specs, the Triton model-repository generator and build-time ONNX helpers."""

@@ -1,0 +1,113 @@
+"""Object detection with NanoDet-m (COCO 80 classes): letterbox in, labelled boxes out.
+
+NanoDet's GFL head predicts, for every cell of three grids (strides 8, 16, 32), a sigmoid
+score per class and, for each side of the box (left, top, right, bottom), a distribution over
+0..reg_max cells; the distance to that side is the distribution's expectation times the
+stride, measured from the cell centre.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from gpu_host.vision.coco import COCO_LABELS
+from gpu_host.vision.letterbox import box_to_frame, letterbox
+from gpu_host.vision.nms import class_nms
+from gpu_host.vision.tensors import output
+from gpu_host.vision.types import Detection, Image, Letterbox, ModelOutput, Tensors
+
+MODEL = "detect"
+
+
+@dataclass(frozen=True, slots=True)
+class DetectParams:
+    score_threshold: float = 0.35
+    """Class score below which a candidate is dropped."""
+    iou_threshold: float = 0.6
+    """Overlap above which the weaker box of the same class is suppressed (NanoDet's 0.6)."""
+    max_candidates: int = 1000
+    """Best (cell, class) pairs kept before NMS, so a noisy frame cannot stall the loop."""
+    max_detections: int = 100
+
+
+class NanoDetProcessor:
+    """`Processor` for the `detect` model."""
+
+    model = MODEL
+
+    def __init__(
+        self,
+        *,
+        size: int = 416,
+        strides: Sequence[int] = (8, 16, 32),
+        reg_max: int = 10,
+        labels: Sequence[str] = COCO_LABELS,
+        params: DetectParams | None = None,
+    ) -> None:
+        if any(size % s for s in strides):
+            raise ValueError(f"size {size} is not a multiple of every stride {tuple(strides)}")
+        self.size = size
+        self.strides = tuple(strides)
+        self.reg_max = reg_max
+        self.labels = tuple(labels)
+        self.params = params or DetectParams()
+        self._bins = np.arange(reg_max + 1, dtype=np.float32)
+        self._centres = {s: _cell_centres(size // s, s) for s in self.strides}
+
+    def preprocess(self, image: Image) -> tuple[dict[str, npt.NDArray[Any]], Letterbox]:
+        canvas, box = letterbox(image, self.size, self.size)
+        return {"image": canvas}, box
+
+    def postprocess(self, outputs: Tensors, letterbox: Letterbox) -> ModelOutput:
+        boxes, scores, classes = [], [], []
+        for stride in self.strides:
+            cells = (self.size // stride) ** 2
+            cls = output(MODEL, outputs, f"cls_{stride}", (cells, len(self.labels)))
+            reg = output(MODEL, outputs, f"reg_{stride}", (cells, 4 * (self.reg_max + 1)))
+            cell, klass = np.nonzero(cls > self.params.score_threshold)
+            boxes.append(self._decode(reg[cell], self._centres[stride][cell], stride))
+            scores.append(cls[cell, klass])
+            classes.append(klass)
+        all_scores = np.concatenate(scores)
+        best = np.argsort(-all_scores, kind="stable")[: self.params.max_candidates]
+        all_boxes = np.concatenate(boxes)[best]
+        all_classes = np.concatenate(classes)[best].astype(np.int64)
+        all_scores = all_scores[best]
+        keep = class_nms(
+            all_boxes,
+            all_scores,
+            all_classes,
+            self.params.iou_threshold,
+            self.params.max_detections,
+        )
+        detections = []
+        for i in keep:
+            box = box_to_frame(letterbox, *(float(v) for v in all_boxes[i]))
+            if box[2] <= box[0] or box[3] <= box[1]:
+                continue  # entirely inside the padding
+            label = self.labels[int(all_classes[i])]
+            detections.append(Detection(MODEL, label, float(all_scores[i]), box))
+        return ModelOutput(detections=tuple(detections))
+
+    def _decode(
+        self, reg: npt.NDArray[np.float32], centres: npt.NDArray[np.float32], stride: int
+    ) -> npt.NDArray[np.float32]:
+        """Distribution logits (K, 4·(reg_max+1)) → boxes (K, 4) in input pixels."""
+        logits = reg.reshape(-1, 4, self.reg_max + 1)
+        exp = np.exp(logits - logits.max(axis=2, keepdims=True))
+        distances = (exp / exp.sum(axis=2, keepdims=True)) @ self._bins * stride
+        x1y1 = centres - distances[:, :2]
+        x2y2 = centres + distances[:, 2:]
+        return np.concatenate([x1y1, x2y2], axis=1).astype(np.float32)
+
+
+def _cell_centres(grid: int, stride: int) -> npt.NDArray[np.float32]:
+    """(grid², 2) x, y centres of the cells, row-major, in input pixels."""
+    ys, xs = np.mgrid[0:grid, 0:grid]
+    # NanoDet-m (the legacy GFL head) measures from the cell's centre, hence + 0.5.
+    return np.stack([xs.ravel() + 0.5, ys.ravel() + 0.5], axis=1).astype(np.float32) * stride
