@@ -1,0 +1,1 @@
+"""Reusable constructs; each takes keyword-only, typed parameters and owns one concept."""

@@ -1,0 +1,122 @@
+"""CloudFront in front of everything the browser talks to.
+
+- default: the private site bucket through origin access control (cached);
+- `/api/*`: the HTTP API (not cached; every viewer header but Host, so `Authorization` gets
+  through);
+- `/ws/*`, `/health`, `/health/*`: nginx on the GPU instance, as a custom origin named by its
+  Elastic IP's public DNS name. CloudFront VPC origins do not carry WebSockets, hence the
+  public origin; it is closed to everything but CloudFront by the security group (CloudFront's
+  origin-facing prefix list) and by nginx, which requires the secret `X-Origin-Verify` header
+  that only CloudFront adds. `AllViewer` forwards the WebSocket upgrade headers.
+
+CloudFront talks HTTP to that origin: it accepts an origin certificate only from a public CA
+for the origin's own name, which an `ec2-….amazonaws.com` name cannot have (infra/README.md).
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_cloudfront as cloudfront
+from aws_cdk import aws_cloudfront_origins as origins
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from infra.nag import acknowledge
+
+
+class EdgeDistribution(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        site_bucket: s3.IBucket,
+        log_bucket: s3.IBucket,
+        api_domain_name: str,
+        api_path_prefix: str,
+        host_domain_name: str,
+        host_port: int,
+        host_paths: tuple[str, ...],
+        origin_verify_header: str,
+        origin_verify_value: str,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        api_origin = origins.HttpOrigin(
+            api_domain_name,
+            protocol_policy=cloudfront.OriginProtocolPolicy.HTTPS_ONLY,
+            origin_ssl_protocols=[cloudfront.OriginSslPolicy.TLS_V1_2],
+        )
+        host_origin = origins.HttpOrigin(
+            host_domain_name,
+            protocol_policy=cloudfront.OriginProtocolPolicy.HTTP_ONLY,
+            http_port=host_port,
+            custom_headers={origin_verify_header: origin_verify_value},
+            # A stopped instance refuses fast; no point in CloudFront's 3 x 10 s retries.
+            connection_attempts=1,
+            connection_timeout=Duration.seconds(5),
+            read_timeout=Duration.seconds(60),
+        )
+        uncached_api = cloudfront.BehaviorOptions(
+            origin=api_origin,
+            viewer_protocol_policy=cloudfront.ViewerProtocolPolicy.HTTPS_ONLY,
+            allowed_methods=cloudfront.AllowedMethods.ALLOW_ALL,
+            cache_policy=cloudfront.CachePolicy.CACHING_DISABLED,
+            origin_request_policy=cloudfront.OriginRequestPolicy.ALL_VIEWER_EXCEPT_HOST_HEADER,
+        )
+        uncached_host = cloudfront.BehaviorOptions(
+            origin=host_origin,
+            viewer_protocol_policy=cloudfront.ViewerProtocolPolicy.HTTPS_ONLY,
+            allowed_methods=cloudfront.AllowedMethods.ALLOW_GET_HEAD_OPTIONS,
+            cache_policy=cloudfront.CachePolicy.CACHING_DISABLED,
+            origin_request_policy=cloudfront.OriginRequestPolicy.ALL_VIEWER,
+        )
+        self.distribution = cloudfront.Distribution(
+            self,
+            "Distribution",
+            comment="Spinup: frontend, control API and inference socket",
+            default_root_object="index.html",
+            default_behavior=cloudfront.BehaviorOptions(
+                origin=origins.S3BucketOrigin.with_origin_access_control(site_bucket),
+                viewer_protocol_policy=cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
+                cache_policy=cloudfront.CachePolicy.CACHING_OPTIMIZED,
+                response_headers_policy=cloudfront.ResponseHeadersPolicy.SECURITY_HEADERS,
+                compress=True,
+            ),
+            additional_behaviors={
+                f"{api_path_prefix}/*": uncached_api,
+                **{path: uncached_host for path in host_paths},
+            },
+            price_class=cloudfront.PriceClass.PRICE_CLASS_100,
+            http_version=cloudfront.HttpVersion.HTTP2_AND_3,
+            enable_logging=True,
+            log_bucket=log_bucket,
+            log_file_prefix="cloudfront/",
+        )
+        for finding, reason in (
+            (
+                "AwsSolutions-CFR1",
+                "The audience is not limited by country; sign-in gates every use.",
+            ),
+            (
+                "AwsSolutions-CFR2",
+                "No WAF (a fixed monthly cost larger than the idle system's): the API needs a "
+                "Cognito JWT and is throttled, the socket checks the token in its hello.",
+            ),
+            (
+                "AwsSolutions-CFR5",
+                "The GPU origin is an EC2 public DNS name; no public CA issues certificates "
+                "for it and CloudFront accepts no other, so that leg is HTTP. It is limited to "
+                "CloudFront's prefix list and a secret header (infra/README.md: custom domain).",
+            ),
+        ):
+            acknowledge(self.distribution, finding, reason=reason)
+        acknowledge(
+            self.distribution,
+            "AwsSolutions-CFR4",
+            reason="The distribution uses the default *.cloudfront.net certificate, whose "
+            "viewer TLS policy CloudFront fixes; a custom domain with an ACM certificate lifts it.",
+        )
+
+    @property
+    def domain_name(self) -> str:
+        return self.distribution.distribution_domain_name

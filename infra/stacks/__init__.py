@@ -1,0 +1,1 @@
+"""The three stacks. They only compose constructs and pass references between them."""

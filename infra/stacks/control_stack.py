@@ -1,0 +1,139 @@
+"""The control plane: table, control API and reconcile Lambdas, their triggers and alarms."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import CfnOutput, Stack
+from aws_cdk import aws_apigatewayv2 as apigwv2
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+from infra.config import DeployConfig
+from infra.constructs.control_api_routes import ControlApiRoutes
+from infra.constructs.control_table import ControlTable
+from infra.constructs.host_parameters import HostParameters
+from infra.constructs.instance_control import grant_instance_control
+from infra.constructs.python_lambda_code import python_package_code
+from infra.constructs.reconcile_alarms import ReconcileAlarms
+from infra.constructs.reconcile_triggers import ReconcileTriggers
+from infra.constructs.service_function import ServiceFunction
+from infra.paths import LAMBDAS_DIR, PYPROJECT
+
+CONTROL_HANDLER = "lambdas.control.lambda_handler.handler"
+RECONCILE_HANDLER = "lambdas.reconcile.handler.handler"
+
+
+class ControlStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: DeployConfig,
+        http_api: apigwv2.IHttpApi,
+        authorizer: apigwv2.IHttpRouteAuthorizer,
+        jwt_issuer: str,
+        jwt_audience: str,
+        ws_url: str,
+        instance_id: str,
+        instance_arn: str,
+        instance_role: iam.IRole,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        retention = config.log_retention
+        table = ControlTable(self, "State")
+        table.grant_host_record_access(instance_role, host_key=f"host#{config.host_id}")
+
+        environment = control_environment(
+            config,
+            table_name=table.table.table_name,
+            instance_id=instance_id,
+            ws_url=ws_url,
+            jwt_issuer=jwt_issuer,
+            jwt_audience=jwt_audience,
+        )
+        code = python_package_code(package_dir=LAMBDAS_DIR, pyproject=PYPROJECT)
+
+        def service(name: str, description: str, handler: str, timeout_s: int) -> ServiceFunction:
+            fn = ServiceFunction(
+                self,
+                name,
+                description=description,
+                code=code,
+                handler=handler,
+                environment=environment,
+                memory_mb=config.lambda_memory_mb,
+                timeout_s=timeout_s,
+                log_retention=retention,
+            )
+            # The control API reconciles on every call, so both need the same rights.
+            table.table.grant_read_write_data(fn.role)
+            grant_instance_control(fn.role, instance_arn=instance_arn)
+            return fn
+
+        control = service(
+            "Control", "Spinup control API", CONTROL_HANDLER, config.control_timeout_s
+        )
+        reconcile = service(
+            "Reconcile", "Spinup reconcile", RECONCILE_HANDLER, config.reconcile_timeout_s
+        ).function
+        ControlApiRoutes(
+            self,
+            "Api",
+            http_api=http_api,
+            path_prefix=config.api_path_prefix,
+            handler=control.function,
+            authorizer=authorizer,
+        )
+        ReconcileTriggers(
+            self,
+            "ReconcileTriggers",
+            reconcile=reconcile,
+            instance_id=instance_id,
+            period_minutes=config.reconcile_period_minutes,
+        )
+        ReconcileAlarms(
+            self,
+            "ReconcileAlarms",
+            reconcile=reconcile,
+            silence_minutes=config.reconcile_silence_alarm_minutes,
+        )
+        HostParameters(
+            self,
+            "HostEnv",
+            prefix=config.ssm_prefix,
+            env={"SPINUP_TABLE_NAME": table.table.table_name},
+        )
+        CfnOutput(self, "TableName", value=table.table.table_name)
+
+
+def control_environment(
+    config: DeployConfig,
+    *,
+    table_name: str,
+    instance_id: str,
+    ws_url: str,
+    jwt_issuer: str,
+    jwt_audience: str,
+) -> dict[str, str]:
+    """The `SPINUP_*` settings of both Lambdas (lambdas.settings.Settings)."""
+    t = config.timeouts
+    return {
+        "SPINUP_TABLE_NAME": table_name,
+        "SPINUP_HOST_ID": config.host_id,
+        "SPINUP_INSTANCE_ID": instance_id,
+        "SPINUP_WS_URL": ws_url,
+        "SPINUP_AUTH_MODE": "apigw",
+        "SPINUP_JWT_ISSUER": jwt_issuer,
+        "SPINUP_JWT_AUDIENCE": jwt_audience,
+        "SPINUP_INSTANCE_TYPES": ",".join(config.instance_types),
+        "SPINUP_IDLE_AFTER_DISCONNECT_S": str(t.idle_after_disconnect_s),
+        "SPINUP_IDLE_WHILE_CONNECTED_S": str(t.idle_while_connected_s),
+        "SPINUP_BOOT_GRACE_S": str(t.boot_grace_s),
+        "SPINUP_RELEASE_GRACE_S": str(t.release_grace_s),
+        "SPINUP_MAX_RUN_S": str(t.max_run_s),
+        "SPINUP_DAILY_GPU_HOURS": str(t.daily_gpu_hours),
+        "SPINUP_MAX_SESSIONS_PER_USER": str(t.max_sessions_per_user),
+    }

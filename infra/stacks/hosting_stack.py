@@ -1,0 +1,85 @@
+"""Everything the browser talks to: CloudFront, the site bucket, sign-in and the API's door."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import CfnOutput, Stack
+from constructs import Construct
+
+from infra.config import DeployConfig
+from infra.constructs.access_log_bucket import AccessLogBucket
+from infra.constructs.edge_distribution import EdgeDistribution
+from infra.constructs.frontend_deployment import FrontendDeployment
+from infra.constructs.host_parameters import HostParameters
+from infra.constructs.public_http_api import PublicHttpApi
+from infra.constructs.site_bucket import SiteBucket
+from infra.constructs.web_sign_in import WebSignIn
+from infra.paths import FRONTEND_DIR
+
+
+class HostingStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: DeployConfig,
+        origin_domain_name: str,
+        origin_verify_value: str,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        retention = config.log_retention
+        access_logs = AccessLogBucket(self, "AccessLogs", retention_days=config.access_log_days)
+        site = SiteBucket(self, "Site", access_logs=access_logs.bucket)
+        self.http_api = PublicHttpApi(
+            self,
+            "HttpApi",
+            rate_limit=config.api_rate_limit,
+            burst_limit=config.api_burst_limit,
+            log_retention=retention,
+        )
+        self.edge = EdgeDistribution(
+            self,
+            "Edge",
+            site_bucket=site.bucket,
+            log_bucket=access_logs.bucket,
+            api_domain_name=self.http_api.domain_name,
+            api_path_prefix=config.api_path_prefix,
+            host_domain_name=origin_domain_name,
+            host_port=config.origin_port,
+            host_paths=config.host_path_patterns,
+            origin_verify_header=config.origin_verify_header,
+            origin_verify_value=origin_verify_value,
+        )
+        self.app_url = f"https://{self.edge.domain_name}"
+        self.ws_url = f"wss://{self.edge.domain_name}{config.ws_path}"
+        self.sign_in = WebSignIn(
+            self, "SignIn", domain_prefix=config.app_name, app_url=f"{self.app_url}/"
+        )
+        FrontendDeployment(
+            self,
+            "Frontend",
+            source_dir=FRONTEND_DIR,
+            runtime_config={
+                "apiBase": config.api_path_prefix,
+                "wsUrl": self.ws_url,
+                "loginUrl": self.sign_in.login_url,
+            },
+            bucket=site.bucket,
+            distribution=self.edge.distribution,
+        )
+        HostParameters(
+            self,
+            "HostEnv",
+            prefix=config.ssm_prefix,
+            env={
+                "SPINUP_JWKS_URL": self.sign_in.jwks_url,
+                "SPINUP_JWT_ISSUER": self.sign_in.issuer,
+                "SPINUP_JWT_AUDIENCE": self.sign_in.client.user_pool_client_id,
+                "SPINUP_ALLOWED_ORIGINS": self.app_url,
+            },
+        )
+        CfnOutput(self, "AppUrl", value=f"{self.app_url}/")
+        CfnOutput(self, "UserPoolId", value=self.sign_in.user_pool.user_pool_id)

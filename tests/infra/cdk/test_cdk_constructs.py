@@ -1,0 +1,79 @@
+"""Construct-level behaviour that the full app does not exercise (small stacks, fast)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from aws_cdk import Stack
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk.assertions import Template
+
+from infra.constructs.cloudfront_prefix_list import CloudFrontPrefixList
+from infra.constructs.host_image import host_machine_image
+from infra.constructs.python_lambda_code import (
+    BundlingError,
+    pinned_requirements,
+    pip_install_command,
+    python_package_code,
+)
+from infra.paths import LAMBDAS_DIR, PYPROJECT
+
+
+def test_given_prefix_list_id_needs_no_lookup(small_stack: Callable[[], Stack]) -> None:
+    stack = small_stack()
+    lists = CloudFrontPrefixList(stack, "PL", prefix_list_id="pl-3b927c52")
+    assert lists.prefix_list_id == "pl-3b927c52"
+    Template.from_stack(stack).resource_count_is("Custom::AWS", 0)
+
+
+def test_pinned_image_is_used_verbatim(small_stack: Callable[[], Stack]) -> None:
+    stack = small_stack()
+    image = host_machine_image(ssm_parameter="/unused", pinned_id="ami-0123456789abcdef0")
+    assert image.get_image(stack).image_id == "ami-0123456789abcdef0"
+
+
+def test_unpinned_image_resolves_the_public_parameter_at_deploy(
+    small_stack: Callable[[], Stack],
+) -> None:
+    stack = small_stack()
+    image = host_machine_image(ssm_parameter="/aws/service/x/ami-id", pinned_id=None)
+    assert image.get_image(stack).os_type == ec2.OperatingSystemType.LINUX
+    parameters = Template.from_stack(stack).to_json()["Parameters"]
+    assert "/aws/service/x/ami-id" in [p["Default"] for p in parameters.values()]
+
+
+def test_lambda_pins_come_from_pyproject() -> None:
+    requirements = pinned_requirements(PYPROJECT, ["fastapi", "pyjwt", "pydantic-settings"])
+    assert [r.split("=")[0].split("[")[0].lower() for r in requirements] == [
+        "fastapi",
+        "pyjwt",
+        "pydantic-settings",
+    ]
+    assert all("==" in r or "*" in r for r in requirements)
+
+
+def test_unknown_lambda_dependency_is_an_error() -> None:
+    with pytest.raises(BundlingError, match="no dependency entry"):
+        pinned_requirements(PYPROJECT, ["left-pad"])
+
+
+def test_pip_targets_the_lambda_platform_with_wheels_only() -> None:
+    command = pip_install_command(target="/out", requirements=["a==1"], python_version="3.12")
+    assert command[:2] == ["pip", "install"]
+    assert "--only-binary=:all:" in command
+    assert command[command.index("--python-version") + 1] == "3.12"
+    assert "manylinux2014_x86_64" in command
+    assert command[-1] == "a==1"
+
+
+def test_bundling_is_skipped_when_the_context_says_so(
+    small_stack: Callable[[], Stack], tmp_path: Path
+) -> None:
+    """Given `aws:cdk:bundling-stacks` = [] (as in these tests), binding the code runs no pip:
+    the asset is the package directory itself."""
+    stack = small_stack()
+    code = python_package_code(package_dir=LAMBDAS_DIR, pyproject=PYPROJECT)
+    config = code.bind(stack)
+    assert config.s3_location is not None

@@ -1,0 +1,213 @@
+"""The control stack: table, two Lambdas, HTTP API routes with a JWT authorizer, triggers,
+alarms, least-privilege IAM."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Match
+from cdk_synth_support import Synthesized
+
+from infra.stacks.control_stack import CONTROL_HANDLER, RECONCILE_HANDLER
+
+
+def _statements(s: Synthesized, role_fragment: str) -> list[dict[str, Any]]:
+    policies = s.control.find_resources("AWS::IAM::Policy")
+    found: list[dict[str, Any]] = []
+    for policy in policies.values():
+        roles = str(policy["Properties"].get("Roles", []))
+        if role_fragment in roles:
+            found.extend(policy["Properties"]["PolicyDocument"]["Statement"])
+    return found
+
+
+def _function_logical_id(s: Synthesized, handler: str) -> str:
+    (logical_id,) = s.control.find_resources(
+        "AWS::Lambda::Function", {"Properties": {"Handler": handler}}
+    )
+    return logical_id
+
+
+def test_table_is_keyed_by_pk_on_demand_with_point_in_time_recovery(
+    synthesized: Synthesized,
+) -> None:
+    synthesized.control.resource_count_is("AWS::DynamoDB::Table", 1)
+    synthesized.control.has_resource_properties(
+        "AWS::DynamoDB::Table",
+        {
+            "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+            "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+            "BillingMode": "PAY_PER_REQUEST",
+            "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+        },
+    )
+
+
+@pytest.mark.parametrize("handler", [CONTROL_HANDLER, RECONCILE_HANDLER])
+def test_lambdas_run_python_3_12_with_the_contract_settings(
+    synthesized: Synthesized, handler: str
+) -> None:
+    synthesized.control.has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "Handler": handler,
+            "Runtime": "python3.12",
+            "Environment": {
+                "Variables": Match.object_like(
+                    {
+                        "SPINUP_AUTH_MODE": "apigw",
+                        "SPINUP_HOST_ID": synthesized.config.host_id,
+                        "SPINUP_INSTANCE_TYPES": ",".join(synthesized.config.instance_types),
+                        "SPINUP_TABLE_NAME": Match.any_value(),
+                        "SPINUP_INSTANCE_ID": Match.any_value(),
+                        "SPINUP_WS_URL": Match.any_value(),
+                        "SPINUP_IDLE_AFTER_DISCONNECT_S": "300",
+                        "SPINUP_BOOT_GRACE_S": "1200",
+                    }
+                )
+            },
+        },
+    )
+
+
+def test_exactly_two_functions_of_ours(synthesized: Synthesized) -> None:
+    handlers = sorted(
+        fn["Properties"]["Handler"]
+        for fn in synthesized.control.find_resources("AWS::Lambda::Function").values()
+    )
+    assert handlers == sorted([CONTROL_HANDLER, RECONCILE_HANDLER])
+
+
+def test_ws_url_is_the_distributions_socket(synthesized: Synthesized) -> None:
+    fns = synthesized.control.find_resources(
+        "AWS::Lambda::Function", {"Properties": {"Handler": CONTROL_HANDLER}}
+    )
+    (fn,) = fns.values()
+    ws_url = str(fn["Properties"]["Environment"]["Variables"]["SPINUP_WS_URL"])
+    assert "wss://" in ws_url
+    assert "/ws/inference" in ws_url
+
+
+def test_api_route_is_a_proxy_under_api_behind_a_cognito_jwt_authorizer(
+    synthesized: Synthesized,
+) -> None:
+    # The authorizer lives beside the API (hosting); the route (control) names it.
+    synthesized.hosting.has_resource_properties(
+        "AWS::ApiGatewayV2::Authorizer",
+        {
+            "AuthorizerType": "JWT",
+            "IdentitySource": ["$request.header.Authorization"],
+            "JwtConfiguration": {
+                "Issuer": Match.any_value(),
+                "Audience": Match.any_value(),
+            },
+        },
+    )
+    synthesized.control.has_resource_properties(
+        "AWS::ApiGatewayV2::Route",
+        {"RouteKey": "ANY /api/{proxy+}", "AuthorizationType": "JWT"},
+    )
+    synthesized.control.resource_count_is("AWS::ApiGatewayV2::Route", 1)
+
+
+def test_schedule_runs_reconcile_every_minute(synthesized: Synthesized) -> None:
+    reconcile = _function_logical_id(synthesized, RECONCILE_HANDLER)
+    synthesized.control.has_resource_properties(
+        "AWS::Events::Rule",
+        {
+            "ScheduleExpression": "rate(1 minute)",
+            "Targets": [Match.object_like({"Arn": {"Fn::GetAtt": [reconcile, "Arn"]}})],
+        },
+    )
+
+
+def test_instance_state_changes_run_reconcile(synthesized: Synthesized) -> None:
+    reconcile = _function_logical_id(synthesized, RECONCILE_HANDLER)
+    synthesized.control.has_resource_properties(
+        "AWS::Events::Rule",
+        {
+            "EventPattern": {
+                "source": ["aws.ec2"],
+                "detail-type": ["EC2 Instance State-change Notification"],
+                "detail": {"instance-id": [Match.any_value()]},
+            },
+            "Targets": [Match.object_like({"Arn": {"Fn::GetAtt": [reconcile, "Arn"]}})],
+        },
+    )
+
+
+def test_alarms_on_reconcile_errors_and_silence(synthesized: Synthesized) -> None:
+    synthesized.control.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {
+            "MetricName": "Errors",
+            "Namespace": "AWS/Lambda",
+            "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+            "Threshold": 1,
+        },
+    )
+    synthesized.control.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {
+            "MetricName": "Invocations",
+            "Namespace": "AWS/Lambda",
+            "ComparisonOperator": "LessThanThreshold",
+            "Threshold": 1,
+            "TreatMissingData": "breaching",
+            "Period": synthesized.config.reconcile_silence_alarm_minutes * 60,
+        },
+    )
+
+
+@pytest.mark.parametrize("role", ["ControlRole", "ReconcileRole"])
+def test_ec2_rights_are_scoped_to_the_instance(synthesized: Synthesized, role: str) -> None:
+    """Given a control-plane role, then every mutating EC2 action names the instance's ARN,
+    and only the describe calls (no resource-level permissions) use '*'."""
+    statements = _statements(synthesized, role)
+    ec2 = [s for s in statements if any(str(a).startswith("ec2:") for a in _list(s["Action"]))]
+    mutating = {"ec2:StartInstances", "ec2:StopInstances", "ec2:ModifyInstanceAttribute"}
+    for statement in ec2:
+        actions = set(_list(statement["Action"]))
+        if actions & mutating:
+            assert actions <= mutating
+            resource = str(statement["Resource"])
+            assert ":instance/" in resource
+            assert "*" not in resource
+        else:
+            assert actions <= {"ec2:DescribeInstances", "ec2:DescribeInstanceStatus"}
+    assert mutating <= {a for s in ec2 for a in _list(s["Action"])}
+
+
+@pytest.mark.parametrize("role", ["ControlRole", "ReconcileRole"])
+def test_lambda_roles_carry_no_managed_policies(synthesized: Synthesized, role: str) -> None:
+    roles = synthesized.control.find_resources("AWS::IAM::Role")
+    (props,) = [r["Properties"] for lid, r in roles.items() if lid.startswith(role)]
+    assert "ManagedPolicyArns" not in props
+
+
+def test_gpu_host_may_only_touch_its_own_host_record(synthesized: Synthesized) -> None:
+    synthesized.control.has_resource_properties(
+        "AWS::IAM::Policy",
+        {
+            "PolicyDocument": {
+                "Statement": [
+                    {
+                        "Action": ["dynamodb:GetItem", "dynamodb:UpdateItem"],
+                        "Effect": "Allow",
+                        "Resource": Match.any_value(),
+                        "Condition": {
+                            "ForAllValues:StringEquals": {
+                                "dynamodb:LeadingKeys": [f"host#{synthesized.config.host_id}"]
+                            }
+                        },
+                    }
+                ]
+            },
+            "Roles": [Match.any_value()],
+        },
+    )
+
+
+def _list(value: object) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, list) else [str(value)]

@@ -1,0 +1,290 @@
+"""Rendering the host's settings: pure functions, real nginx on the rendered site, and the
+whole `main` against a moto server standing in for SSM and Secrets Manager."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http import HTTPStatus
+from pathlib import Path
+
+import boto3
+import pytest
+from websockets import InvalidStatus
+from websockets.http11 import Request, Response
+from websockets.sync.client import connect
+from websockets.sync.server import ServerConnection, serve
+
+from gpu_host.bootstrap import render_config
+from gpu_host.bootstrap.render_config import (
+    TEMPLATE,
+    ConfigError,
+    host_config,
+    render_env_file,
+    render_nginx_site,
+)
+
+PREFIX = "/spinup/gpu-0"
+SECRET = "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8S9t0"
+PUBLISHED = {
+    f"{PREFIX}/env/SPINUP_TABLE_NAME": "spinup-control-State",
+    f"{PREFIX}/env/SPINUP_JWKS_URL": "https://cognito-idp.us-east-1.amazonaws.com/p/.well-known/jwks.json",
+    f"{PREFIX}/env/SPINUP_ALLOWED_ORIGINS": "https://d111.cloudfront.net",
+    f"{PREFIX}/origin-port": "80",
+    f"{PREFIX}/origin-verify-secret-arn": "arn:aws:secretsmanager:us-east-1:123:secret:x",
+    f"{PREFIX}/release": "s3://bucket/abc.zip",
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def test_host_config_maps_env_parameters_to_variables() -> None:
+    config = host_config(PUBLISHED, prefix=PREFIX)
+    assert config.env == {
+        "SPINUP_ALLOWED_ORIGINS": "https://d111.cloudfront.net",
+        "SPINUP_JWKS_URL": "https://cognito-idp.us-east-1.amazonaws.com/p/.well-known/jwks.json",
+        "SPINUP_TABLE_NAME": "spinup-control-State",
+    }
+    assert config.origin_port == 80
+    assert config.origin_secret_arn.startswith("arn:aws:secretsmanager:")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({f"{PREFIX}/env/spinup_lower": "x"}, "must look like SPINUP_FOO"),
+        ({f"{PREFIX}/env/SPINUP_X": "two\nlines"}, "single line"),
+        ({f"{PREFIX}/origin-port": "eighty"}, "must be a TCP port"),
+        ({f"{PREFIX}/origin-port": "70000"}, "must be a TCP port"),
+        ({f"{PREFIX}/origin-verify-secret-arn": ""}, "missing parameter"),
+    ],
+)
+def test_host_config_rejects_bad_parameters(change: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        host_config({**PUBLISHED, **change}, prefix=PREFIX)
+
+
+def test_host_config_needs_environment_parameters() -> None:
+    only_port = {k: v for k, v in PUBLISHED.items() if "/env/" not in k}
+    with pytest.raises(ConfigError, match="no parameters under"):
+        host_config(only_port, prefix=PREFIX)
+
+
+def test_env_file_quotes_values() -> None:
+    text = render_env_file({"SPINUP_A": 'say "hi" \\ bye', "SPINUP_B": "plain"})
+    assert 'SPINUP_A="say \\"hi\\" \\\\ bye"' in text
+    assert 'SPINUP_B="plain"' in text
+    assert text.endswith("\n")
+
+
+@pytest.mark.parametrize(
+    "secret", ["short", 'with"quote' + "x" * 40, "with space" + "x" * 40, "x" * 200]
+)
+def test_nginx_site_refuses_an_unsafe_secret(secret: str) -> None:
+    with pytest.raises(ConfigError, match="origin secret"):
+        render_nginx_site(
+            TEMPLATE.read_text(), origin_port=80, origin_secret=secret, backend="127.0.0.1:8080"
+        )
+
+
+def test_nginx_site_leaves_no_placeholder() -> None:
+    site = render_nginx_site(
+        TEMPLATE.read_text(), origin_port=8081, origin_secret=SECRET, backend="127.0.0.1:9"
+    )
+    assert re.search(r"@[A-Z_]+@", site) is None
+    assert f'"{SECRET}" 1;' in site
+    assert "listen 8081 default_server;" in site
+    with pytest.raises(ConfigError, match="unknown placeholders"):
+        render_nginx_site("@NEW@", origin_port=80, origin_secret=SECRET, backend="127.0.0.1:8080")
+
+
+# --- real nginx ----------------------------------------------------------------------------
+
+
+@dataclass
+class _Backend:
+    """A stand-in backend: plain HTTP for /health (recording headers), echo on WebSockets."""
+
+    port: int
+    seen_headers: list[dict[str, str]]
+
+
+def _nginx_conf(prefix: Path, site: Path) -> Path:
+    temp = "\n".join(
+        f"  {kind}_temp_path {prefix}/{kind};"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    conf = prefix / "nginx.conf"
+    conf.write_text(
+        f"daemon off;\nmaster_process off;\npid {prefix}/nginx.pid;\n"
+        f"error_log {prefix}/error.log;\nevents {{}}\n"
+        f"http {{\n  access_log off;\n{temp}\n  include {site};\n}}\n"
+    )
+    return conf
+
+
+@pytest.fixture(scope="module")
+def backend() -> Iterator[_Backend]:
+    seen: list[dict[str, str]] = []
+
+    def plain_http(connection: ServerConnection, request: Request) -> Response | None:
+        if request.path.startswith("/ws/"):
+            return None  # go on with the WebSocket handshake
+        seen.append({k.lower(): v for k, v in request.headers.raw_items()})
+        return connection.respond(HTTPStatus.OK, '{"status":"ok"}\n')
+
+    def echo(ws: ServerConnection) -> None:
+        for message in ws:
+            ws.send(message)
+
+    with serve(echo, "127.0.0.1", 0, process_request=plain_http) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        yield _Backend(port=server.socket.getsockname()[1], seen_headers=seen)
+        server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def nginx_origin(tmp_path_factory: pytest.TempPathFactory, backend: _Backend) -> Iterator[str]:
+    """Real nginx with the rendered site in front of the stand-in backend; yields host:port."""
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not Path(nginx).exists():
+        pytest.skip("nginx is not installed")
+    prefix = tmp_path_factory.mktemp("nginx")
+    port = _free_port()
+    site = prefix / "spinup.conf"
+    site.write_text(
+        render_nginx_site(
+            TEMPLATE.read_text(),
+            origin_port=port,
+            origin_secret=SECRET,
+            backend=f"127.0.0.1:{backend.port}",
+        )
+    )
+    conf = _nginx_conf(prefix, site)
+    check = subprocess.run(
+        [nginx, "-t", "-q", "-c", str(conf), "-p", f"{prefix}/"], capture_output=True, text=True
+    )
+    assert check.returncode == 0, check.stderr
+    proc = subprocess.Popen([nginx, "-c", str(conf), "-p", f"{prefix}/"])
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.05)
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _get(origin: str, path: str, *, secret: str | None) -> int:
+    request = urllib.request.Request(f"http://{origin}{path}")
+    if secret is not None:
+        request.add_header("X-Origin-Verify", secret)
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            status: int = response.status
+            return status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+@pytest.mark.parametrize(
+    ("path", "secret", "status"),
+    [
+        ("/health", SECRET, 200),
+        ("/health/ready", SECRET, 200),
+        ("/health", None, 403),
+        ("/health", "wrong" + SECRET[5:], 403),
+        ("/ws/inference", None, 403),
+        ("/metrics", SECRET, 404),
+        ("/", SECRET, 404),
+    ],
+)
+def test_origin_admits_only_cloudfront_and_only_public_paths(
+    nginx_origin: str, path: str, secret: str | None, status: int
+) -> None:
+    assert _get(nginx_origin, path, secret=secret) == status
+
+
+def test_the_secret_does_not_reach_the_backend(nginx_origin: str, backend: _Backend) -> None:
+    backend.seen_headers.clear()
+    assert _get(nginx_origin, "/health", secret=SECRET) == 200
+    (headers,) = backend.seen_headers
+    assert "x-origin-verify" not in headers
+
+
+def test_websocket_upgrade_passes_through(nginx_origin: str) -> None:
+    """Given the secret header, a client completes the upgrade through nginx and round-trips
+    a binary frame; without it, the handshake is refused with 403."""
+    url = f"ws://{nginx_origin}/ws/inference"
+    with connect(url, additional_headers={"X-Origin-Verify": SECRET}) as ws:
+        ws.send(b"SPF1-frame")
+        assert ws.recv(timeout=5) == b"SPF1-frame"
+    with pytest.raises(InvalidStatus) as refused, connect(url):
+        pass
+    assert refused.value.response.status_code == 403
+
+
+# --- main() against moto -------------------------------------------------------------------
+
+
+def test_main_renders_both_files_from_ssm_and_the_secret(
+    aws_env: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret_arn = boto3.client("secretsmanager").create_secret(Name="origin", SecretString=SECRET)[
+        "ARN"
+    ]
+    ssm = boto3.client("ssm")
+    for name, value in {**PUBLISHED, f"{PREFIX}/origin-verify-secret-arn": secret_arn}.items():
+        ssm.put_parameter(Name=name, Value=value, Type="String")
+    env_file, site = tmp_path / "host.env", tmp_path / "spinup.conf"
+    monkeypatch.setenv("SPINUP_SSM_PREFIX", PREFIX)
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    monkeypatch.setenv("SPINUP_ENV_FILE", str(env_file))
+    monkeypatch.setenv("SPINUP_NGINX_SITE", str(site))
+
+    assert render_config.main() == 0
+
+    assert 'SPINUP_TABLE_NAME="spinup-control-State"' in env_file.read_text()
+    assert f'"{SECRET}" 1;' in site.read_text()
+    assert oct(site.stat().st_mode & 0o777) == "0o640"
+
+
+@pytest.mark.parametrize(("rendered_before", "exit_code"), [(True, 0), (False, 1)])
+def test_main_without_aws_keeps_earlier_files_or_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rendered_before: bool, exit_code: int
+) -> None:
+    env_file, site = tmp_path / "host.env", tmp_path / "spinup.conf"
+    if rendered_before:
+        env_file.write_text("OLD=1\n")
+        site.write_text("# old\n")
+    for name, value in {
+        "SPINUP_SSM_PREFIX": PREFIX,
+        "AWS_REGION": "us-east-1",
+        "SPINUP_ENV_FILE": str(env_file),
+        "SPINUP_NGINX_SITE": str(site),
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{_free_port()}",  # nothing listens
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_MAX_ATTEMPTS": "1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    assert render_config.main() == exit_code
+    if rendered_before:
+        assert env_file.read_text() == "OLD=1\n"
