@@ -1,1 +1,0 @@
-"""nginx in front of the backend: the site template and its renderer."""
