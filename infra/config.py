@@ -14,6 +14,7 @@ from typing import Any, Final
 from aws_cdk import aws_logs as logs
 
 from gpu_host.bootstrap import parameters as host_parameters
+from gpu_host.models.spec import SPECS
 
 DLAMI_SSM_PARAMETER: Final = (
     "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id"
@@ -24,6 +25,8 @@ AWS names these `/aws/service/deeplearning/ami/<arch>/<AMI name without "deep le
 latest/ami-id`; the image ships the NVIDIA driver, Docker and the NVIDIA container toolkit."""
 
 CLOUDFRONT_ORIGIN_FACING_PREFIX_LIST: Final = "com.amazonaws.global.cloudfront.origin-facing"
+
+DEFAULT_SERVED_MODELS: Final = tuple(SPECS)
 
 CONTEXT_PREFIX: Final = "spinup:"
 """CDK context keys this app reads, e.g. `-c spinup:instanceTypes=g5.xlarge,g4dn.xlarge`."""
@@ -79,6 +82,8 @@ class DeployConfig:
     health_path: str = "/health"
 
     triton_grpc_port: int = 8001
+    served_models: tuple[str, ...] = DEFAULT_SERVED_MODELS
+    """What the instance's Triton loads and the backend serves (`SPINUP_MODELS`)."""
 
     api_rate_limit: int = 20
     """Requests per second across the HTTP API (every call may reconcile): a cost guard."""

@@ -82,6 +82,7 @@ class GpuHostStack(Stack):
                 "SPINUP_HOST_ID": config.host_id,
                 "SPINUP_AWS_REGION": Aws.REGION,
                 "SPINUP_TRITON_GRPC_URL": f"127.0.0.1:{config.triton_grpc_port}",
+                "SPINUP_MODELS": ",".join(config.served_models),
             },
         )
         # The name is a CloudFormation condition on the region, and a condition cannot cross
