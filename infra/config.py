@@ -72,7 +72,8 @@ class DeployConfig:
 
     origin_port: int = 80
     """CloudFront reaches nginx here. HTTP: CloudFront accepts only origin certificates from a
-    public CA for the origin's name, and an EC2 public DNS name cannot get one (infra/README.md)."""
+    public CA for the origin's name, and an EC2 public DNS name cannot get one
+    (docs/operations.md)."""
     origin_verify_header: str = "X-Origin-Verify"
     cloudfront_prefix_list_id: str | None = None
     """None: looked up at deploy time by a custom resource; set it to skip the lookup."""

@@ -10,7 +10,7 @@
   that only CloudFront adds. `AllViewer` forwards the WebSocket upgrade headers.
 
 CloudFront talks HTTP to that origin: it accepts an origin certificate only from a public CA
-for the origin's own name, which an `ec2-….amazonaws.com` name cannot have (infra/README.md).
+for the origin's own name, which an `ec2-….amazonaws.com` name cannot have (docs/operations.md).
 """
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ class EdgeDistribution(Construct):
                 "AwsSolutions-CFR5",
                 "The GPU origin is an EC2 public DNS name; no public CA issues certificates "
                 "for it and CloudFront accepts no other, so that leg is HTTP. It is limited to "
-                "CloudFront's prefix list and a secret header (infra/README.md: custom domain).",
+                "CloudFront's prefix list and a secret header (docs/operations.md: custom domain).",
             ),
         ):
             acknowledge(self.distribution, finding, reason=reason)

@@ -31,7 +31,7 @@ class OriginSecret(Construct):
             self.secret,
             "AwsSolutions-SMG4",
             reason="Rotating needs CloudFront and nginx to change together (redeploy the "
-            "hosting stack, restart the instance); done by hand, see infra/README.md.",
+            "hosting stack, restart the instance); done by hand, see docs/operations.md.",
         )
 
     @property

@@ -1,7 +1,7 @@
 """The deployed nginx origin site, run by the real nginx in front of the real backend.
 
 CloudFront reaches the instance over plain HTTP with its secret `X-Origin-Verify` header
-(see infra/README.md for why not TLS to an EC2 name); nginx admits only that header and
+(see docs/operations.md for why not TLS to an EC2 name); nginx admits only that header and
 only the public paths.
 """
 
