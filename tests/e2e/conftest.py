@@ -7,14 +7,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 from PIL import Image, ImageDraw, ImageFont
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser, Playwright, sync_playwright
 
 from infra.local.ports import free_port
 from tests.e2e.y4m import write_y4m
@@ -55,6 +55,25 @@ def text_camera(tmp_path_factory: pytest.TempPathFactory) -> Path:
     draw.text((60, 140), "SPINUP", font=_font(110), fill=(15, 15, 15))
     draw.text((80, 300), "GPU 2026", font=_font(80), fill=(15, 15, 15))
     return write_y4m(tmp_path_factory.mktemp("camera") / "text.y4m", [frame] * 4)
+
+
+PRINTED_WORD = "SPINUP"
+
+
+@pytest.fixture(scope="session")
+def person_camera(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fake camera showing a real photograph of a person (Grace Hopper, shipped inside
+    matplotlib) beside a printed word."""
+    import matplotlib
+
+    photo_path = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
+    photo = Image.open(photo_path).convert("RGB")
+    photo = photo.resize((int(photo.width * 480 / photo.height), 480))
+    frame = Image.new("RGB", (640, 480), (240, 240, 236))
+    frame.paste(photo, (0, 0))
+    draw = ImageDraw.Draw(frame)
+    draw.text((photo.width + 8, 200), PRINTED_WORD, font=_font(44), fill=(10, 10, 10))
+    return write_y4m(tmp_path_factory.mktemp("camera") / "person.y4m", [frame] * 4)
 
 
 @pytest.fixture(scope="session")
@@ -114,27 +133,42 @@ def local_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSyst
             proc.wait()
 
 
+CHROMIUM_ARGS = (
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+)
+
+
 @pytest.fixture(scope="session")
-def browser(text_camera: Path) -> Iterator[Browser]:
+def playwright() -> Iterator[Playwright]:
     with sync_playwright() as pw:
-        chromium = pw.chromium.launch(
+        yield pw
+
+
+@pytest.fixture
+def browser_with_camera(playwright: Playwright) -> Iterator[Callable[[Path], Browser]]:
+    """Launch headless Chromium whose fake camera plays the given Y4M file."""
+    launched: list[Browser] = []
+
+    def launch(camera: Path) -> Browser:
+        browser = playwright.chromium.launch(
             executable_path=CHROMIUM,
-            args=[
-                "--headless=new",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--use-fake-device-for-media-stream",
-                "--use-fake-ui-for-media-stream",
-                f"--use-file-for-fake-video-capture={text_camera}",
-            ],
+            args=[*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={camera}"],
         )
-        yield chromium
-        chromium.close()
+        launched.append(browser)
+        return browser
+
+    yield launch
+    for browser in launched:
+        browser.close()
 
 
 def host_processes(system: LocalSystem) -> list[str]:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from PIL import Image
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import Browser, Page, WebSocket, expect
 
-from tests.e2e.conftest import LocalSystem, host_processes
+from tests.e2e.conftest import PRINTED_WORD, LocalSystem, host_processes
 
 pytestmark = [pytest.mark.browser, pytest.mark.triton]
 
@@ -19,16 +22,29 @@ RESULTS_TIMEOUT_MS = 60_000
 STOP_TIMEOUT_MS = 60_000
 
 
-def _wait_until(predicate, timeout_s: float, what: str) -> None:
+ALL_MODELS = ("detect", "pose", "face", "text", "ocr")
+
+
+def choose_models(page: Page, models: tuple[str, ...]) -> None:
+    """Tick exactly `models` in the UI's model list, as a person would."""
+    for name in ALL_MODELS:
+        page.locator(f"#model-{name}").set_checked(name in models)
+
+
+def _wait_until(page: Page, predicate, timeout_s: float, what: str) -> None:
+    """Poll `predicate`; waiting through the page lets Playwright deliver its events."""
     deadline = time.monotonic() + timeout_s
     while not predicate():
         if time.monotonic() > deadline:
             pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.25)
+        page.wait_for_timeout(250)
 
 
 def test_start_stream_stop(
-    local_system: LocalSystem, browser: Browser, artifacts_dir: Path
+    local_system: LocalSystem,
+    browser_with_camera: Callable[[Path], Browser],
+    text_camera: Path,
+    artifacts_dir: Path,
 ) -> None:
     """
     Given the local system with the GPU instance stopped and a camera showing printed words,
@@ -36,10 +52,11 @@ def test_start_stream_stop(
     Then the phase reaches ready, results stream back with text boxes drawn over the video,
     And when they press Stop, the phase reaches stopped and Triton and the backend are gone.
     """
-    page = browser.new_page()
+    page = browser_with_camera(text_camera).new_page()
     console_errors: list[str] = []
     page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
     page.goto(local_system.url)
+    choose_models(page, ("text",))
 
     status = page.locator("#status")
     expect(status).to_have_attribute("data-phase", "stopped", timeout=15_000)
@@ -67,5 +84,62 @@ def test_start_stream_stop(
 
     page.locator("#stop").click()
     expect(status).to_have_attribute("data-phase", "stopped", timeout=STOP_TIMEOUT_MS)
-    _wait_until(lambda: host_processes(local_system) == [], 30, "Triton and backend to exit")
+    _wait_until(page, lambda: host_processes(local_system) == [], 30, "Triton and backend to exit")
     assert not [e for e in console_errors if "favicon" not in e], console_errors
+
+
+def test_person_and_printed_word_through_the_browser(
+    local_system: LocalSystem,
+    browser_with_camera: Callable[[Path], Browser],
+    person_camera: Path,
+    artifacts_dir: Path,
+) -> None:
+    """
+    Given a camera showing a photograph of a person beside a printed word,
+    When a person selects objects, pose, faces and text reading and presses Start,
+    Then the results the browser receives carry a `person` box, 17 keypoints, a face box
+    and the word read, and the engine draws boxes.
+    """
+    page = browser_with_camera(person_camera).new_page()
+    results: list[dict[str, Any]] = []
+
+    def watch(ws: WebSocket) -> None:
+        def on_frame(payload: str | bytes) -> None:
+            if isinstance(payload, str) and '"result"' in payload:
+                results.append(json.loads(payload))
+
+        ws.on("framereceived", on_frame)
+
+    page.on("websocket", watch)
+    page.goto(local_system.url)
+    status = page.locator("#status")
+    expect(status).to_have_attribute("data-phase", "stopped", timeout=STOP_TIMEOUT_MS)
+    choose_models(page, ("detect", "pose", "face", "ocr"))
+    page.locator("#start").click()
+    expect(status).to_have_attribute("data-phase", "ready", timeout=READY_TIMEOUT_MS)
+
+    def seen() -> dict[str, bool]:
+        return {
+            "person": any(
+                d["model"] == "detect" and d["label"] == "person"
+                for r in results
+                for d in r["detections"]
+            ),
+            "face": any(d["model"] == "face" for r in results for d in r["detections"]),
+            "keypoints": any(
+                k["model"] == "pose" and len(k["points"]) == 17
+                for r in results
+                for k in r["keypoints"]
+            ),
+            "word": any(t["text"] == PRINTED_WORD for r in results for t in r["texts"]),
+        }
+
+    _wait_until(page, lambda: all(seen().values()), RESULTS_TIMEOUT_MS / 1000, "every model")
+    assert all(seen().values()), seen()
+    page.wait_for_function(
+        "() => Number(document.querySelector('#stats').dataset.boxes || 0) >= 2",
+        timeout=RESULTS_TIMEOUT_MS,
+    )
+    page.screenshot(path=str(artifacts_dir / "e2e-person.png"))
+    page.locator("#stop").click()
+    expect(status).to_have_attribute("data-phase", "stopped", timeout=STOP_TIMEOUT_MS)
