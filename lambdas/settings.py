@@ -1,0 +1,95 @@
+"""The control plane's settings: one validated model, read once per process.
+
+Every field is an environment variable with the prefix `SPINUP_` (`SPINUP_IDLE_AFTER_DISCONNECT_S`,
+…). The Lambda functions and the local mode read the same model, so a setting means the same
+thing everywhere. The names and defaults are the contract in docs/architecture.md.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+_INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
+
+DEFAULT_INSTANCE_TYPES = ("g5.xlarge", "g6.xlarge", "g4dn.xlarge")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SPINUP_", frozen=True, extra="ignore", populate_by_name=True
+    )
+
+    table_name: str = Field(min_length=3, max_length=255)
+    host_id: str = Field(default="gpu-0", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    instance_id: str = Field(pattern=r"^i-[0-9a-f]{8,17}$")
+    # Lambda sets AWS_REGION itself; the prefixed name wins where both exist.
+    aws_region: str = Field(
+        default="us-east-1", validation_alias=AliasChoices("SPINUP_AWS_REGION", "AWS_REGION")
+    )
+    aws_endpoint_url: str | None = None
+    """Only for the local mode (moto); empty in AWS."""
+    ws_url: str = ""
+    """What the browser connects to for inference, published in the status."""
+
+    auth_mode: Literal["apigw", "jwks"] = "jwks"
+    jwks_url: str = Field(default="", pattern=r"^(https?://.+)?$")
+    """The issuer's key set, over http(s) (PyJWT fetches nothing else)."""
+    jwt_issuer: str = ""
+    jwt_audience: str = ""
+
+    idle_after_disconnect_s: int = Field(default=300, ge=1)
+    idle_while_connected_s: int = Field(default=900, ge=1)
+    boot_grace_s: int = Field(default=1200, ge=1)
+    release_grace_s: int = Field(default=60, ge=0)
+    max_run_s: int = Field(default=28800, ge=60)
+    daily_gpu_hours: float = Field(default=12, gt=0, le=24)
+    max_sessions_per_user: int = Field(default=2, ge=1, le=100)
+    instance_types: Annotated[tuple[str, ...], NoDecode] = DEFAULT_INSTANCE_TYPES
+    """Fallback order for `InsufficientInstanceCapacity`; the first is the default type."""
+
+    @field_validator("instance_types", mode="before")
+    @classmethod
+    def _split_instance_types(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("instance_types")
+    @classmethod
+    def _check_instance_types(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("name at least one instance type, e.g. 'g5.xlarge,g6.xlarge'")
+        bad = [name for name in value if not _INSTANCE_TYPE.match(name)]
+        if bad:
+            names = ", ".join(bad)
+            raise ValueError(f"not an EC2 instance type: {names} (expected e.g. g5.xlarge)")
+        if len(set(value)) != len(value):
+            raise ValueError(f"instance types are listed twice: {','.join(value)}")
+        return value
+
+    @model_validator(mode="after")
+    def _jwks_mode_needs_its_settings(self) -> Settings:
+        if self.auth_mode == "jwks":
+            missing = [
+                f"SPINUP_{name.upper()}"
+                for name in ("jwks_url", "jwt_issuer", "jwt_audience")
+                if not getattr(self, name)
+            ]
+            if missing:
+                raise ValueError(
+                    f"SPINUP_AUTH_MODE=jwks needs {', '.join(missing)} "
+                    "(or set SPINUP_AUTH_MODE=apigw behind API Gateway's JWT authorizer)"
+                )
+        return self
+
+    @property
+    def default_instance_type(self) -> str:
+        return self.instance_types[0]
+
+    @property
+    def daily_budget_s(self) -> float:
+        return self.daily_gpu_hours * 3600.0
