@@ -9,7 +9,7 @@ export const MODELS = Object.freeze([
   { id: "ocr", label: "Text reading", hint: "What the text says (OCR)" },
 ]);
 
-export const DEFAULT_MODELS = Object.freeze(["text"]);
+export const DEFAULT_MODELS = Object.freeze(["detect", "pose"]);
 
 const KNOWN = new Set(MODELS.map((m) => m.id));
 

@@ -26,7 +26,7 @@ from gpu_host.backend.sessions import SessionRegistry
 from gpu_host.backend.settings import Settings
 from gpu_host.backend.triton_gateway import TritonGateway
 from gpu_host.backend.ws import inference_socket
-from gpu_host.models.spec import SPECS, load_processor
+from gpu_host.models.spec import load_processor
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +37,10 @@ WARMUP_RETRY_S = 1.0
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The backend app; `settings` default to the environment (`SPINUP_*`)."""
     settings = settings or Settings()
+    catalog = settings.catalog()
     # Processors load here, not per request: a broken model module fails the start, loudly.
     served = {
-        name: ServedModel(spec=SPECS[name], processor=load_processor(SPECS[name]))
+        name: ServedModel(spec=catalog[name], processor=load_processor(catalog[name]))
         for name in settings.models
     }
 
@@ -118,7 +119,12 @@ def _build_backend(settings: Settings, served: dict[str, ServedModel]) -> Backen
         sessions=SessionRegistry(max_per_user=settings.max_sessions_per_user),
         reporter=Reporter(store, heartbeat_s=settings.heartbeat_s),
         gateway=gateway,
-        pipeline=FramePipeline(models=served, gateway=gateway, metrics=metrics),
+        pipeline=FramePipeline(
+            models=served,
+            gateway=gateway,
+            metrics=metrics,
+            budget_s=settings.frame_budget_ms / 1000,
+        ),
     )
 
 

@@ -33,6 +33,12 @@ class Metrics:
             buckets=STAGE_BUCKETS_S,
             registry=r,
         )
+        self.models_late = Counter(
+            "spinup_models_late",
+            "Model results cut off by the frame budget, by model",
+            ["model"],
+            registry=r,
+        )
         self.errors = Counter(
             "spinup_errors",
             "Errors sent to clients and sessions refused, by code",

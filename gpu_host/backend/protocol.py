@@ -5,6 +5,11 @@
 2. Client → binary frames: `struct.pack("<4sIQ", b"SPF1", frame_id, capture_time_us)` + JPEG.
 3. Server → `result` per inferred frame, `error` for a bad frame or an outage (socket stays
    open). Coordinates are normalized to 0..1 of the frame.
+
+Extensions (additive; a v1 client may ignore them): `ready.max_frame_pixels` and
+`ready.frame_budget_ms`; `error.frame_id`; `result.late` (models cut off by the frame
+budget, whose results this frame lacks); and the client's text message
+`{"type":"read_text"}`, which makes the next frame read every text region afresh.
 """
 
 from __future__ import annotations
@@ -21,6 +26,9 @@ from gpu_host.vision.types import ModelOutput
 HEADER = struct.Struct("<4sIQ")
 MAGIC = b"SPF1"
 MAX_MODELS_IN_HELLO = 16
+READ_TEXT = "read_text"
+REQUESTS = frozenset({READ_TEXT})
+"""Text messages a client may send after the hello."""
 
 
 class CloseCode(IntEnum):
@@ -73,6 +81,12 @@ class InferenceFailedError(FrameError):
     code = ErrorCode.INFERENCE_FAILED
 
 
+class BadMessageError(FrameError):
+    """A text message after the hello that the server does not understand."""
+
+    code = ErrorCode.BAD_MESSAGE
+
+
 class BadHelloError(Exception):
     """The first message is not a valid hello (closes with 4400)."""
 
@@ -88,7 +102,7 @@ class Hello:
     token: str | None
     """None when absent or not a string: the auth step turns that into 4401, not 4400."""
     models: tuple[str, ...] | None
-    """None: the client did not choose, so it gets every served model."""
+    """None: the client did not choose, so it gets the host's default models."""
 
 
 def parse_frame_header(data: bytes) -> tuple[FrameHeader, bytes]:
@@ -134,32 +148,63 @@ def _parse_models(value: Any) -> tuple[str, ...] | None:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise BadHelloError("models must be a list of model names")
     if not value:
-        raise BadHelloError("models must not be empty (omit it to get every served model)")
+        raise BadHelloError("models must not be empty (omit it to get the default models)")
     if len(value) > MAX_MODELS_IN_HELLO:
         raise BadHelloError(f"at most {MAX_MODELS_IN_HELLO} models")
     return tuple(dict.fromkeys(value))
 
 
-def choose_models(requested: tuple[str, ...] | None, served: Sequence[str]) -> tuple[str, ...]:
-    """The session's models: what the hello asked for, all of it served, or `BadHelloError`."""
+def choose_models(
+    requested: tuple[str, ...] | None, served: Sequence[str], defaults: Sequence[str] = ()
+) -> tuple[str, ...]:
+    """The session's models: what the hello asked for, all of it served, or `BadHelloError`.
+
+    A hello without models gets the served ones among `defaults` — or every served model
+    when none of the defaults is served, so that a session never starts with nothing.
+    """
     if requested is None:
-        return tuple(served)
+        return tuple(m for m in defaults if m in served) or tuple(served)
     unknown = [m for m in requested if m not in served]
     if unknown:
         raise BadHelloError(f"unknown models {unknown}; served: {list(served)}")
     return requested
 
 
+def parse_request(text: str) -> str:
+    """A text message after the hello: the request type it names, or `BadMessageError`.
+
+    The one request so far is `read_text` (run text recognition on the next frame's regions
+    even where earlier reads could be reused).
+    """
+    try:
+        message = json.loads(text)
+    except ValueError:
+        message = None
+    kind = message.get("type") if isinstance(message, dict) else None
+    if kind not in REQUESTS:
+        raise BadMessageError(
+            f"after the hello only binary frames and {sorted(REQUESTS)} requests are expected"
+        )
+    return str(kind)
+
+
 def ready_message(
-    *, session: str, models: Sequence[str], max_frame_bytes: int, max_frame_pixels: int
+    *,
+    session: str,
+    models: Sequence[str],
+    max_frame_bytes: int,
+    max_frame_pixels: int,
+    frame_budget_ms: float,
 ) -> dict[str, Any]:
     return {
         "type": "ready",
         "session": session,
         "models": list(models),
         "max_frame_bytes": max_frame_bytes,
-        # Extension of v1: lets a client downscale before it is told off.
+        # Extensions of v1: lets a client downscale before it is told off, and tells it how
+        # long the slowest model may hold a frame's result back.
         "max_frame_pixels": max_frame_pixels,
+        "frame_budget_ms": frame_budget_ms,
     }
 
 
@@ -176,6 +221,7 @@ def result_message(
     outputs: Sequence[ModelOutput],
     timing_ms: Mapping[str, float],
     dropped: int,
+    late: Sequence[str] = (),
 ) -> dict[str, Any]:
     """One frame's `result`; box and point coordinates rounded to 1e-4 of the frame."""
     return {
@@ -199,6 +245,8 @@ def result_message(
         ],
         "timing_ms": {stage: round(ms, 2) for stage, ms in timing_ms.items()},
         "dropped": dropped,
+        # Extension of v1: the session's models that overran the frame budget (cancelled).
+        "late": list(late),
     }
 
 

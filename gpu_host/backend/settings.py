@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from gpu_host.models.spec import SPECS
+from gpu_host.models.spec import BUILTIN_SPECS, USER_MODELS_FILE, ModelSpec, model_catalog
 
 CommaList = Annotated[tuple[str, ...], NoDecode]
 """A comma-separated environment value (`a,b`), not JSON."""
@@ -27,8 +28,16 @@ class Settings(BaseSettings):
     max_frame_bytes: int = Field(default=2 * 1024 * 1024, gt=16)
     max_frame_pixels: int = Field(default=2560 * 1440, gt=0)
     max_sessions_per_user: int = Field(default=2, ge=1)
-    models: CommaList = ("text",)
+    models: CommaList = tuple(BUILTIN_SPECS)
     """The models this host serves (and loads in Triton); a session picks a subset."""
+    default_models: CommaList = ("detect", "pose")
+    """What a session gets when its hello names no models: those of these that are served
+    (every served model when none of them is)."""
+    user_models: Path = USER_MODELS_FILE
+    """Your own models' declarations (`user_models.json`, see docs/models.md); absent: none."""
+    frame_budget_ms: float = Field(default=500.0, gt=0)
+    """How long a frame waits for its models, from the moment they start. A model still
+    running then is cancelled and named in the result's `late`; the others' results go out."""
 
     table_name: str = ""
     """The control plane's table; empty disables reporting (tests, bare runs)."""
@@ -47,7 +56,7 @@ class Settings(BaseSettings):
     heartbeat_s: float = Field(default=30.0, gt=0)
     """Minimum spacing of activity heartbeats to the host record."""
 
-    @field_validator("allowed_origins", "models", mode="before")
+    @field_validator("allowed_origins", "models", "default_models", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
@@ -69,12 +78,26 @@ class Settings(BaseSettings):
             raise ValueError(f"jwks_url must be an http(s) URL, got {value!r}")
         return value
 
-    @field_validator("models")
+    @field_validator("models", "default_models")
     @classmethod
-    def _known_models(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        if not value:
-            raise ValueError("at least one model must be served")
-        unknown = [name for name in value if name not in SPECS]
-        if unknown:
-            raise ValueError(f"unknown models {unknown}; known: {sorted(SPECS)}")
+    def _deduplicated(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(dict.fromkeys(value))
+
+    @model_validator(mode="after")
+    def _servable_models(self) -> Settings:
+        if not self.models:
+            raise ValueError("models: at least one model must be served")
+        catalog = self.catalog()
+        for field, names in (("models", self.models), ("default_models", self.default_models)):
+            unknown = [name for name in names if name not in catalog]
+            if unknown:
+                raise ValueError(f"{field}: unknown models {unknown}; known: {sorted(catalog)}")
+        for name in self.models:
+            source = catalog[name].regions_from
+            if source is not None and source not in self.models:
+                raise ValueError(f"models: {name!r} reads the regions of {source!r}; serve it too")
+        return self
+
+    def catalog(self) -> dict[str, ModelSpec]:
+        """Every model this host could serve: the built-in ones and the user's."""
+        return model_catalog(self.user_models)

@@ -6,8 +6,9 @@ dynamic batcher sees them together and merges frames from all sessions into one 
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -65,7 +66,26 @@ class TritonGateway:
         self, spec: ModelSpec, tensors: Mapping[str, npt.NDArray[Any]]
     ) -> dict[str, npt.NDArray[Any]]:
         """Run ONE item (no batch dimension in or out) through `spec`'s model."""
-        inputs = [_input(spec, name, tensors) for name in (t.name for t in spec.inputs)]
+        (outputs,) = await self.infer_many(spec, [tensors])
+        return outputs
+
+    async def infer_many(
+        self, spec: ModelSpec, items: Sequence[Mapping[str, npt.NDArray[Any]]]
+    ) -> list[dict[str, npt.NDArray[Any]]]:
+        """Run several items (e.g. one frame's text regions) through `spec`'s model.
+
+        Items travel as batches of at most `max_batch_size` (one request each, sent
+        concurrently), so K items cost ceil(K / max) round trips, not K.
+        """
+        size = spec.max_batch_size
+        chunks = [items[i : i + size] for i in range(0, len(items), size)]
+        batches = await asyncio.gather(*(self._infer_batch(spec, chunk) for chunk in chunks))
+        return [outputs for batch in batches for outputs in batch]
+
+    async def _infer_batch(
+        self, spec: ModelSpec, items: Sequence[Mapping[str, npt.NDArray[Any]]]
+    ) -> list[dict[str, npt.NDArray[Any]]]:
+        inputs = [_input(spec, t.name, items) for t in spec.inputs]
         outputs = [InferRequestedOutput(t.name) for t in spec.outputs]
         if not self.breaker.allow():
             raise UnavailableError("inference server unavailable (circuit open)")
@@ -82,27 +102,37 @@ class TritonGateway:
             self.breaker.record_success()
             raise InferenceFailedError(f"{spec.name}: {exc.message()}") from exc
         self.breaker.record_success()
-        return {t.name: _first(result.as_numpy(t.name), t.name) for t in spec.outputs}
+        batches = {
+            t.name: _batch(result.as_numpy(t.name), t.name, len(items)) for t in spec.outputs
+        }
+        return [{name: batch[i] for name, batch in batches.items()} for i in range(len(items))]
 
 
-def _input(spec: ModelSpec, name: str, tensors: Mapping[str, npt.NDArray[Any]]) -> InferInput:
+def _input(
+    spec: ModelSpec, name: str, items: Sequence[Mapping[str, npt.NDArray[Any]]]
+) -> InferInput:
+    """The items' tensor `name`, checked against the spec and stacked into one batch."""
     tensor = next(t for t in spec.inputs if t.name == name)
-    array = tensors.get(name)
-    if array is None:
-        raise ValueError(f"{spec.name}: preprocess produced no {name!r}")
-    if array.shape != tensor.dims or array.dtype != np.dtype(tensor.dtype.numpy_name):
-        raise ValueError(
-            f"{spec.name}.{name}: got {array.dtype}{list(array.shape)}, "
-            f"spec says {tensor.dtype.numpy_name}{list(tensor.dims)}"
-        )
-    batched = np.ascontiguousarray(array[np.newaxis])
+    arrays = []
+    for tensors in items:
+        array = tensors.get(name)
+        if array is None:
+            raise ValueError(f"{spec.name}: preprocess produced no {name!r}")
+        if array.shape != tensor.dims or array.dtype != np.dtype(tensor.dtype.numpy_name):
+            raise ValueError(
+                f"{spec.name}.{name}: got {array.dtype}{list(array.shape)}, "
+                f"spec says {tensor.dtype.numpy_name}{list(tensor.dims)}"
+            )
+        arrays.append(array)
+    batched = np.ascontiguousarray(np.stack(arrays))
     infer_input = InferInput(name, list(batched.shape), tensor.dtype.value)
     infer_input.set_data_from_numpy(batched)
     return infer_input
 
 
-def _first(batch: npt.NDArray[Any] | None, name: str) -> npt.NDArray[Any]:
+def _batch(batch: npt.NDArray[Any] | None, name: str, count: int) -> npt.NDArray[Any]:
     if batch is None:
         raise InferenceFailedError(f"response lacks output {name!r}")
-    item: npt.NDArray[Any] = batch[0]
-    return item
+    if batch.shape[:1] != (count,):
+        raise InferenceFailedError(f"output {name!r} has {batch.shape[:1]} items, sent {count}")
+    return batch

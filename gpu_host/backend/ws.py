@@ -3,7 +3,8 @@
 Two tasks per session: the receiver validates each binary frame (header, size, JPEG header —
 all before decoding) and drops it into the session's one-slot newest-wins buffer; the worker
 takes the newest frame, infers it and sends the result. A slow model therefore never queues
-frames: it skips to the latest one and the `dropped` count says how many it skipped.
+frames: it skips to the latest one and the `dropped` count says how many it skipped. Text
+messages after the hello are requests (`read_text`), which set the session's state only.
 """
 
 from __future__ import annotations
@@ -21,8 +22,11 @@ from starlette.websockets import WebSocket, WebSocketState
 from gpu_host.backend.auth import UnauthorizedError
 from gpu_host.backend.context import Backend
 from gpu_host.backend.frames import Frame, check_jpeg
+from gpu_host.backend.pipeline import SessionReads
 from gpu_host.backend.protocol import (
+    READ_TEXT,
     BadHelloError,
+    BadMessageError,
     CloseCode,
     ErrorCode,
     FrameError,
@@ -32,6 +36,7 @@ from gpu_host.backend.protocol import (
     error_message,
     parse_frame_header,
     parse_hello,
+    parse_request,
     ready_message,
     result_message,
 )
@@ -65,6 +70,7 @@ class InferenceSession:
         self._ws = websocket
         self._send_lock = asyncio.Lock()
         self._slot: NewestWinsSlot[Frame] = NewestWinsSlot()
+        self._reads = SessionReads()
 
     async def run(self) -> None:
         await self._ws.accept()
@@ -95,6 +101,7 @@ class InferenceSession:
                     models=handle.models,
                     max_frame_bytes=settings.max_frame_bytes,
                     max_frame_pixels=settings.max_frame_pixels,
+                    frame_budget_ms=settings.frame_budget_ms,
                 )
             )
             await self._serve(handle)
@@ -119,7 +126,7 @@ class InferenceSession:
             raise BadHelloError("the first message must be a text hello")
         hello = parse_hello(text)
         user = await asyncio.to_thread(backend.verifier.verify, hello.token)
-        models = choose_models(hello.models, settings.models)
+        models = choose_models(hello.models, settings.models, settings.default_models)
         handle = backend.sessions.open(user=user, models=models, shutdown=self._shutdown)
         backend.metrics.active_sessions.inc()
         backend.reporter.sessions_changed(backend.sessions.count)
@@ -129,13 +136,13 @@ class InferenceSession:
     async def _serve(self, handle: SessionHandle) -> None:
         worker = asyncio.create_task(self._infer_loop(handle), name=f"infer-{handle.id}")
         try:
-            await self._receive_loop()
+            await self._receive_loop(handle)
         finally:
             worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await worker
 
-    async def _receive_loop(self) -> None:
+    async def _receive_loop(self, handle: SessionHandle) -> None:
         metrics = self._backend.metrics
         while True:
             message = await self._ws.receive()
@@ -143,10 +150,10 @@ class InferenceSession:
                 return
             data = message.get("bytes")
             if data is None:
-                await self._send_error(
-                    FrameError("after the hello only binary frames are expected"),
-                    code=ErrorCode.BAD_MESSAGE,
-                )
+                try:
+                    self._request(handle, message.get("text") or "")
+                except BadMessageError as exc:
+                    await self._send_error(exc)
                 continue
             metrics.frames_received.inc()
             try:
@@ -156,6 +163,15 @@ class InferenceSession:
                 continue
             if self._slot.put(frame) is not None:
                 metrics.frames_dropped.inc()
+
+    def _request(self, handle: SessionHandle, text: str) -> None:
+        """Apply a client request to the session's state (the next frame acts on it)."""
+        request = parse_request(text)
+        if request == READ_TEXT:
+            readers = self._backend.pipeline.region_models
+            if not any(name in readers for name in handle.models):
+                raise BadMessageError("read_text: this session reads no text (select ocr)")
+            self._reads.ask_reread()
 
     def _accept(self, data: bytes) -> Frame:
         """Every check that needs no decoding: header, byte size, JPEG header, pixel count."""
@@ -180,7 +196,7 @@ class InferenceSession:
         while True:
             frame = await self._slot.get()
             try:
-                outcome = await backend.pipeline.run(frame, handle.models)
+                outcome = await backend.pipeline.run(frame, handle.models, self._reads)
             except FrameError as exc:
                 await self._send_error(exc, frame_id=frame.header.frame_id)
                 continue
@@ -200,6 +216,7 @@ class InferenceSession:
                     outputs=outcome.outputs,
                     timing_ms=outcome.timing_ms,
                     dropped=self._slot.dropped,
+                    late=outcome.late,
                 )
             )
 

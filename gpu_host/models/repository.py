@@ -7,6 +7,7 @@
   so the backend's client code cannot tell the two apart.
 
     python -m gpu_host.models.repository --target {local,gpu} --out DIR [--models text ...]
+        [--user-models user_models.json]
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import argparse
 import logging
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from importlib import resources
 from pathlib import Path
@@ -23,7 +24,14 @@ from typing import TypeVar
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
-from gpu_host.models.spec import SPECS, ZOO_DIR, ModelSpec, TensorSpec
+from gpu_host.models.spec import (
+    SPECS,
+    USER_MODELS_FILE,
+    ZOO_DIR,
+    ModelSpec,
+    TensorSpec,
+    model_catalog,
+)
 
 log = logging.getLogger(__name__)
 
@@ -114,15 +122,17 @@ def write_repository(
     return written
 
 
-def select_specs(names: Iterable[str] | None) -> list[ModelSpec]:
+def select_specs(
+    names: Iterable[str] | None, catalog: Mapping[str, ModelSpec] = SPECS
+) -> list[ModelSpec]:
     """Specs by name (all when `names` is None); unknown names are an error, not a skip."""
     if names is None:
-        return list(SPECS.values())
+        return list(catalog.values())
     chosen = list(dict.fromkeys(names))
-    unknown = [n for n in chosen if n not in SPECS]
+    unknown = [n for n in chosen if n not in catalog]
     if unknown:
-        raise ValueError(f"unknown models {unknown}; known: {sorted(SPECS)}")
-    return [SPECS[n] for n in chosen]
+        raise ValueError(f"unknown models {unknown}; known: {sorted(catalog)}")
+    return [catalog[n] for n in chosen]
 
 
 def _tensor(tensor: TensorSpec, kind: type[_T]) -> _T:
@@ -139,6 +149,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--models", nargs="+", help=f"default: all ({', '.join(SPECS)})")
     parser.add_argument("--zoo", type=Path, default=ZOO_DIR, help="where the ONNX files are")
+    parser.add_argument(
+        "--user-models",
+        type=Path,
+        default=USER_MODELS_FILE,
+        help="your own models' declarations (see docs/models.md)",
+    )
     parser.add_argument("--tensorrt", action="store_true", help="gpu: TensorRT accelerator")
     parser.add_argument("--cpu-threads", type=int, default=0, help="local: ORT intra-op threads")
     args = parser.parse_args()
@@ -146,7 +162,7 @@ def main() -> None:
     write_repository(
         args.out,
         args.target,
-        select_specs(args.models),
+        select_specs(args.models, model_catalog(args.user_models)),
         zoo_dir=args.zoo,
         tensorrt=args.tensorrt,
         cpu_threads=args.cpu_threads,

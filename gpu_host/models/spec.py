@@ -9,16 +9,22 @@ asset build use it without the vision stack.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from gpu_host.models.user_models import UserModel, UserModelError, read_user_models
 
 if TYPE_CHECKING:
     from gpu_host.vision.types import Processor
 
 ZOO_DIR = Path(__file__).resolve().parent / "zoo"
 """Where the ONNX files named by `ModelSpec.onnx_file` live."""
+
+USER_MODELS_FILE = Path(__file__).resolve().parent / "user" / "user_models.json"
+"""Where a user declares their own models (see `user_models`); absent = none."""
 
 
 class DType(StrEnum):
@@ -84,14 +90,18 @@ class ModelSpec:
 
     name: str
     onnx_file: str
-    """Path of the ONNX file, relative to `ZOO_DIR`."""
+    """Path of the ONNX file, relative to `ZOO_DIR` (or absolute: a user's own model)."""
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
     max_batch_size: int
     batching: DynamicBatching | None
     processor: str
-    """`"module:factory"`: a zero-argument callable returning this model's `Processor`.
-    A string, so that reading specs never imports OpenCV/NumPy."""
+    """`"module:factory"`: a callable returning this model's `Processor`. A string, so that
+    reading specs never imports OpenCV/NumPy."""
+    processor_args: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    """Keyword arguments for the factory (a user model's classes, input size, …)."""
+    regions_from: str | None = None
+    """Run once per region that model found (OCR reads `text`'s boxes), not on the frame."""
 
     def __post_init__(self) -> None:
         if self.max_batch_size < 1:
@@ -105,33 +115,132 @@ class ModelSpec:
             raise ValueError(f"{self.name}: tensor names must be unique, got {names}")
         if ":" not in self.processor:
             raise ValueError(f"{self.name}: processor must be 'module:factory'")
+        if self.regions_from == self.name:
+            raise ValueError(f"{self.name}: regions_from cannot name the model itself")
 
     @property
     def onnx_path(self) -> Path:
-        return ZOO_DIR / self.onnx_file
+        return ZOO_DIR / self.onnx_file  # an absolute onnx_file stays as it is
 
 
 def load_processor(spec: ModelSpec) -> Processor:
     """Import and build the spec's processor (the only place specs touch the vision code)."""
     module_name, _, attr = spec.processor.partition(":")
     factory = getattr(importlib.import_module(module_name), attr)
-    processor: Processor = factory()
+    processor: Processor = factory(**spec.processor_args)
     if processor.model != spec.name:
         raise ValueError(f"processor {spec.processor} says model {processor.model!r}")
     return processor
 
 
+def _batching(max_batch_size: int) -> DynamicBatching:
+    # Half and full batches; waiting 2 ms for company costs little next to a frame interval
+    # and lets Triton merge frames from different sessions.
+    return DynamicBatching(
+        preferred_batch_sizes=(max_batch_size // 2, max_batch_size), max_queue_delay_us=2000
+    )
+
+
+# Every zoo model takes the letterboxed frame as uint8 RGB NHWC and normalizes inside the
+# graph (see `gpu_host.models.convert`): the wire carries 3 bytes per pixel, not 12.
+
+DETECT = ModelSpec(
+    name="detect",
+    onnx_file="detect.onnx",
+    inputs=(TensorSpec("image", DType.UINT8, (416, 416, 3)),),
+    # NanoDet-m's three grids (strides 8, 16, 32 over 416 px): sigmoid scores for 80 COCO
+    # classes and 4 × 11 distance-distribution logits per cell.
+    outputs=tuple(
+        TensorSpec(f"{kind}_{stride}", DType.FP32, ((416 // stride) ** 2, width))
+        for stride in (8, 16, 32)
+        for kind, width in (("cls", 80), ("reg", 44))
+    ),
+    max_batch_size=8,
+    batching=_batching(8),
+    processor="gpu_host.vision.detect:NanoDetProcessor",
+)
+
+POSE = ModelSpec(
+    name="pose",
+    onnx_file="pose.onnx",
+    inputs=(TensorSpec("image", DType.UINT8, (192, 192, 3)),),
+    outputs=(TensorSpec("keypoints", DType.FP32, (1, 17, 3)),),
+    max_batch_size=8,
+    batching=_batching(8),
+    processor="gpu_host.vision.pose:MoveNetProcessor",
+)
+
+FACE = ModelSpec(
+    name="face",
+    onnx_file="face.onnx",
+    inputs=(TensorSpec("image", DType.UINT8, (128, 128, 3)),),
+    outputs=(
+        TensorSpec("boxes", DType.FP32, (896, 16)),
+        TensorSpec("scores", DType.FP32, (896, 1)),
+    ),
+    max_batch_size=8,
+    batching=_batching(8),
+    processor="gpu_host.vision.face:BlazeFaceProcessor",
+)
+
 TEXT = ModelSpec(
     name="text",
     onnx_file="text_det.onnx",
-    # PP-OCRv4 text detector behind a uint8 NHWC prefix (see `image_input`): the wire carries
-    # 3 bytes per pixel, not 12, and normalization runs inside the graph on the accelerator.
     inputs=(TensorSpec("image", DType.UINT8, (256, 320, 3)),),
     outputs=(TensorSpec("prob", DType.FP32, (1, 256, 320)),),
     max_batch_size=8,
-    batching=DynamicBatching(preferred_batch_sizes=(4, 8), max_queue_delay_us=2000),
+    batching=_batching(8),
     processor="gpu_host.vision.text:TextProcessor",
 )
 
-SPECS: dict[str, ModelSpec] = {spec.name: spec for spec in (TEXT,)}
-"""Every model this code base can serve, by name (the name clients put in `hello`)."""
+OCR = ModelSpec(
+    name="ocr",
+    onnx_file="ocr.onnx",
+    # One text line per item, height 48, right-padded to a fixed width so that lines from
+    # any frame batch together; the recognizer emits one step per 8 columns (320 / 8 = 40).
+    inputs=(TensorSpec("image", DType.UINT8, (48, 320, 3)),),
+    outputs=(TensorSpec("probs", DType.FP32, (40, 6625)),),
+    max_batch_size=16,
+    batching=_batching(16),
+    processor="gpu_host.vision.ocr:default_processor",
+    regions_from="text",
+)
+
+BUILTIN_SPECS: dict[str, ModelSpec] = {s.name: s for s in (DETECT, POSE, FACE, TEXT, OCR)}
+"""The models that ship in the zoo."""
+
+
+def user_spec(model: UserModel, folder: Path) -> ModelSpec:
+    """The spec of a user's YOLOv8 export (decoded by `gpu_host.vision.yolov8`)."""
+    size = model.input_size
+    image = (
+        TensorSpec(model.input_name, DType.UINT8, (size, size, 3))
+        if model.uint8_input
+        else TensorSpec(model.input_name, DType.FP32, (3, size, size))
+    )
+    return ModelSpec(
+        name=model.name,
+        onnx_file=str((folder / model.file).resolve()),
+        inputs=(image,),
+        outputs=(TensorSpec(model.output_name, DType.FP32, (model.channels, model.anchors)),),
+        max_batch_size=model.max_batch_size,
+        batching=None if model.max_batch_size == 1 else DynamicBatching((), 2000),
+        processor="gpu_host.vision.yolov8:Yolov8Processor",
+        processor_args=model.processor_args(),
+    )
+
+
+def model_catalog(user_models: Path | None = USER_MODELS_FILE) -> dict[str, ModelSpec]:
+    """The built-in models plus those `user_models` declares (a missing file declares none)."""
+    if user_models is None:
+        return dict(BUILTIN_SPECS)
+    declared = read_user_models(user_models)
+    clash = sorted(m.name for m in declared if m.name in BUILTIN_SPECS)
+    if clash:
+        raise UserModelError(f"{user_models}: {clash} already name built-in models")
+    return {**BUILTIN_SPECS, **{m.name: user_spec(m, user_models.parent) for m in declared}}
+
+
+SPECS: dict[str, ModelSpec] = model_catalog()
+"""Every model this code base can serve, by name (the name clients put in `hello`): the
+built-in ones and any declared in `USER_MODELS_FILE`."""

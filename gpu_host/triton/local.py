@@ -21,7 +21,7 @@ from pathlib import Path
 from types import TracebackType
 
 from gpu_host.models.repository import Target, select_specs, write_repository
-from gpu_host.models.spec import ZOO_DIR
+from gpu_host.models.spec import USER_MODELS_FILE, ZOO_DIR, model_catalog
 from gpu_host.triton.processes import spawn, terminate
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,8 @@ def _libdir(python: Path) -> Path:
 
 
 class LocalTriton:
-    """The real tritonserver on the CPU, serving the `local` repository of `models`.
+    """The real tritonserver on the CPU, serving the `local` repository of `models` (names from
+    the built-in specs and those `user_models` declares; all of them when None).
 
     Use as a context manager, or call `start()` and `stop()`. `start()` returns once Triton
     answers ready on HTTP (with strict readiness: every model loaded).
@@ -106,6 +107,7 @@ class LocalTriton:
         metrics_port: int = 8102,
         models: Sequence[str] | None = None,
         zoo_dir: Path = ZOO_DIR,
+        user_models: Path | None = USER_MODELS_FILE,
         cpu_threads: int = 1,
         host: str = "127.0.0.1",
         startup_timeout_s: float = 120.0,
@@ -119,6 +121,7 @@ class LocalTriton:
         self.metrics_port = metrics_port
         self.models = list(models) if models is not None else None
         self.zoo_dir = zoo_dir
+        self.user_models = user_models
         self.cpu_threads = cpu_threads
         self.host = host
         self.startup_timeout_s = startup_timeout_s
@@ -164,7 +167,7 @@ class LocalTriton:
         write_repository(
             repository,
             Target.LOCAL,
-            select_specs(self.models),
+            select_specs(self.models, model_catalog(self.user_models)),
             zoo_dir=self.zoo_dir,
             cpu_threads=self.cpu_threads,
         )

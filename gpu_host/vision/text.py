@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from gpu_host.vision.letterbox import letterbox
 from gpu_host.vision.types import Detection, Image, Letterbox, ModelOutput, Tensors
 
 MODEL = "text"
@@ -59,8 +60,8 @@ class TextProcessor:
         self.params = params or DbParams()
 
     def preprocess(self, image: Image) -> tuple[dict[str, npt.NDArray[Any]], Letterbox]:
-        canvas, letterbox = letterbox_image(image, self.height, self.width)
-        return {self.input_name: canvas}, letterbox
+        canvas, box = letterbox(image, self.height, self.width)
+        return {self.input_name: canvas}, box
 
     def postprocess(self, outputs: Tensors, letterbox: Letterbox) -> ModelOutput:
         prob = np.asarray(outputs[self.output_name], dtype=np.float32).reshape(
@@ -79,25 +80,6 @@ class TextProcessor:
         # Reading order (top to bottom, then left to right) is what an OCR stage wants.
         detections.sort(key=lambda d: (round(d.box[1], 2), d.box[0]))
         return ModelOutput(detections=tuple(detections))
-
-
-def letterbox_image(image: Image, height: int, width: int) -> tuple[Image, Letterbox]:
-    """Fit `image` into height×width keeping its aspect ratio, centred, padded with black."""
-    src_h, src_w = image.shape[:2]
-    if src_h == 0 or src_w == 0:
-        raise ValueError("empty image")
-    scale = min(width / src_w, height / src_h)
-    new_w = max(1, round(src_w * scale))
-    new_h = max(1, round(src_h * scale))
-    # INTER_AREA averages when shrinking (no aliasing of thin strokes); LINEAR when growing.
-    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    resized = cv2.resize(image, (new_w, new_h), interpolation=interpolation)
-    pad_x = (width - new_w) // 2
-    pad_y = (height - new_h) // 2
-    canvas = np.zeros((height, width, 3), dtype=np.uint8)
-    canvas[pad_y : pad_y + new_h, pad_x : pad_x + new_w] = resized
-    letterbox = Letterbox(scale=scale, pad_x=pad_x, pad_y=pad_y, src_w=src_w, src_h=src_h)
-    return canvas, letterbox
 
 
 Corners = npt.NDArray[np.float32]

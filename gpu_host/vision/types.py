@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -88,4 +88,15 @@ class Processor(Protocol):
 
     def postprocess(self, outputs: Tensors, letterbox: Letterbox) -> ModelOutput:
         """The model's named output tensors (no batch dimension) → results in frame coordinates."""
+        ...
+
+
+@runtime_checkable
+class RegionProcessor(Processor, Protocol):
+    """A processor that also takes one region of a frame as an item (OCR: a text line)."""
+
+    def preprocess_region(
+        self, image: Image, box: Box
+    ) -> tuple[dict[str, npt.NDArray[Any]], Letterbox]:
+        """One region (normalized x1, y1, x2, y2 of the frame) → one item's input tensors."""
         ...

@@ -8,7 +8,7 @@ layouts so that a user can serve their model:
 
 The export takes `images`: float32 [N, 3, size, size], RGB in 0..1, letterboxed with grey
 114 padding. With `uint8_input=True` the processor sends uint8 [size, size, 3] instead, for
-a graph given a uint8 prefix (see `gpu_host.models.image_input`).
+a graph given a uint8 prefix (see `gpu_host.models.convert.graph.add_uint8_prefix`).
 """
 
 from __future__ import annotations

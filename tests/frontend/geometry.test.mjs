@@ -44,6 +44,9 @@ describe("models", () => {
     assert.deepEqual(MODELS.map((m) => m.id), ["detect", "pose", "face", "text", "ocr"]);
     for (const id of DEFAULT_MODELS) assert.ok(MODELS.some((m) => m.id === id));
   });
+  test("objects and pose are ticked by default, as the backend's hello default", () => {
+    assert.deepEqual([...DEFAULT_MODELS], ["detect", "pose"]);
+  });
   test("normalizeSelection keeps known ids in list order without duplicates", () => {
     assert.deepEqual(normalizeSelection(["ocr", "bogus", "detect", "ocr"]), ["detect", "ocr"]);
     assert.deepEqual(normalizeSelection([]), []);

@@ -8,15 +8,12 @@
 
 from __future__ import annotations
 
-import functools
-import http.server
-import json
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from dataplane_support import (
+    DATAPLANE_MODELS,
     TRITON_VENV,
     BackendFactory,
     RunningBackend,
@@ -26,40 +23,29 @@ from dataplane_support import (
     free_port,
     plain_jpeg,
     render_text_image,
+    serving_issuer,
 )
 
 from gpu_host.triton.local import LocalTriton
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        return
-
-
 @pytest.fixture(scope="session")
 def token_issuer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TokenIssuer]:
-    www = tmp_path_factory.mktemp("jwks")
-    handler = functools.partial(_QuietHandler, directory=str(www))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    issuer = TokenIssuer(f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json")
-    (www / ".well-known").mkdir()
-    (www / ".well-known" / "jwks.json").write_text(json.dumps(issuer.jwks()))
-    thread = threading.Thread(target=server.serve_forever, name="jwks", daemon=True)
-    thread.start()
-    yield issuer
-    server.shutdown()
-    server.server_close()
+    with serving_issuer(tmp_path_factory.mktemp("jwks")) as issuer:
+        yield issuer
 
 
 @pytest.fixture(scope="session")
 def triton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalTriton]:
-    """The real tritonserver on the CPU with the `local` repository, shared by the session."""
+    """The real tritonserver on the CPU with the `local` repository of the text detector (the
+    data plane's machinery needs one real model; tests/integration/models has them all)."""
     server = LocalTriton(
         run_dir=tmp_path_factory.mktemp("triton"),
         triton_venv=TRITON_VENV,
         http_port=free_port(),
         grpc_port=free_port(),
         metrics_port=free_port(),
+        models=DATAPLANE_MODELS,
     )
     server.start()
     yield server

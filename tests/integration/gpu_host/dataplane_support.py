@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import http.server
 import io
 import json
 import socket
@@ -16,6 +18,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -34,6 +37,8 @@ from gpu_host.backend.settings import Settings
 
 REPO = Path(__file__).resolve().parents[3]
 TRITON_VENV = REPO / ".venv-triton"
+DATAPLANE_MODELS = ("text",)
+"""What these tests' Triton and backends serve."""
 FONT = Path(matplotlib.__file__).parent / "mpl-data" / "fonts" / "ttf" / "DejaVuSans-Bold.ttf"
 
 
@@ -78,6 +83,29 @@ class TokenIssuer:
         )
 
 
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+
+@contextlib.contextmanager
+def serving_issuer(www: Path) -> Iterator[TokenIssuer]:
+    """A token issuer whose JWKS is served over real HTTP from `www` (PyJWT refuses
+    `file://` JWKS URLs on purpose)."""
+    handler = functools.partial(_QuietHandler, directory=str(www))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    issuer = TokenIssuer(f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json")
+    (www / ".well-known").mkdir()
+    (www / ".well-known" / "jwks.json").write_text(json.dumps(issuer.jwks()))
+    thread = threading.Thread(target=server.serve_forever, name="jwks", daemon=True)
+    thread.start()
+    try:
+        yield issuer
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def backend_settings(issuer: TokenIssuer, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "jwks_url": issuer.jwks_url,
@@ -87,6 +115,7 @@ def backend_settings(issuer: TokenIssuer, **overrides: Any) -> Settings:
         "max_frame_pixels": 1920 * 1080,
         "breaker_failures": 1,
         "breaker_cooldown_s": 0.3,
+        "models": DATAPLANE_MODELS,
     }
     values.update(overrides)
     return Settings(**values)

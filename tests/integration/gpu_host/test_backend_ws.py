@@ -43,7 +43,7 @@ async def test_hello_gets_ready(backend: RunningBackend, token_issuer: TokenIssu
     async with websockets.connect(backend.ws_url) as ws:
         ready = await say_hello(ws, token_issuer.token(unique_user()))
     assert ready["type"] == "ready"
-    assert ready["models"] == ["text"], "no models in hello: every served model"
+    assert ready["models"] == ["text"], "no hello models, no default served: all served"
     assert ready["max_frame_bytes"] == 300_000
     assert ready["max_frame_pixels"] == 1920 * 1080
     assert len(ready["session"]) == 32

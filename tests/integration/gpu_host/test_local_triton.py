@@ -11,7 +11,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import tritonclient.grpc as grpcclient
-from dataplane_support import TRITON_VENV, free_port
+from dataplane_support import DATAPLANE_MODELS, TRITON_VENV, free_port
 
 from gpu_host.models.spec import SPECS
 from gpu_host.triton.local import LocalTriton, LocalTritonError
@@ -38,6 +38,7 @@ def make_triton(run_dir: Path, **kwargs: Any) -> LocalTriton:
         http_port=free_port(),
         grpc_port=free_port(),
         metrics_port=free_port(),
+        models=DATAPLANE_MODELS,
         **kwargs,
     )
 

@@ -11,6 +11,7 @@ from gpu_host.backend.protocol import (
     HEADER,
     BadFrameError,
     BadHelloError,
+    BadMessageError,
     ErrorCode,
     FrameHeader,
     choose_models,
@@ -19,6 +20,8 @@ from gpu_host.backend.protocol import (
     pack_frame,
     parse_frame_header,
     parse_hello,
+    parse_request,
+    ready_message,
     result_message,
 )
 from gpu_host.vision.types import Detection, Keypoints, ModelOutput, TextRead
@@ -103,9 +106,25 @@ def test_bad_hello(text: str, message: str) -> None:
         parse_hello(text)
 
 
-def test_choose_models_defaults_to_all_served() -> None:
-    assert choose_models(None, ["text", "detect"]) == ("text", "detect")
-    assert choose_models(("detect",), ["text", "detect"]) == ("detect",)
+@pytest.mark.parametrize(
+    ("served", "expected"),
+    [
+        (["detect", "pose", "face", "text", "ocr"], ("detect", "pose")),
+        (["pose", "text"], ("pose",)),
+        (["text", "ocr"], ("text", "ocr")),  # no default served: every served model
+    ],
+)
+def test_a_hello_without_models_gets_the_served_defaults(
+    served: list[str], expected: tuple[str, ...]
+) -> None:
+    assert choose_models(None, served, ("detect", "pose")) == expected
+
+
+def test_a_hello_with_models_gets_exactly_those() -> None:
+    assert choose_models(("ocr", "detect"), ["text", "detect", "ocr"], ("detect",)) == (
+        "ocr",
+        "detect",
+    )
 
 
 def test_choose_models_rejects_unknown() -> None:
@@ -136,8 +155,46 @@ def test_result_message_has_the_v1_shape() -> None:
         "texts": [{"model": "ocr", "text": "HELLO", "box": [0.0, 0.0, 1.0, 1.0], "score": 0.8}],
         "timing_ms": {"total": 12.35},
         "dropped": 3,
+        "late": [],
     }
     json.dumps(message)  # plain JSON types only
+
+
+def test_result_message_names_the_late_models() -> None:
+    message = result_message(
+        header=FrameHeader(frame_id=1, capture_us=0),
+        outputs=[],
+        timing_ms={},
+        dropped=0,
+        late=("ocr", "detect"),
+    )
+    assert message["late"] == ["ocr", "detect"]
+
+
+def test_ready_message_tells_the_limits_and_the_budget() -> None:
+    assert ready_message(
+        session="s", models=("detect",), max_frame_bytes=10, max_frame_pixels=20, frame_budget_ms=5
+    ) == {
+        "type": "ready",
+        "session": "s",
+        "models": ["detect"],
+        "max_frame_bytes": 10,
+        "max_frame_pixels": 20,
+        "frame_budget_ms": 5,
+    }
+
+
+def test_read_text_is_the_one_request() -> None:
+    assert parse_request('{"type":"read_text"}') == "read_text"
+
+
+@pytest.mark.parametrize(
+    "text", ['{"type":"hello"}', "not json", "[1]", '{"kind":"read_text"}', ""]
+)
+def test_other_text_messages_are_bad_messages(text: str) -> None:
+    with pytest.raises(BadMessageError, match=r"only binary frames and \['read_text'\]") as caught:
+        parse_request(text)
+    assert caught.value.code is ErrorCode.BAD_MESSAGE
 
 
 def test_error_message_carries_the_frame_id_when_known() -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
@@ -25,7 +28,9 @@ def test_defaults_match_the_architecture_page(env: pytest.MonkeyPatch) -> None:
     assert settings.triton_grpc_url == "127.0.0.1:8001"
     assert settings.jwt_audience == "spinup"
     assert settings.allowed_origins == ()
-    assert settings.models == ("text",)
+    assert settings.models == ("detect", "pose", "face", "text", "ocr")
+    assert settings.default_models == ("detect", "pose")
+    assert settings.frame_budget_ms == 500
     assert settings.table_name == ""
     assert settings.host_id == "gpu-0"
     assert settings.max_sessions_per_user == 2
@@ -55,8 +60,11 @@ def test_models_are_comma_separated_and_deduplicated(env: pytest.MonkeyPatch) ->
 @pytest.mark.parametrize(
     ("name", "value", "message"),
     [
-        ("SPINUP_MODELS", "text,nope", "unknown models"),
+        ("SPINUP_MODELS", "text,nope", r"models: unknown models \['nope'\]"),
         ("SPINUP_MODELS", "", "at least one model"),
+        ("SPINUP_MODELS", "detect,ocr", "'ocr' reads the regions of 'text'; serve it too"),
+        ("SPINUP_DEFAULT_MODELS", "detect,nope", r"default_models: unknown models \['nope'\]"),
+        ("SPINUP_FRAME_BUDGET_MS", "0", "greater than 0"),
         ("SPINUP_JWKS_URL", "file:///tmp/jwks.json", "http\\(s\\) URL"),
         ("SPINUP_JWKS_URL", "not a url", "http\\(s\\) URL"),
         ("SPINUP_MAX_FRAME_BYTES", "0", "greater than 16"),
@@ -76,6 +84,36 @@ def test_bad_values_fail_with_a_precise_error(
 def test_token_settings_are_required(env: pytest.MonkeyPatch, missing: str) -> None:
     env.delenv(missing)
     with pytest.raises(ValidationError, match=missing.removeprefix("SPINUP_").lower()):
+        Settings()
+
+
+def test_a_default_model_need_not_be_served(env: pytest.MonkeyPatch) -> None:
+    """The default is "those of them served": a host serving text only is still valid."""
+    env.setenv("SPINUP_MODELS", "text")
+    assert Settings().default_models == ("detect", "pose")
+
+
+def test_user_models_join_the_catalog(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "mine.onnx").write_bytes(b"onnx")
+    declared = {
+        "models": [
+            {"name": "mine", "file": "mine.onnx", "layout": "yolov8-detect", "input_size": 64}
+        ]
+    }
+    (tmp_path / "user_models.json").write_text(json.dumps(declared))
+    env.setenv("SPINUP_USER_MODELS", str(tmp_path / "user_models.json"))
+    env.setenv("SPINUP_MODELS", "detect,mine")
+    settings = Settings()
+    assert settings.models == ("detect", "mine")
+    assert settings.catalog()["mine"].processor_args["size"] == 64
+
+
+def test_a_broken_user_models_file_is_a_settings_error(
+    env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "user_models.json").write_text("{not json")
+    env.setenv("SPINUP_USER_MODELS", str(tmp_path / "user_models.json"))
+    with pytest.raises(ValidationError, match=r"user_models\.json"):
         Settings()
 
 

@@ -26,9 +26,19 @@ from gpu_host.models.spec import (
     ModelSpec,
     TensorSpec,
     load_processor,
+    user_spec,
 )
+from gpu_host.models.user_models import UserModel
 
 ALL_SPECS = list(SPECS.values())
+USER_SPECS = [
+    user_spec(
+        UserModel(name=f"my-{layout}", file="m.onnx", layout=layout, input_size=320), Path("/m")
+    )
+    for layout in ("yolov8-detect", "yolov8-pose")
+]
+"""A user's own models (see test_user_models.py), which must generate configs as well."""
+SERVABLE = ALL_SPECS + USER_SPECS
 
 
 def parse(text: str) -> mc.ModelConfig:
@@ -36,8 +46,12 @@ def parse(text: str) -> mc.ModelConfig:
     return text_format.Parse(text, mc.ModelConfig())
 
 
+def test_every_zoo_model_is_specced() -> None:
+    assert list(SPECS) == ["detect", "pose", "face", "text", "ocr"]
+
+
 @pytest.mark.parametrize("target", list(Target))
-@pytest.mark.parametrize("spec", ALL_SPECS, ids=lambda s: s.name)
+@pytest.mark.parametrize("spec", SERVABLE, ids=lambda s: s.name)
 def test_generated_config_agrees_with_the_spec(spec: ModelSpec, target: Target) -> None:
     config = parse(render_config(model_config(spec, target)))
     assert config.name == spec.name
@@ -57,7 +71,7 @@ def test_generated_config_agrees_with_the_spec(spec: ModelSpec, target: Target) 
         )
 
 
-@pytest.mark.parametrize("spec", ALL_SPECS, ids=lambda s: s.name)
+@pytest.mark.parametrize("spec", SERVABLE, ids=lambda s: s.name)
 def test_local_target_is_python_backend_on_cpu(spec: ModelSpec) -> None:
     config = parse(render_config(model_config(spec, Target.LOCAL, cpu_threads=3)))
     assert config.backend == "python"
@@ -69,7 +83,7 @@ def test_local_target_is_python_backend_on_cpu(spec: ModelSpec) -> None:
 
 
 @pytest.mark.parametrize("tensorrt", [False, True])
-@pytest.mark.parametrize("spec", ALL_SPECS, ids=lambda s: s.name)
+@pytest.mark.parametrize("spec", SERVABLE, ids=lambda s: s.name)
 def test_gpu_target_is_onnxruntime_on_gpu(spec: ModelSpec, tensorrt: bool) -> None:
     config = parse(render_config(model_config(spec, Target.GPU, tensorrt=tensorrt)))
     assert config.platform == "onnxruntime_onnx"
@@ -113,6 +127,8 @@ def test_select_specs() -> None:
     assert select_specs(["text", "text"]) == [SPECS["text"]]
     with pytest.raises(ValueError, match=r"unknown models \['nope'\]"):
         select_specs(["text", "nope"])
+    mine = {s.name: s for s in USER_SPECS}
+    assert select_specs(["my-yolov8-pose"], mine) == [USER_SPECS[1]]
 
 
 @pytest.mark.parametrize("spec", ALL_SPECS, ids=lambda s: s.name)
@@ -120,7 +136,7 @@ def test_the_zoo_holds_every_specs_model(spec: ModelSpec) -> None:
     assert spec.onnx_path.is_file(), f"{spec.onnx_path} is missing"
 
 
-@pytest.mark.parametrize("spec", ALL_SPECS, ids=lambda s: s.name)
+@pytest.mark.parametrize("spec", SERVABLE, ids=lambda s: s.name)
 def test_processor_speaks_the_specs_tensors(spec: ModelSpec) -> None:
     """The processor's preprocess output is exactly the spec's inputs, and its postprocess
     accepts outputs shaped as the spec says."""
@@ -155,6 +171,7 @@ def spec_with(**changes: object) -> ModelSpec:
         ({"batching": DynamicBatching((8,), 100)}, r"preferred batch sizes \[8\]"),
         ({"outputs": (TensorSpec("image", DType.FP32, (4,)),)}, "tensor names must be unique"),
         ({"processor": "pkg.mod.factory"}, "module:factory"),
+        ({"regions_from": "m"}, "regions_from cannot name the model itself"),
     ],
 )
 def test_spec_rejects_inconsistent_definitions(changes: dict[str, object], message: str) -> None:

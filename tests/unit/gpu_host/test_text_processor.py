@@ -6,12 +6,12 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from gpu_host.vision.letterbox import letterbox
 from gpu_host.vision.text import (
     DbParams,
     TextProcessor,
     box_score,
     db_boxes,
-    letterbox_image,
     unclip,
 )
 from gpu_host.vision.types import Letterbox
@@ -40,7 +40,7 @@ def test_letterbox_keeps_aspect_and_centres(
     src_hw: tuple[int, int], scale: float, pad: tuple[int, int]
 ) -> None:
     image = np.full((*src_hw, 3), 200, np.uint8)
-    canvas, box = letterbox_image(image, 256, 320)
+    canvas, box = letterbox(image, 256, 320)
     assert canvas.shape == (256, 320, 3)
     assert canvas.dtype == np.uint8
     assert box.scale == pytest.approx(scale)
@@ -117,7 +117,7 @@ def test_postprocess_maps_boxes_back_to_normalized_frame_coordinates() -> None:
     """Given a 640×480 frame letterboxed to 320×240 + 8 px bands, a region at model
     pixels (100..200, 108..128) is frame pixels (200..400, 200..240)."""
     processor = TextProcessor()
-    _, box = letterbox_image(np.zeros((480, 640, 3), np.uint8), 256, 320)
+    _, box = letterbox(np.zeros((480, 640, 3), np.uint8), 256, 320)
     prob = prob_map(256, 320, (100, 108, 200, 128, 0.95))
     out = processor.postprocess({"prob": prob[np.newaxis]}, box)
     (det,) = out.detections
@@ -147,7 +147,7 @@ def test_boxes_entirely_in_the_padding_are_dropped() -> None:
 
 
 def test_detections_come_in_reading_order() -> None:
-    _, box = letterbox_image(np.zeros((256, 320, 3), np.uint8), 256, 320)
+    _, box = letterbox(np.zeros((256, 320, 3), np.uint8), 256, 320)
     prob = prob_map(
         256, 320, (200, 150, 280, 170, 0.9), (20, 150, 100, 170, 0.9), (20, 40, 100, 60, 0.9)
     )

@@ -22,9 +22,7 @@ def test_finds_the_main_object(name: str, photo: Photo, run: Run) -> None:
     overlaps the hand-drawn reference by IoU >= 0.5."""
     label, reference = OBJECTS[name]
     image = photo(name)
-    # NanoDet-m scores the espresso cup 0.27 only (small model); everything else > 0.5.
-    params = DetectParams(score_threshold=0.25) if label == "cup" else None
-    result = run(NanoDetProcessor(params=params), image)
+    result = run(NanoDetProcessor(), image)
     overlaps = [
         iou(to_pixels(d.box, image), reference) for d in result.detections if d.label == label
     ]
@@ -38,7 +36,7 @@ def test_results_are_well_formed(photo: Photo, run: Run) -> None:
     for d in result.detections:
         assert d.model == "detect"
         assert d.label in COCO_LABELS
-        assert 0.35 <= d.score <= 1
+        assert DetectParams().score_threshold <= d.score <= 1
         x1, y1, x2, y2 = d.box
         assert 0 <= x1 < x2 <= 1
         assert 0 <= y1 < y2 <= 1

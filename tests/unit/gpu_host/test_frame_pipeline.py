@@ -1,0 +1,269 @@
+"""The frame pipeline's rules: models run concurrently within the frame budget, and a region
+model (OCR) reads only what the trigger says. Triton is replaced by a scripted gateway — the
+injected fault is a model that is slow (or failing)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from gpu_host.backend.metrics import Metrics
+from gpu_host.backend.pipeline import FramePipeline, ServedModel, SessionReads
+from gpu_host.backend.protocol import UnavailableError
+from gpu_host.models.spec import DType, ModelSpec, TensorSpec
+from gpu_host.vision.types import Box, Detection, Image, Letterbox, ModelOutput, Tensors, TextRead
+
+IMAGE = np.zeros((48, 64, 3), np.uint8)
+BUDGET_S = 0.5
+SLOW_S = 30.0
+"""Far beyond the budget: a test that waited for it would time out."""
+
+
+def spec(name: str, regions_from: str | None = None) -> ModelSpec:
+    return ModelSpec(
+        name=name,
+        onnx_file=f"{name}.onnx",
+        inputs=(TensorSpec("x", DType.UINT8, (1,)),),
+        outputs=(TensorSpec("y", DType.FP32, (1,)),),
+        max_batch_size=4,
+        batching=None,
+        processor="unused:factory",
+        regions_from=regions_from,
+    )
+
+
+class BoxModel:
+    """A detector whose result is a fixed set of boxes."""
+
+    def __init__(self, model: str, boxes: Sequence[Box] = ((0.1, 0.1, 0.5, 0.2),)) -> None:
+        self.model = model
+        self.boxes = list(boxes)
+
+    def preprocess(self, image: Image) -> tuple[dict[str, npt.NDArray[Any]], Letterbox]:
+        return {"x": np.zeros(1, np.uint8)}, Letterbox(1.0, 0, 0, image.shape[1], image.shape[0])
+
+    def postprocess(self, outputs: Tensors, letterbox: Letterbox) -> ModelOutput:
+        return ModelOutput(
+            detections=tuple(Detection(self.model, "thing", 0.9, b) for b in self.boxes)
+        )
+
+
+class Reader(BoxModel):
+    """A region model that reads every region as the text "line x1"."""
+
+    def preprocess_region(
+        self, image: Image, box: Box
+    ) -> tuple[dict[str, npt.NDArray[Any]], Letterbox]:
+        letterbox = Letterbox(1.0, 0, 0, image.shape[1], image.shape[0], extra={"box": box})
+        return {"x": np.zeros(1, np.uint8)}, letterbox
+
+    def postprocess(self, outputs: Tensors, letterbox: Letterbox) -> ModelOutput:
+        box = letterbox.extra.get("box", (0.0, 0.0, 1.0, 1.0))
+        return ModelOutput(texts=(TextRead(self.model, f"line {box[0]}", box, 0.9),))
+
+
+@dataclass
+class ScriptedGateway:
+    """Answers every request with zeros, after `delays[model]` seconds or by raising
+    `failures[model]`; records requests and cancellations."""
+
+    delays: dict[str, float] = field(default_factory=dict)
+    failures: dict[str, Exception] = field(default_factory=dict)
+    holds: dict[str, asyncio.Event] = field(default_factory=dict)
+    """A model's requests wait until its event is set (the test decides when)."""
+    arrived: defaultdict[str, asyncio.Event] = field(
+        default_factory=lambda: defaultdict(asyncio.Event)
+    )
+    """Set when a model's first request arrives."""
+    items: dict[str, int] = field(default_factory=dict)
+    """Items inferred per model."""
+    cancelled: list[str] = field(default_factory=list)
+
+    async def infer(
+        self, spec: ModelSpec, tensors: Mapping[str, npt.NDArray[Any]]
+    ) -> dict[str, npt.NDArray[Any]]:
+        (out,) = await self.infer_many(spec, [tensors])
+        return out
+
+    async def infer_many(
+        self, spec: ModelSpec, items: Sequence[Mapping[str, npt.NDArray[Any]]]
+    ) -> list[dict[str, npt.NDArray[Any]]]:
+        self.items[spec.name] = self.items.get(spec.name, 0) + len(items)
+        self.arrived[spec.name].set()
+        try:
+            await asyncio.sleep(self.delays.get(spec.name, 0.0))
+            if spec.name in self.holds:
+                await self.holds[spec.name].wait()
+        except asyncio.CancelledError:
+            self.cancelled.append(spec.name)
+            raise
+        if spec.name in self.failures:
+            raise self.failures[spec.name]
+        return [{"y": np.zeros(1, np.float32)} for _ in items]
+
+
+def pipeline(gateway: ScriptedGateway, metrics: Metrics | None = None) -> FramePipeline:
+    models = {
+        "fast": ServedModel(spec("fast"), BoxModel("fast")),
+        "slow": ServedModel(spec("slow"), BoxModel("slow")),
+        "text": ServedModel(
+            spec("text"), BoxModel("text", [(0.1, 0.1, 0.5, 0.2), (0.1, 0.5, 0.6, 0.6)])
+        ),
+        "ocr": ServedModel(spec("ocr", regions_from="text"), Reader("ocr")),
+    }
+    return FramePipeline(
+        models=models, gateway=gateway, metrics=metrics or Metrics(), budget_s=BUDGET_S
+    )
+
+
+async def run(
+    pipe: FramePipeline, models: Sequence[str], reads: SessionReads | None = None
+) -> tuple[tuple[ModelOutput, ...], tuple[str, ...], dict[str, float]]:
+    timing: dict[str, float] = {}
+    outputs, late = await pipe.run_image(IMAGE, models, timing, reads or SessionReads())
+    return outputs, late, timing
+
+
+async def test_models_within_the_budget_all_report() -> None:
+    outputs, late, timing = await run(pipeline(ScriptedGateway()), ["fast", "slow"])
+    assert late == ()
+    assert [o.detections[0].model for o in outputs] == ["fast", "slow"]
+    assert {"fast.infer", "slow.infer"} <= set(timing)
+
+
+async def test_a_model_over_the_budget_is_late_and_cancelled() -> None:
+    """Given a model that would take 30 s, when a frame runs it with a fast one, then the
+    fast one's result comes out at the budget, the slow one is named late, and its request
+    is cancelled rather than left running."""
+    gateway = ScriptedGateway(delays={"slow": SLOW_S})
+    metrics = Metrics()
+    started = time.monotonic()
+    outputs, late, timing = await run(pipeline(gateway, metrics), ["slow", "fast"])
+    elapsed = time.monotonic() - started
+    assert late == ("slow",)
+    assert [o.detections[0].model for o in outputs] == ["fast"]
+    assert BUDGET_S <= elapsed < BUDGET_S + 1.0
+    assert gateway.cancelled == ["slow"]
+    assert "slow.infer" not in timing
+    assert metrics.models_late.labels(model="slow")._value.get() == 1
+
+
+async def test_every_model_late_gives_an_empty_result() -> None:
+    gateway = ScriptedGateway(delays={"fast": SLOW_S, "slow": SLOW_S})
+    outputs, late, _ = await run(pipeline(gateway), ["fast", "slow"])
+    assert (outputs, late) == ((), ("fast", "slow"))
+
+
+async def test_a_failing_model_fails_the_frame() -> None:
+    gateway = ScriptedGateway(failures={"slow": UnavailableError("triton down")})
+    with pytest.raises(UnavailableError, match="triton down"):
+        await run(pipeline(gateway), ["fast", "slow"])
+
+
+async def test_a_cancelled_frame_cancels_its_models() -> None:
+    """When the session goes away mid-frame, no model request outlives the frame."""
+    gateway = ScriptedGateway(delays={"fast": SLOW_S, "slow": SLOW_S})
+    frame = asyncio.create_task(run(pipeline(gateway), ["fast", "slow"]))
+    await asyncio.sleep(0.05)
+    frame.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await frame
+    assert sorted(gateway.cancelled) == ["fast", "slow"]
+
+
+async def test_ocr_runs_the_text_detector_without_reporting_it() -> None:
+    gateway = ScriptedGateway()
+    outputs, late, timing = await run(pipeline(gateway), ["ocr"])
+    assert late == ()
+    ((texts),) = [o.texts for o in outputs]
+    assert [t.text for t in texts] == ["line 0.1", "line 0.1"]
+    assert all(not o.detections for o in outputs), "text ran for OCR only"
+    assert gateway.items == {"text": 1, "ocr": 2}
+    assert {"text.infer", "ocr.infer"} <= set(timing)
+
+
+async def test_text_selected_with_ocr_runs_once_and_reports_both() -> None:
+    gateway = ScriptedGateway()
+    outputs, _, _ = await run(pipeline(gateway), ["text", "ocr"])
+    assert [len(o.detections) for o in outputs] == [2, 0]
+    assert [len(o.texts) for o in outputs] == [0, 2]
+    assert gateway.items == {"text": 1, "ocr": 2}
+
+
+async def test_unchanged_regions_are_not_read_again_until_the_client_asks() -> None:
+    gateway = ScriptedGateway()
+    pipe, reads = pipeline(gateway), SessionReads()
+    first, _, _ = await run(pipe, ["ocr"], reads)
+    second, _, timing = await run(pipe, ["ocr"], reads)
+    assert gateway.items["ocr"] == 2, "the second frame reused both reads"
+    assert second == first
+    assert "ocr.infer" not in timing
+    reads.ask_reread()
+    await run(pipe, ["ocr"], reads)
+    assert gateway.items["ocr"] == 4
+    assert not reads.reread_pending
+
+
+async def test_a_request_during_a_read_waits_for_the_next_frame() -> None:
+    """A `read_text` that arrives after a frame planned its reads is not used up by it."""
+    release = asyncio.Event()
+    gateway = ScriptedGateway(holds={"ocr": release})
+    pipe, reads = pipeline(gateway), SessionReads()
+    frame = asyncio.create_task(run(pipe, ["ocr"], reads))
+    await gateway.arrived["ocr"].wait()  # the frame has planned and is recognizing
+    reads.ask_reread()
+    release.set()
+    await frame
+    assert reads.reread_pending
+    await run(pipe, ["ocr"], reads)
+    assert gateway.items["ocr"] == 4, "the next frame read both regions afresh"
+    assert not reads.reread_pending
+
+
+async def test_ocr_waiting_on_a_slow_text_detector_is_late() -> None:
+    gateway = ScriptedGateway(delays={"text": SLOW_S})
+    reads = SessionReads()
+    reads.ask_reread()
+    outputs, late, _ = await run(pipeline(gateway), ["fast", "ocr"], reads)
+    assert late == ("ocr",)
+    assert len(outputs) == 1
+    assert reads.reread_pending, "a late read keeps the client's request for the next frame"
+    assert "ocr" not in gateway.items
+
+
+async def test_warm_up_reads_the_whole_frame_once() -> None:
+    """A blank frame has no text regions: the recognizer is warmed on the whole frame."""
+    gateway = ScriptedGateway()
+    await pipeline(gateway).warm_up()
+    assert gateway.items == {"fast": 1, "slow": 1, "text": 1, "ocr": 1}
+
+
+def test_a_region_model_needs_its_source_served() -> None:
+    with pytest.raises(ValueError, match="reads the regions of 'text', which is not served"):
+        FramePipeline(
+            models={"ocr": ServedModel(spec("ocr", regions_from="text"), Reader("ocr"))},
+            gateway=ScriptedGateway(),
+            metrics=Metrics(),
+            budget_s=1,
+        )
+
+
+def test_a_region_model_needs_a_region_processor() -> None:
+    with pytest.raises(TypeError, match="cannot take regions"):
+        FramePipeline(
+            models={
+                "text": ServedModel(spec("text"), BoxModel("text")),
+                "ocr": ServedModel(spec("ocr", regions_from="text"), BoxModel("ocr")),
+            },
+            gateway=ScriptedGateway(),
+            metrics=Metrics(),
+            budget_s=1,
+        )
