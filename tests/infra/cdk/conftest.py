@@ -12,7 +12,7 @@ from pathlib import Path
 
 # isort: off
 # First: it points jsii at the venv's Node before anything imports aws_cdk.
-from cdk_synth_support import BUNDLING_STACKS, Synthesized, cdk_json_context
+from tests.infra.cdk.cdk_synth_support import BUNDLING_STACKS, Synthesized, cdk_json_context
 
 # isort: on
 import pytest

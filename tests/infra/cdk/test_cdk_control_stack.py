@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 from aws_cdk.assertions import Match
-from cdk_synth_support import Synthesized
 
 from infra.stacks.control_stack import CONTROL_HANDLER, RECONCILE_HANDLER
+from tests.infra.cdk.cdk_synth_support import Synthesized
 
 
 def _statements(s: Synthesized, role_fragment: str) -> list[dict[str, Any]]:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 
 from aws_cdk.assertions import Match
-from cdk_synth_support import Synthesized
 
 from gpu_host.bootstrap.parameters import env_parameter_name
 from gpu_host.models.spec import SPECS
 from infra.config import DLAMI_SSM_PARAMETER
+from tests.infra.cdk.cdk_synth_support import Synthesized
 
 
 def test_vpc_has_one_public_subnet_and_no_nat(synthesized: Synthesized) -> None:

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 from aws_cdk.assertions import Match
-from cdk_synth_support import Synthesized
+
+from tests.infra.cdk.cdk_synth_support import Synthesized
 
 
 def _distribution_config(s: Synthesized) -> dict[str, Any]:

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from aws_cdk import App, Stack
 from aws_cdk import aws_s3 as s3
-from cdk_synth_support import BUNDLING_STACKS, Synthesized
 
 from infra.nag import acknowledge, enable_nag
+from tests.infra.cdk.cdk_synth_support import BUNDLING_STACKS, Synthesized
 
 CFN_LINT = Path(sys.executable).with_name("cfn-lint")
 

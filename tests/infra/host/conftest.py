@@ -9,7 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from host_boot_support import SYSTEMD_DIR
+
+from tests.infra.host.host_boot_support import SYSTEMD_DIR
 
 # Executables and files the units name; stubs stand in for them inside the fake root.
 _STUB_EXECUTABLES = (

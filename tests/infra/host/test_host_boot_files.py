@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 import yaml  # type: ignore[import-untyped]  # no stubs in the project's dev tools
-from host_boot_support import BOOTSTRAP_DIR, SYSTEMD_DIR
 
 from gpu_host.bootstrap import parameters
 from infra.config import DeployConfig, release_parameter
+from tests.infra.host.host_boot_support import BOOTSTRAP_DIR, SYSTEMD_DIR
 
 SCRIPTS = ("first-boot.sh", "bootstrap.sh")
 ASSET_HASH = "a" * 64

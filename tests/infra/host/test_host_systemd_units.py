@@ -8,7 +8,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from host_boot_support import SYSTEMD_DIR
+
+from tests.infra.host.host_boot_support import SYSTEMD_DIR
 
 UNITS = sorted(p.name for p in SYSTEMD_DIR.iterdir())
 HARDENED = ("spinup-backend.service", "spinup-config.service", "spinup-watchdog.service")

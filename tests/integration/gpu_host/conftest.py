@@ -12,7 +12,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from dataplane_support import (
+
+from gpu_host.triton.local import LocalTriton
+from tests.integration.gpu_host.dataplane_support import (
     DATAPLANE_MODELS,
     TRITON_VENV,
     BackendFactory,
@@ -25,8 +27,6 @@ from dataplane_support import (
     render_text_image,
     serving_issuer,
 )
-
-from gpu_host.triton.local import LocalTriton
 
 
 @pytest.fixture(scope="session")

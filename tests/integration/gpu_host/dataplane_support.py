@@ -1,8 +1,5 @@
-"""Helpers for the data plane's integration tests (the fixtures are in conftest.py).
-
-A module with a distinctive name, imported as `from dataplane_support import …`: test
-directories have no `__init__.py`, and `conftest` is not importable by name.
-"""
+"""Helpers for the data plane's integration tests (the fixtures are in conftest.py); the
+served-model tests reuse them."""
 
 from __future__ import annotations
 

@@ -7,9 +7,9 @@ from collections.abc import Callable
 
 import jwt
 import pytest
-from dataplane_support import TokenIssuer, free_port
 
 from gpu_host.backend.auth import TokenVerifier, UnauthorizedError
+from tests.integration.gpu_host.dataplane_support import TokenIssuer, free_port
 
 
 @pytest.fixture

@@ -7,7 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 import websockets
-from dataplane_support import (
+
+from gpu_host.triton.local import LocalTriton
+from tests.integration.gpu_host.dataplane_support import (
     BackendFactory,
     FaultyTcpProxy,
     TextImage,
@@ -18,8 +20,6 @@ from dataplane_support import (
     say_hello,
     unique_user,
 )
-
-from gpu_host.triton.local import LocalTriton
 
 pytestmark = pytest.mark.triton
 

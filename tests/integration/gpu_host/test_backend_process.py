@@ -16,9 +16,17 @@ from pathlib import Path
 
 import pytest
 import websockets
-from dataplane_support import REPO, TextImage, TokenIssuer, frame, free_port, recv_json, say_hello
 
 from gpu_host.triton.local import LocalTriton
+from tests.integration.gpu_host.dataplane_support import (
+    REPO,
+    TextImage,
+    TokenIssuer,
+    frame,
+    free_port,
+    recv_json,
+    say_hello,
+)
 
 pytestmark = pytest.mark.triton
 

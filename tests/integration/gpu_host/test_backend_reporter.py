@@ -12,7 +12,11 @@ from typing import Any
 import boto3
 import pytest
 import websockets
-from dataplane_support import (
+from moto.server import ThreadedMotoServer
+
+from gpu_host.backend.reporter import DynamoHostRecord, Milestone, Reporter
+from gpu_host.triton.local import LocalTriton
+from tests.integration.gpu_host.dataplane_support import (
     BackendFactory,
     TextImage,
     TokenIssuer,
@@ -21,10 +25,6 @@ from dataplane_support import (
     recv_json,
     say_hello,
 )
-from moto.server import ThreadedMotoServer
-
-from gpu_host.backend.reporter import DynamoHostRecord, Milestone, Reporter
-from gpu_host.triton.local import LocalTriton
 
 REGION = "us-east-1"
 

@@ -10,7 +10,10 @@ from typing import Any
 
 import pytest
 import websockets
-from dataplane_support import (
+from websockets.typing import Origin
+
+from gpu_host.triton.local import LocalTriton
+from tests.integration.gpu_host.dataplane_support import (
     BackendFactory,
     RunningBackend,
     TextImage,
@@ -23,9 +26,6 @@ from dataplane_support import (
     say_hello,
     unique_user,
 )
-from websockets.typing import Origin
-
-from gpu_host.triton.local import LocalTriton
 
 pytestmark = pytest.mark.triton
 

@@ -11,10 +11,10 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import tritonclient.grpc as grpcclient
-from dataplane_support import DATAPLANE_MODELS, TRITON_VENV, free_port
 
 from gpu_host.models.spec import SPECS
 from gpu_host.triton.local import LocalTriton, LocalTritonError
+from tests.integration.gpu_host.dataplane_support import DATAPLANE_MODELS, TRITON_VENV, free_port
 
 pytestmark = pytest.mark.triton
 

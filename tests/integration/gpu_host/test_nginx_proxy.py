@@ -18,7 +18,9 @@ from pathlib import Path
 
 import pytest
 import websockets
-from dataplane_support import (
+
+from gpu_host.bootstrap.render_config import TEMPLATE, render_nginx_site
+from tests.integration.gpu_host.dataplane_support import (
     RunningBackend,
     TextImage,
     TokenIssuer,
@@ -28,8 +30,6 @@ from dataplane_support import (
     say_hello,
     unique_user,
 )
-
-from gpu_host.bootstrap.render_config import TEMPLATE, render_nginx_site
 
 pytestmark = pytest.mark.triton
 

@@ -3,20 +3,13 @@ user's YOLOv8 export, and ONE backend serving them all, for the whole folder."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-# Test folders are not packages; reuse the data plane's helpers and the vision tests' photos
-# the way pytest imports each folder's own modules: from the folder itself.
-TESTS = Path(__file__).resolve().parents[2]
-for folder in (TESTS / "integration" / "gpu_host", TESTS / "unit" / "vision"):
-    if str(folder) not in sys.path:
-        sys.path.insert(0, str(folder))
-
-from dataplane_support import (  # noqa: E402
+from gpu_host.triton.local import LocalTriton
+from tests.integration.gpu_host.dataplane_support import (
     TRITON_VENV,
     BackendFactory,
     RunningBackend,
@@ -25,9 +18,7 @@ from dataplane_support import (  # noqa: E402
     free_port,
     serving_issuer,
 )
-from models_support import BUILTIN, YOLO_NAME, declare_user_model  # noqa: E402
-
-from gpu_host.triton.local import LocalTriton  # noqa: E402
+from tests.integration.models.models_support import BUILTIN, YOLO_NAME, declare_user_model
 
 SERVED = (*BUILTIN, YOLO_NAME)
 GENEROUS_BUDGET_MS = 20_000.0

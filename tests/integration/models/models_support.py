@@ -17,13 +17,20 @@ import numpy as np
 import numpy.typing as npt
 import onnx
 import websockets
-from dataplane_support import RunningBackend, TokenIssuer, frame, recv_json, say_hello, unique_user
 from onnx import TensorProto, helper, numpy_helper
-from photos import DEJAVU_SANS
 from PIL import Image as PILImage
 from PIL import ImageDraw, ImageFont
 
 from gpu_host.vision.types import Box, Image
+from tests.integration.gpu_host.dataplane_support import (
+    RunningBackend,
+    TokenIssuer,
+    frame,
+    recv_json,
+    say_hello,
+    unique_user,
+)
+from tests.unit.vision.photos import DEJAVU_SANS
 
 BUILTIN = ("detect", "pose", "face", "text", "ocr")
 

@@ -8,7 +8,10 @@ import io
 import numpy as np
 import pytest
 import websockets
-from dataplane_support import (
+from PIL import Image as PILImage
+from PIL import ImageDraw, ImageFont
+
+from tests.integration.gpu_host.dataplane_support import (
     BackendFactory,
     RunningBackend,
     TokenIssuer,
@@ -17,10 +20,8 @@ from dataplane_support import (
     say_hello,
     unique_user,
 )
-from models_support import BUILTIN, YOLO_NAME, camera_jpeg, infer_once
-from photos import DEJAVU_SANS, load
-from PIL import Image as PILImage
-from PIL import ImageDraw, ImageFont
+from tests.integration.models.models_support import BUILTIN, YOLO_NAME, camera_jpeg, infer_once
+from tests.unit.vision.photos import DEJAVU_SANS, load
 
 pytestmark = pytest.mark.triton
 

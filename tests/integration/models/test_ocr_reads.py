@@ -7,7 +7,8 @@ import json
 
 import pytest
 import websockets
-from dataplane_support import (
+
+from tests.integration.gpu_host.dataplane_support import (
     RunningBackend,
     TokenIssuer,
     frame,
@@ -16,7 +17,7 @@ from dataplane_support import (
     say_hello,
     unique_user,
 )
-from models_support import infer_once, render_page
+from tests.integration.models.models_support import infer_once, render_page
 
 pytestmark = pytest.mark.triton
 

@@ -8,12 +8,12 @@ import asyncio
 from typing import Any
 
 import pytest
-from dataplane_support import RunningBackend, TokenIssuer
-from models_support import camera_jpeg, infer_once, pixel_box
-from photos import FACES, FILES, NO_PEOPLE, OBJECTS, inside, iou, load
 
 from gpu_host.vision.pose import KEYPOINT_NAMES
 from gpu_host.vision.types import Image
+from tests.integration.gpu_host.dataplane_support import RunningBackend, TokenIssuer
+from tests.integration.models.models_support import camera_jpeg, infer_once, pixel_box
+from tests.unit.vision.photos import FACES, FILES, NO_PEOPLE, OBJECTS, inside, iou, load
 
 pytestmark = pytest.mark.triton
 

@@ -12,10 +12,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
-from dataplane_support import RunningBackend, TokenIssuer
-from models_support import YOLO_ANCHORS, YOLO_LABELS, YOLO_NAME, camera_jpeg, infer_once
 
 from gpu_host.triton.local import LocalTriton
+from tests.integration.gpu_host.dataplane_support import RunningBackend, TokenIssuer
+from tests.integration.models.models_support import (
+    YOLO_ANCHORS,
+    YOLO_LABELS,
+    YOLO_NAME,
+    camera_jpeg,
+    infer_once,
+)
 
 pytestmark = pytest.mark.triton
 

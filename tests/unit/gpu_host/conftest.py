@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from dataplane_unit_support import FakeClock, jpeg_bytes
+
+from tests.unit.gpu_host.dataplane_unit_support import FakeClock, jpeg_bytes
 
 
 @pytest.fixture

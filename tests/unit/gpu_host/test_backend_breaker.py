@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from dataplane_unit_support import FakeClock
 
 from gpu_host.backend.breaker import BreakerState, CircuitBreaker
+from tests.unit.gpu_host.dataplane_unit_support import FakeClock
 
 
 def make(clock: FakeClock, threshold: int = 3, cooldown: float = 5.0) -> CircuitBreaker:

@@ -6,11 +6,11 @@ import io
 
 import numpy as np
 import pytest
-from dataplane_unit_support import jpeg_bytes
 from PIL import Image
 
 from gpu_host.backend.frames import check_jpeg, decode_jpeg
 from gpu_host.backend.protocol import BadFrameError, FrameHeader, FrameTooLargeError
+from tests.unit.gpu_host.dataplane_unit_support import jpeg_bytes
 
 HEADER = FrameHeader(frame_id=9, capture_us=1)
 

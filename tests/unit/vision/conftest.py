@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from harness import ZOO, Photo, Run, Zoo
-from photos import load
 
 from gpu_host.vision.types import Image
+from tests.unit.vision.harness import ZOO, Photo, Run, Zoo
+from tests.unit.vision.photos import load
 
 
 @pytest.fixture(scope="session")

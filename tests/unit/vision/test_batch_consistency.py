@@ -8,13 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from harness import Photo, Zoo, single
 
 from gpu_host.vision.detect import NanoDetProcessor
 from gpu_host.vision.face import BlazeFaceProcessor
 from gpu_host.vision.ocr import default_processor
 from gpu_host.vision.pose import MoveNetProcessor
 from gpu_host.vision.types import Processor
+from tests.unit.vision.harness import Photo, Zoo, single
 
 PROCESSORS: dict[str, Callable[[], Processor]] = {
     "detect": NanoDetProcessor,

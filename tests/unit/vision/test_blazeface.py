@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from harness import Photo, Run
-from photos import FACES, iou, to_pixels
 
 from gpu_host.vision.face import BlazeFaceProcessor, ssd_anchors
+from tests.unit.vision.harness import Photo, Run
+from tests.unit.vision.photos import FACES, iou, to_pixels
 
 MIN_IOU = 0.5
 

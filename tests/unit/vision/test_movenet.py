@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from harness import Photo, Run
-from photos import FACES, NO_PEOPLE, OBJECTS, inside
 
 from gpu_host.vision.pose import KEYPOINT_NAMES, MoveNetProcessor
+from tests.unit.vision.harness import Photo, Run
+from tests.unit.vision.photos import FACES, NO_PEOPLE, OBJECTS, inside
 
 NOSE = KEYPOINT_NAMES.index("nose")
 

@@ -7,11 +7,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pytest
-from harness import Photo, Run
-from photos import OBJECTS, iou, to_pixels
 
 from gpu_host.vision.coco import COCO_LABELS
 from gpu_host.vision.detect import DetectParams, NanoDetProcessor
+from tests.unit.vision.harness import Photo, Run
+from tests.unit.vision.photos import OBJECTS, iou, to_pixels
 
 MIN_IOU = 0.5
 

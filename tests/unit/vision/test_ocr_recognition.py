@@ -6,13 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from harness import Zoo
-from photos import DEJAVU_SANS
 from PIL import Image as PILImage
 from PIL import ImageDraw, ImageFont
 
 from gpu_host.vision.ocr import OcrProcessor, ctc_greedy, default_processor, load_charset
 from gpu_host.vision.types import Box, Image
+from tests.unit.vision.harness import Zoo
+from tests.unit.vision.photos import DEJAVU_SANS
 
 LINES = (
     "Hello World",

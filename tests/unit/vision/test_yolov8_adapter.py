@@ -15,11 +15,11 @@ import numpy.typing as npt
 import onnx
 import onnxruntime as ort
 import pytest
-from harness import single
 from onnx import TensorProto, helper, numpy_helper
 
 from gpu_host.vision.types import Image, ModelOutput
 from gpu_host.vision.yolov8 import YoloParams, Yolov8Processor
+from tests.unit.vision.harness import single
 
 SIZE, STRIDE = 64, 8
 ANCHORS = (SIZE // STRIDE) ** 2
