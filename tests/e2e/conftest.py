@@ -147,8 +147,10 @@ CHROMIUM_ARGS = (
 )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
+    # Module scope: the sync API runs an event loop in this thread until it exits, which
+    # would break any asyncio test collected after this module.
     with sync_playwright() as pw:
         yield pw
 
