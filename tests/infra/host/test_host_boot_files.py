@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml  # type: ignore[import-untyped]  # no stubs in the project's dev tools
+import yaml
 
 from gpu_host.bootstrap import parameters
 from infra.config import DeployConfig, release_parameter
