@@ -51,7 +51,7 @@ typecheck: $(VENV)/.stamp
 	$(VENV)/bin/mypy infra lambdas gpu_host bench tests
 
 test-js:
-	node --test tests/frontend/
+	node --test tests/frontend/*.test.mjs
 
 test-py: setup
 	$(PY) -m pytest
