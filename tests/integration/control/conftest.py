@@ -75,9 +75,9 @@ def issuer() -> Iterator[Issuer]:
         def do_GET(self) -> None:
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(made.jwks)))
+            self.send_header("Content-Length", str(len(made.jwks_body)))
             self.end_headers()
-            self.wfile.write(made.jwks)
+            self.wfile.write(made.jwks_body)
 
         def log_message(self, format: str, *args: Any) -> None:
             """Quiet: the test output is for the tests."""

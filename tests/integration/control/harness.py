@@ -4,16 +4,13 @@ direct access to the emulated AWS account (for arranging and asserting)."""
 from __future__ import annotations
 
 import json
-import time
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import boto3
-import jwt
-from cryptography.hazmat.primitives.asymmetric import rsa
 from moto.ec2.models import ec2_backends
 
+from infra.local.issuer import DevIssuer
 from lambdas.aws.codec import decode_item, encode
 from lambdas.reconcile.model import HostRecord
 
@@ -25,25 +22,18 @@ T0 = 1_800_000_000.0
 TYPES = ("g5.xlarge", "g6.xlarge", "g4dn.xlarge")
 
 
-class Issuer:
-    """A token issuer: an RSA key whose JWKS a local HTTP server publishes (PyJWKClient
-    fetches only http(s) URLs)."""
+class Issuer(DevIssuer):
+    """The development issuer; a local HTTP server publishes `jwks_body` at `jwks_url`
+    (PyJWKClient fetches only http(s) URLs)."""
 
     def __init__(self) -> None:
-        self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        self._kid = uuid.uuid4().hex
-        jwk: dict[str, Any] = jwt.algorithms.RSAAlgorithm.to_jwk(
-            self._key.public_key(), as_dict=True
-        )
-        jwk.update(kid=self._kid, use="sig", alg="RS256")
-        self.jwks = json.dumps({"keys": [jwk]}).encode()
+        super().__init__(issuer=ISSUER, audience=AUDIENCE)
+        self.jwks_body = json.dumps(self.jwks()).encode()
         self.jwks_url = ""
 
     def token(self, user: str = "alice", **claims: Any) -> str:
-        now = int(time.time())  # PyJWT checks `exp` against the real clock
-        payload = {"sub": user, "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + 600}
-        payload.update(claims)
-        return jwt.encode(payload, self._key, algorithm="RS256", headers={"kid": self._kid})
+        # PyJWT checks `exp` against the real clock, not the tests' injected one.
+        return self.issue(user, ttl_s=600, **claims)
 
     def headers(self, user: str = "alice") -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token(user)}"}

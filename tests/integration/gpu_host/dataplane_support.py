@@ -20,10 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-import jwt
 import matplotlib
 import websockets
-from cryptography.hazmat.primitives.asymmetric import rsa
 from PIL import Image, ImageDraw, ImageFont
 
 from gpu_host.backend.app import create_app
@@ -31,6 +29,7 @@ from gpu_host.backend.context import Backend
 from gpu_host.backend.protocol import pack_frame
 from gpu_host.backend.server import BackendServer, server_config
 from gpu_host.backend.settings import Settings
+from infra.local.issuer import DevIssuer
 
 REPO = Path(__file__).resolve().parents[3]
 TRITON_VENV = REPO / ".venv-triton"
@@ -45,39 +44,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class TokenIssuer:
-    """Signs RS256 tokens; its public key set is what `jwks_url` serves."""
-
-    issuer = "https://issuer.test"
-    audience = "spinup"
-    kid = "test-key"
+class TokenIssuer(DevIssuer):
+    """The development issuer with a fixed name and key id; `jwks_url` serves its keys."""
 
     def __init__(self, jwks_url: str) -> None:
+        super().__init__(issuer="https://issuer.test", audience="spinup", kid="test-key")
         self.jwks_url = jwks_url
-        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-    def jwks(self) -> dict[str, Any]:
-        jwk = jwt.algorithms.RSAAlgorithm.to_jwk(self.key.public_key(), as_dict=True)
-        jwk.update({"kid": self.kid, "alg": "RS256", "use": "sig"})
-        return {"keys": [jwk]}
 
     def token(
         self, sub: str | None = "ann", *, key: Any = None, kid: str | None = None, **claims: Any
     ) -> str:
-        """A token for `sub`; a claim set to None is left out."""
-        now = int(time.time())
-        body: dict[str, Any] = {
-            "sub": sub,
-            "iss": self.issuer,
-            "aud": self.audience,
-            "iat": now,
-            "exp": now + 600,
-        }
-        body.update(claims)
-        body = {k: v for k, v in body.items() if v is not None}
-        return jwt.encode(
-            body, key or self.key, algorithm="RS256", headers={"kid": kid or self.kid}
-        )
+        """A token for `sub`, valid 10 minutes; a claim set to None is left out."""
+        return self.issue(sub, ttl_s=600, key=key, kid=kid, **claims)
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
