@@ -12,7 +12,7 @@ export CDK_DISABLE_VERSION_CHECK := 1
 export AWS_EC2_METADATA_DISABLED := true
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: demo test lint typecheck test-py test-js synth bench setup clean
+.PHONY: demo test lint typecheck test-py test-js synth bench setup system-packages clean
 
 ## demo: the whole system on this machine — open http://127.0.0.1:8000/ and press Start
 demo: setup
@@ -21,7 +21,7 @@ demo: setup
 ## test: every check — ruff, mypy, node tests, pytest (unit, integration, infra, e2e)
 test: setup lint typecheck test-js test-py
 
-setup: $(VENV)/.stamp $(TRITON_VENV)/.stamp node_modules/.stamp .run/system.stamp
+setup: system-packages $(VENV)/.stamp $(TRITON_VENV)/.stamp node_modules/.stamp
 
 $(VENV)/.stamp: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -39,9 +39,9 @@ node_modules/.stamp: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-.run/system.stamp: scripts/ensure-system-packages.sh
+# Checked every time (a few `command -v`); installs only what is missing.
+system-packages:
 	scripts/ensure-system-packages.sh
-	mkdir -p .run && touch $@
 
 lint: $(VENV)/.stamp
 	$(VENV)/bin/ruff check .
