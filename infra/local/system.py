@@ -91,6 +91,8 @@ def local_system(local: LocalSettings) -> Iterator[uvicorn.Server]:
         jwks_url = f"{local.ui_origin}/.well-known/jwks.json"
 
         ec2 = ec2_client(endpoint=endpoint, region=local.region)
+        # What exists only locally is set here; everything else (timeouts, budget, instance
+        # types) comes from SPINUP_* in the environment, exactly as the Lambdas read it.
         settings = Settings(
             table_name=local.table_name,
             instance_id="i-00000000",  # replaced below, once the instance exists
