@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -14,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 from PIL import Image, ImageDraw, ImageFont
-from playwright.sync_api import Browser, Playwright, sync_playwright
+from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
 from infra.local.ports import free_port
 from tests.e2e.y4m import write_y4m
@@ -76,10 +77,10 @@ def person_camera(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_y4m(tmp_path_factory.mktemp("camera") / "person.y4m", [frame] * 4)
 
 
-@pytest.fixture(scope="session")
-def local_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSystem]:
-    """`python -m infra.local` on free ports, with a short release grace so Stop is quick."""
-    run_dir = tmp_path_factory.mktemp("local-run")
+@contextlib.contextmanager
+def running_local_system(run_dir: Path, **settings: str) -> Iterator[LocalSystem]:
+    """`python -m infra.local` on free ports, with extra `SPINUP_*` settings; stopped with
+    Ctrl-C (SIGINT) as a person would."""
     ui_port = free_port()
     backend_port = free_port()
     env = {
@@ -95,7 +96,7 @@ def local_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSyst
         "SPINUP_LOCAL_RUN_DIR": str(run_dir),
         "SPINUP_LOCAL_RECONCILE_INTERVAL_S": "1",
         "SPINUP_LOCAL_AGENT_POLL_S": "0.5",
-        "SPINUP_RELEASE_GRACE_S": "1",
+        **settings,
     }
     log_path = run_dir / "local.log"
     with log_path.open("wb") as log:
@@ -106,31 +107,40 @@ def local_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSyst
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    url = f"http://127.0.0.1:{ui_port}/"
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"local mode exited with {proc.returncode}:\n{log_path.read_text()}")
-        try:
-            if httpx.get(url + "config.json", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"local mode did not serve {url} in time:\n{log_path.read_text()}")
-        time.sleep(0.3)
-    system = LocalSystem(
-        url=url, run_dir=run_dir, backend_port=backend_port, process=proc, log_path=log_path
-    )
-    yield system
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    try:
+        url = f"http://127.0.0.1:{ui_port}/"
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"local mode exited with {proc.returncode}:\n{log_path.read_text()}")
+            try:
+                if httpx.get(url + "config.json", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"local mode did not serve {url} in time:\n{log_path.read_text()}")
+            time.sleep(0.3)
+        yield LocalSystem(
+            url=url, run_dir=run_dir, backend_port=backend_port, process=proc, log_path=log_path
+        )
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.fixture(scope="session")
+def local_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSystem]:
+    """The local system with a short release grace, so that Stop is quick."""
+    with running_local_system(
+        tmp_path_factory.mktemp("local-run"), SPINUP_RELEASE_GRACE_S="1"
+    ) as system:
+        yield system
 
 
 CHROMIUM_ARGS = (
@@ -171,6 +181,15 @@ def browser_with_camera(playwright: Playwright) -> Iterator[Callable[[Path], Bro
     yield launch
     for browser in launched:
         browser.close()
+
+
+ALL_MODELS = ("detect", "pose", "face", "text", "ocr")
+
+
+def choose_models(page: Page, models: tuple[str, ...]) -> None:
+    """Tick exactly `models` in the UI's model list, as a person would."""
+    for name in ALL_MODELS:
+        page.locator(f"#model-{name}").set_checked(name in models)
 
 
 def host_processes(system: LocalSystem) -> list[str]:

@@ -13,22 +13,13 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Browser, Page, WebSocket, expect
 
-from tests.e2e.conftest import PRINTED_WORD, LocalSystem, host_processes
+from tests.e2e.conftest import PRINTED_WORD, LocalSystem, choose_models, host_processes
 
 pytestmark = [pytest.mark.browser, pytest.mark.triton]
 
 READY_TIMEOUT_MS = 120_000
 RESULTS_TIMEOUT_MS = 60_000
 STOP_TIMEOUT_MS = 60_000
-
-
-ALL_MODELS = ("detect", "pose", "face", "text", "ocr")
-
-
-def choose_models(page: Page, models: tuple[str, ...]) -> None:
-    """Tick exactly `models` in the UI's model list, as a person would."""
-    for name in ALL_MODELS:
-        page.locator(f"#model-{name}").set_checked(name in models)
 
 
 def _wait_until(page: Page, predicate, timeout_s: float, what: str) -> None:
