@@ -6,12 +6,20 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from gpu_host.models.spec import BUILTIN_SPECS, USER_MODELS_FILE, ModelSpec, model_catalog
 
-CommaList = Annotated[tuple[str, ...], NoDecode]
+
+def split_commas(value: object) -> object:
+    """`"a, b,"` → `("a", "b")`; anything else is left to pydantic's own validation."""
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
+CommaList = Annotated[tuple[str, ...], NoDecode, BeforeValidator(split_commas)]
 """A comma-separated environment value (`a,b`), not JSON."""
 
 
@@ -55,13 +63,6 @@ class Settings(BaseSettings):
     """How long the open breaker fails fast before it lets one probe through."""
     heartbeat_s: float = Field(default=30.0, gt=0)
     """Minimum spacing of activity heartbeats to the host record."""
-
-    @field_validator("allowed_origins", "models", "default_models", mode="before")
-    @classmethod
-    def _split_commas(cls, value: object) -> object:
-        if isinstance(value, str):
-            return tuple(part.strip() for part in value.split(",") if part.strip())
-        return value
 
     @field_validator("allowed_origins")
     @classmethod

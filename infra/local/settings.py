@@ -7,11 +7,11 @@ The control plane's settings (`SPINUP_IDLE_*`, `SPINUP_RELEASE_GRACE_S`, …) ar
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from gpu_host.backend.settings import CommaList
 from gpu_host.models.spec import SPECS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -36,19 +36,12 @@ class LocalSettings(BaseSettings):
     table_name: str = "spinup-local"
     image_id: str = "ami-0123456789abcdef0"
 
-    served_models: Annotated[tuple[str, ...], NoDecode] = tuple(SPECS)
+    served_models: CommaList = tuple(SPECS)
     """What the emulated instance's Triton loads and the backend serves (comma-separated)."""
 
     reconcile_interval_s: float = Field(default=3.0, gt=0)
     """The local stand-in for EventBridge's one-minute schedule: faster, so a demo is lively."""
     agent_poll_s: float = Field(default=1.0, gt=0)
-
-    @field_validator("served_models", mode="before")
-    @classmethod
-    def _split_models(cls, value: object) -> object:
-        if isinstance(value, str):
-            return tuple(part.strip() for part in value.split(",") if part.strip())
-        return value
 
     @field_validator("served_models")
     @classmethod
