@@ -4,7 +4,6 @@ whole `main` against a moto server standing in for SSM and Secrets Manager."""
 from __future__ import annotations
 
 import re
-import socket
 from pathlib import Path
 
 import boto3
@@ -18,6 +17,7 @@ from gpu_host.bootstrap.render_config import (
     render_env_file,
     render_nginx_site,
 )
+from infra.local.ports import free_port
 
 PREFIX = "/spinup/gpu-0"
 SECRET = "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8S9t0"
@@ -29,13 +29,6 @@ PUBLISHED = {
     f"{PREFIX}/origin-verify-secret-arn": "arn:aws:secretsmanager:us-east-1:123:secret:x",
     f"{PREFIX}/release": "s3://bucket/abc.zip",
 }
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def test_host_config_maps_env_parameters_to_variables() -> None:
@@ -136,7 +129,7 @@ def test_main_without_aws_keeps_earlier_files_or_fails(
         "AWS_REGION": "us-east-1",
         "SPINUP_ENV_FILE": str(env_file),
         "SPINUP_NGINX_SITE": str(site),
-        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{_free_port()}",  # nothing listens
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}",  # nothing listens
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_MAX_ATTEMPTS": "1",

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from gpu_host.triton.local import LocalTriton
+from infra.local.ports import free_port
 from tests.integration.gpu_host.dataplane_support import (
     DATAPLANE_MODELS,
     TRITON_VENV,
@@ -22,7 +23,6 @@ from tests.integration.gpu_host.dataplane_support import (
     TextImage,
     TokenIssuer,
     backend_settings,
-    free_port,
     plain_jpeg,
     render_text_image,
     serving_issuer,

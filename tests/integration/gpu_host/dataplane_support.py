@@ -38,12 +38,6 @@ DATAPLANE_MODELS = ("text",)
 FONT = Path(matplotlib.__file__).parent / "mpl-data" / "fonts" / "ttf" / "DejaVuSans-Bold.ttf"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class TokenIssuer(DevIssuer):
     """The development issuer with a fixed name and key id; `jwks_url` serves its keys."""
 

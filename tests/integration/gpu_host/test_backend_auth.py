@@ -9,7 +9,8 @@ import jwt
 import pytest
 
 from gpu_host.backend.auth import TokenVerifier, UnauthorizedError
-from tests.integration.gpu_host.dataplane_support import TokenIssuer, free_port
+from infra.local.ports import free_port
+from tests.integration.gpu_host.dataplane_support import TokenIssuer
 
 
 @pytest.fixture

@@ -9,13 +9,13 @@ import pytest
 import websockets
 
 from gpu_host.triton.local import LocalTriton
+from infra.local.ports import free_port
 from tests.integration.gpu_host.dataplane_support import (
     BackendFactory,
     FaultyTcpProxy,
     TextImage,
     TokenIssuer,
     frame,
-    free_port,
     recv_json,
     say_hello,
     unique_user,

@@ -18,12 +18,12 @@ import pytest
 import websockets
 
 from gpu_host.triton.local import LocalTriton
+from infra.local.ports import free_port
 from tests.integration.gpu_host.dataplane_support import (
     REPO,
     TextImage,
     TokenIssuer,
     frame,
-    free_port,
     recv_json,
     say_hello,
 )

@@ -16,12 +16,12 @@ from moto.server import ThreadedMotoServer
 
 from gpu_host.backend.reporter import DynamoHostRecord, Milestone, Reporter
 from gpu_host.triton.local import LocalTriton
+from infra.local.ports import free_port
 from tests.integration.gpu_host.dataplane_support import (
     BackendFactory,
     TextImage,
     TokenIssuer,
     frame,
-    free_port,
     recv_json,
     say_hello,
 )

@@ -14,7 +14,8 @@ import tritonclient.grpc as grpcclient
 
 from gpu_host.models.spec import SPECS
 from gpu_host.triton.local import LocalTriton, LocalTritonError
-from tests.integration.gpu_host.dataplane_support import DATAPLANE_MODELS, TRITON_VENV, free_port
+from infra.local.ports import free_port
+from tests.integration.gpu_host.dataplane_support import DATAPLANE_MODELS, TRITON_VENV
 
 pytestmark = pytest.mark.triton
 

@@ -20,12 +20,12 @@ import pytest
 import websockets
 
 from gpu_host.bootstrap.render_config import TEMPLATE, render_nginx_site
+from infra.local.ports import free_port
 from tests.integration.gpu_host.dataplane_support import (
     RunningBackend,
     TextImage,
     TokenIssuer,
     frame,
-    free_port,
     recv_json,
     say_hello,
     unique_user,

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 
 from gpu_host.triton.local import LocalTriton
+from infra.local.ports import free_port
 from tests.integration.gpu_host.dataplane_support import (
     TRITON_VENV,
     BackendFactory,
     RunningBackend,
     TokenIssuer,
     backend_settings,
-    free_port,
     serving_issuer,
 )
 from tests.integration.models.models_support import BUILTIN, YOLO_NAME, declare_user_model
