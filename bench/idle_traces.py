@@ -29,10 +29,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from lambdas.reconcile.actions import Action, Ec2Call, RetryStop, Transition
-from lambdas.reconcile.decide import decide
-from lambdas.reconcile.model import Ec2State, HostRecord, InstanceView, SessionLease, Snapshot
-from lambdas.reconcile.status import phase_of, stop_at
+from lambdas.domain.actions import Action, Ec2Call, RetryStop, Transition
+from lambdas.domain.decide import decide
+from lambdas.domain.model import Ec2State, HostRecord, InstanceView, SessionLease, Snapshot
+from lambdas.domain.status import phase_of, stop_at
 from lambdas.settings import Settings
 
 TRACE_COUNT = 1000

@@ -19,9 +19,9 @@ import uvicorn
 
 from infra.local.agent import HostAgent
 from infra.local.emulated_aws import create_stopped_instance, ec2_client, instance_state, start_moto
-from infra.local.host_stack import LocalHostStack
 from infra.local.issuer import DEV_AUDIENCE, DevIssuer
 from infra.local.settings import LocalSettings
+from infra.local.supervisor import HostSupervisor
 from infra.local.web import add_local_routes
 from lambdas.aws.clients import make_clients
 from lambdas.bootstrap import bootstrap
@@ -141,7 +141,7 @@ def local_system(local: LocalSettings) -> Iterator[uvicorn.Server]:
         }
         agent = HostAgent(
             read_state=lambda: instance_state(ec2, instance_id),
-            stack=LocalHostStack(settings=local, backend_env=backend_env),
+            stack=HostSupervisor(settings=local, backend_env=backend_env),
             on_state_change=lambda state: loop.fire(_state_change(instance_id, state)),
             poll_s=local.agent_poll_s,
         )

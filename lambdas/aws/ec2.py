@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
-from lambdas.reconcile.model import InstanceView
+from lambdas.domain.model import InstanceView
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from lambdas.aws.codec import encode
-from lambdas.reconcile.actions import Transition
+from lambdas.domain.actions import Transition
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef

@@ -13,8 +13,8 @@ from botocore.exceptions import ClientError
 
 from lambdas.aws.codec import decode_item, encode, encode_item
 from lambdas.aws.expressions import conditional_update
-from lambdas.reconcile.actions import Transition
-from lambdas.reconcile.model import HostRecord, SessionItem, SessionLease
+from lambdas.domain.actions import Transition
+from lambdas.domain.model import HostRecord, SessionItem, SessionLease
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

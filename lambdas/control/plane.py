@@ -28,11 +28,11 @@ from lambdas.control.schemas import (
     SessionInfo,
     StatusResponse,
 )
-from lambdas.reconcile import budget
-from lambdas.reconcile.decide import missing_instance_message
-from lambdas.reconcile.model import SessionItem, Snapshot
+from lambdas.domain import budget
+from lambdas.domain.decide import missing_instance_message
+from lambdas.domain.model import SessionItem, Snapshot
+from lambdas.domain.status import HostStatus, host_status
 from lambdas.reconcile.service import read_snapshot, reconcile_once
-from lambdas.reconcile.status import HostStatus, host_status
 from lambdas.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from lambdas.reconcile.model import Phase
+from lambdas.domain.model import Phase
 
 MAX_MODELS = 16
 SESSION_ID_PATTERN = r"^[0-9a-f]{32}$"

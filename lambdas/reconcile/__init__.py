@@ -1,1 +1,4 @@
-"""Reconcile: read the host record and EC2, decide (a pure function of both and the clock), act."""
+"""The reconcile job: read the host record and EC2, `decide` (lambdas.domain), act.
+
+It runs on every API call, on every EC2 state-change event and once a minute (EventBridge).
+"""

@@ -15,8 +15,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lambdas.aws.clients import Clients, make_clients
+from lambdas.domain.status import host_status
 from lambdas.reconcile.service import ReconcileResult, reconcile_once
-from lambdas.reconcile.status import host_status
 from lambdas.settings import Settings
 
 log = logging.getLogger(__name__)

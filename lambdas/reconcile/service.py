@@ -13,11 +13,11 @@ from botocore.exceptions import ClientError
 
 from lambdas.aws.clients import Clients
 from lambdas.aws.ec2 import error_code
-from lambdas.reconcile import capacity
-from lambdas.reconcile.actions import Action, Ec2Call, RetryStop, Transition
-from lambdas.reconcile.capacity import Attempt, Outcome
-from lambdas.reconcile.decide import decide
-from lambdas.reconcile.model import HostRecord, InstanceView, Snapshot
+from lambdas.domain import capacity
+from lambdas.domain.actions import Action, Ec2Call, RetryStop, Transition
+from lambdas.domain.capacity import Attempt, Outcome
+from lambdas.domain.decide import decide
+from lambdas.domain.model import HostRecord, InstanceView, Snapshot
 from lambdas.settings import Settings
 
 log = logging.getLogger(__name__)

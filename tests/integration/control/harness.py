@@ -12,7 +12,7 @@ from moto.ec2.models import ec2_backends
 
 from infra.local.issuer import DevIssuer
 from lambdas.aws.codec import decode_item, encode
-from lambdas.reconcile.model import HostRecord
+from lambdas.domain.model import HostRecord
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"

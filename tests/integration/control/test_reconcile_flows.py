@@ -11,8 +11,8 @@ from botocore.exceptions import ClientError
 from lambdas.aws.clients import Clients
 from lambdas.aws.ec2 import Ec2Gateway
 from lambdas.control.app import create_app
+from lambdas.domain.decide import decide
 from lambdas.reconcile import handler as reconcile_handler
-from lambdas.reconcile.decide import decide
 from lambdas.reconcile.handler import STATE_CHANGE, handle
 from lambdas.reconcile.service import execute, read_snapshot, reconcile_once
 from lambdas.settings import Settings

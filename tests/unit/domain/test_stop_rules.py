@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from lambdas.reconcile.actions import Transition
-from lambdas.reconcile.decide import decide
-from lambdas.reconcile.model import HostRecord, SessionLease, Snapshot
-from lambdas.reconcile.stop_rules import REPORT_LAG_S, StopReason, explain, plan_stop
+from lambdas.domain.actions import Transition
+from lambdas.domain.decide import decide
+from lambdas.domain.model import HostRecord, SessionLease, Snapshot
+from lambdas.domain.stop_rules import REPORT_LAG_S, StopReason, explain, plan_stop
 from lambdas.settings import Settings
 
 T0 = 1_800_000_000.0

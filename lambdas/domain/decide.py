@@ -6,10 +6,10 @@ the returned actions, each guarded by the values it was decided on (see `actions
 
 from __future__ import annotations
 
-from lambdas.reconcile import budget
-from lambdas.reconcile.actions import Action, Ec2Call, RetryStop, Transition, Value
-from lambdas.reconcile.model import HostRecord, InstanceView, Snapshot
-from lambdas.reconcile.stop_rules import StopPlan, explain, plan_stop
+from lambdas.domain import budget
+from lambdas.domain.actions import Action, Ec2Call, RetryStop, Transition, Value
+from lambdas.domain.model import HostRecord, InstanceView, Snapshot
+from lambdas.domain.stop_rules import StopPlan, explain, plan_stop
 from lambdas.settings import Settings
 
 START_IN_FLIGHT_S = 120.0

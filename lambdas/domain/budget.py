@@ -9,8 +9,8 @@ from __future__ import annotations
 import functools
 from datetime import UTC, datetime
 
-from lambdas.reconcile.actions import Value
-from lambdas.reconcile.model import HostRecord
+from lambdas.domain.actions import Value
+from lambdas.domain.model import HostRecord
 from lambdas.settings import Settings
 
 DAY_S = 86400.0

@@ -9,9 +9,9 @@ import statistics
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from lambdas.reconcile.decide import missing_instance_message
-from lambdas.reconcile.model import HostRecord, Phase, Snapshot
-from lambdas.reconcile.stop_rules import plan_stop
+from lambdas.domain.decide import missing_instance_message
+from lambdas.domain.model import HostRecord, Phase, Snapshot
+from lambdas.domain.stop_rules import plan_stop
 from lambdas.settings import Settings
 
 DEFAULT_COLD_START_S = 240.0

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from lambdas.reconcile.model import Snapshot
-from lambdas.reconcile.status import DEFAULT_COLD_START_S, MIN_ETA_S, host_status, phase_of
+from lambdas.domain.model import Snapshot
+from lambdas.domain.status import DEFAULT_COLD_START_S, MIN_ETA_S, host_status, phase_of
 from lambdas.settings import Settings
 
 NOW = 1_800_000_000.0

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from lambdas.reconcile import capacity
-from lambdas.reconcile.capacity import Attempt, Outcome
+from lambdas.domain import capacity
+from lambdas.domain.capacity import Attempt, Outcome
 from lambdas.settings import Settings
 
 NO_CAPACITY = "InsufficientInstanceCapacity"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lambdas.aws.expressions import conditional_update
-from lambdas.reconcile.actions import Transition
+from lambdas.domain.actions import Transition
 
 
 def test_changes_and_expectations_become_set_remove_and_conditions() -> None:

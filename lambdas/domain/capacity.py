@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from lambdas.reconcile.actions import Transition
+from lambdas.domain.actions import Transition
 from lambdas.settings import Settings
 
 CAPACITY_ERRORS = frozenset({"InsufficientInstanceCapacity", "InsufficientCapacity", "Unsupported"})

@@ -18,7 +18,7 @@ from infra.local.settings import LocalSettings
 log = logging.getLogger(__name__)
 
 
-class LocalHostStack:
+class HostSupervisor:
     def __init__(self, *, settings: LocalSettings, backend_env: Mapping[str, str]) -> None:
         self._settings = settings
         self._backend_env = dict(backend_env)

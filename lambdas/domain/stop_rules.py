@@ -19,8 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from lambdas.reconcile import budget
-from lambdas.reconcile.model import HostRecord
+from lambdas.domain import budget
+from lambdas.domain.model import HostRecord
 from lambdas.settings import Settings
 
 REPORT_LAG_S = 30.0
