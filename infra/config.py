@@ -13,6 +13,7 @@ from typing import Any, Final
 
 from aws_cdk import aws_logs as logs
 
+from gpu_host.backend.protocol import WS_PATH
 from gpu_host.bootstrap import parameters as host_parameters
 from gpu_host.models.spec import SPECS
 
@@ -79,7 +80,7 @@ class DeployConfig:
     """None: looked up at deploy time by a custom resource; set it to skip the lookup."""
 
     api_path_prefix: str = "/api"
-    ws_path: str = "/ws/inference"
+    ws_path: str = WS_PATH
     health_path: str = "/health"
 
     triton_grpc_port: int = 8001

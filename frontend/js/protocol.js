@@ -1,8 +1,13 @@
-// WebSocket protocol v1 (DESIGN.md §4): frame encoding, hello, and server-message parsing.
-// Pure: no DOM, no sockets. Parsing never throws; a bad message becomes {type: "invalid"}.
+// WebSocket protocol v1: frame encoding, the client's messages, server-message parsing and
+// what each close code means. Pure: no DOM, no sockets. Parsing never throws; a bad message
+// becomes {type: "invalid"}. The protocol's one source is protocol.json, which the backend
+// loads too (docs/architecture.md); this module holds no second table of it.
 
-export const MAGIC = "SPF1";
-export const HEADER_BYTES = 16;
+import PROTOCOL from "./protocol.json" with { type: "json" };
+
+export { PROTOCOL };
+export const MAGIC = PROTOCOL.frame.magic;
+export const HEADER_BYTES = PROTOCOL.frame.header_bytes;
 const UINT32_SPAN = 2 ** 32;
 const UINT64_MAX = (1n << 64n) - 1n;
 
@@ -77,6 +82,11 @@ export function epochMicros(timeOriginMs, nowMs) {
 /** The client's first message. */
 export function helloMessage(token, models) {
   return JSON.stringify({ type: "hello", token, models: [...models] });
+}
+
+/** Asks the server to read every text region afresh on the next frame (needs `ocr`). */
+export function readTextMessage() {
+  return JSON.stringify({ type: "read_text" });
 }
 
 // ---- parsing -------------------------------------------------------------------------------
@@ -159,6 +169,7 @@ function parseResult(m) {
     texts: list(m, "texts", parseText),
     timingMs: isObject(m.timing_ms) ? m.timing_ms : {},
     dropped: optionalNum(m, "dropped", "", 0),
+    late: Array.isArray(m.late) ? m.late.filter((x) => typeof x === "string") : [],
   };
 }
 
@@ -181,12 +192,17 @@ function parseError(m) {
   };
 }
 
-const PARSERS = { result: parseResult, ready: parseReady, error: parseError };
+function parseNotice(m) {
+  // A kind this client does not know still shows its message (the protocol may grow).
+  return { type: "notice", kind: str(m, "kind", ""), message: str(m, "message", "") };
+}
+
+const PARSERS = { result: parseResult, ready: parseReady, error: parseError, notice: parseNotice };
 
 /**
  * Parses one text message from the server. Returns a typed object; never throws.
  * - {type: "result" | "ready" | "error", ...} for the v1 messages,
- * - {type: "notice", message} for a server notice (e.g. before a 1001 shutdown),
+ * - {type: "notice", kind, message} for a server notice (kind "shutdown" before a 1001 close),
  * - {type: "unknown", serverType} for a type this client does not know (the protocol may grow),
  * - {type: "invalid", reason, frameId} when the text is not a valid message.
  */
@@ -199,9 +215,6 @@ export function parseServerMessage(text) {
   }
   if (!isObject(m) || typeof m.type !== "string") {
     return { type: "invalid", reason: "expected an object with a string 'type'", frameId: null };
-  }
-  if (m.type === "notice") {
-    return { type: "notice", message: typeof m.message === "string" ? m.message : "" };
   }
   const parse = PARSERS[m.type];
   if (parse === undefined) return { type: "unknown", serverType: m.type };
@@ -216,24 +229,16 @@ export function parseServerMessage(text) {
 
 // ---- close codes ---------------------------------------------------------------------------
 
-const CLOSE_CODES = {
-  1000: { retry: false, message: "Connection closed." },
-  1001: { retry: true, message: "The inference server is shutting down." },
-  1008: { retry: false, message: "The inference server refused this page (policy violation)." },
-  1009: { retry: true, message: "A frame was too large for the inference server." },
-  1011: { retry: true, message: "The inference server hit an internal error." },
-  4400: { retry: false, message: "The inference server rejected the hello message." },
-  4401: { retry: false, message: "Not authorized for inference: sign in again." },
-  4429: { retry: false, message: "Too many inference sessions for this user: close another tab." },
-};
+const CLOSES = new Map(Object.entries(PROTOCOL.close_codes).map(([name, c]) => [c.code, { name, ...c }]));
 
 /**
- * What a close means to the user, and whether reconnecting can help. Unknown and abnormal
- * closes (1006: the network dropped) are retried.
+ * What a close means to the user, and whether reconnecting can help, from protocol.json.
+ * Codes it does not list (a proxy's, a newer server's) get its `close_default`: retried.
  */
 export function describeClose(code, reason = "") {
-  const known = CLOSE_CODES[code];
-  const base = known ?? { retry: true, message: `Connection to the inference server lost (code ${code}).` };
+  const known = CLOSES.get(code);
+  const fallback = PROTOCOL.close_default;
+  const base = known ?? { name: "unknown", retry: fallback.retry, message: fallback.message.replace("{code}", String(code)) };
   const message = reason ? `${base.message} (${reason})` : base.message;
-  return { code, retry: base.retry, message };
+  return { code, name: base.name, retry: base.retry, message };
 }

@@ -21,6 +21,7 @@ from gpu_host.backend.breaker import CircuitBreaker
 from gpu_host.backend.context import Backend
 from gpu_host.backend.metrics import Metrics
 from gpu_host.backend.pipeline import FramePipeline, ServedModel
+from gpu_host.backend.protocol import WS_PATH
 from gpu_host.backend.reporter import DynamoHostRecord, Milestone, Reporter
 from gpu_host.backend.sessions import SessionRegistry
 from gpu_host.backend.settings import Settings
@@ -64,7 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="spinup backend", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
     )
-    app.add_api_websocket_route("/ws/inference", inference_socket)
+    app.add_api_websocket_route(WS_PATH, inference_socket)
 
     @app.get("/health")
     async def health() -> dict[str, str]:

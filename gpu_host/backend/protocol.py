@@ -1,15 +1,16 @@
-"""WebSocket protocol v1 (`/ws/inference`): message shapes and parsing, pure and I/O free.
+"""WebSocket protocol v1: message shapes and parsing, pure and I/O free except for loading
+the protocol's one source, `frontend/js/protocol.json` (the engine loads the same file).
 
-1. Client → `{"type":"hello","token":"<JWT>","models":[...]}`; server → `ready` or a close
-   with one of `CloseCode`.
+1. Client → `{"type":"hello","ticket"|"token":...,"models":[...]}`; server → `ready` or a
+   close with one of `CloseCode`.
 2. Client → binary frames: `struct.pack("<4sIQ", b"SPF1", frame_id, capture_time_us)` + JPEG.
 3. Server → `result` per inferred frame, `error` for a bad frame or an outage (socket stays
-   open). Coordinates are normalized to 0..1 of the frame.
+   open), `notice` for what the user should know (a `shutdown` notice precedes a 1001 close).
+   Coordinates are normalized to 0..1 of the frame.
+4. Client → `{"type":"read_text"}` at any time: the next frame reads every text region afresh.
 
-Extensions (additive; a v1 client may ignore them): `ready.max_frame_pixels` and
-`ready.frame_budget_ms`; `error.frame_id`; `result.late` (models cut off by the frame
-budget, whose results this frame lacks); and the client's text message
-`{"type":"read_text"}`, which makes the next frame read every text region afresh.
+The JSON names every message, field, error code, notice kind and close code; the enums here
+give them readable names and are checked against it at import, so the two cannot drift.
 """
 
 from __future__ import annotations
@@ -18,27 +19,78 @@ import json
 import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from enum import IntEnum, StrEnum
-from typing import Any
+from enum import Enum, IntEnum, StrEnum
+from pathlib import Path
+from typing import Any, Final
 
 from gpu_host.vision.types import ModelOutput
 
-HEADER = struct.Struct("<4sIQ")
-MAGIC = b"SPF1"
-MAX_MODELS_IN_HELLO = 16
-READ_TEXT = "read_text"
-REQUESTS = frozenset({READ_TEXT})
+PROTOCOL_FILE: Final = Path(__file__).resolve().parents[2] / "frontend" / "js" / "protocol.json"
+"""The repository path; the host release ships it (infra/constructs/host_release.py)."""
+
+
+class ProtocolDriftError(RuntimeError):
+    """This module and `protocol.json` disagree: fix whichever is behind."""
+
+
+def _load(path: Path) -> dict[str, Any]:
+    try:
+        spec: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ProtocolDriftError(
+            f"{path} is missing: the backend loads the protocol from it, so a release must ship "
+            "frontend/js/protocol.json"
+        ) from exc
+    return spec
+
+
+SPEC: Final = _load(PROTOCOL_FILE)
+_FRAME: Final[dict[str, Any]] = SPEC["frame"]
+_CLIENT: Final[dict[str, Any]] = SPEC["client_messages"]
+_SERVER: Final[dict[str, Any]] = SPEC["server_messages"]
+_CLOSE: Final[dict[str, Any]] = SPEC["close_codes"]
+
+WS_PATH: Final[str] = SPEC["path"]
+HEADER: Final = struct.Struct(_FRAME["struct"])
+MAGIC: Final = str(_FRAME["magic"]).encode("ascii")
+MAX_MODELS_IN_HELLO: Final[int] = _CLIENT["hello"]["max_models"]
+
+
+class ClientMessage(StrEnum):
+    HELLO = "hello"
+    READ_TEXT = "read_text"
+
+
+class ServerMessage(StrEnum):
+    READY = "ready"
+    RESULT = "result"
+    ERROR = "error"
+    NOTICE = "notice"
+
+
+READ_TEXT: Final = ClientMessage.READ_TEXT
+REQUESTS: Final = frozenset(m.value for m in ClientMessage if m is not ClientMessage.HELLO)
 """Text messages a client may send after the hello."""
 
 
 class CloseCode(IntEnum):
-    GOING_AWAY = 1001
-    """The server is shutting down (sent after a `shutting_down` error)."""
-    BAD_HELLO = 4400
-    UNAUTHORIZED = 4401
-    FORBIDDEN_ORIGIN = 4403
-    HELLO_TIMEOUT = 4408
-    TOO_MANY_SESSIONS = 4429
+    """Every close code of the protocol, those the server sends and those the transport
+    (uvicorn, a proxy, the browser) does; `protocol.json` says what each means to a client."""
+
+    NORMAL = _CLOSE["normal"]["code"]
+    GOING_AWAY = _CLOSE["going_away"]["code"]
+    """The server is shutting down (sent after a `shutdown` notice)."""
+    ABNORMAL = _CLOSE["abnormal"]["code"]
+    """Never sent: what a browser reports for a connection that dropped."""
+    POLICY_VIOLATION = _CLOSE["policy_violation"]["code"]
+    MESSAGE_TOO_BIG = _CLOSE["message_too_big"]["code"]
+    INTERNAL_ERROR = _CLOSE["internal_error"]["code"]
+    SERVICE_RESTART = _CLOSE["service_restart"]["code"]
+    BAD_HELLO = _CLOSE["bad_hello"]["code"]
+    UNAUTHORIZED = _CLOSE["unauthorized"]["code"]
+    FORBIDDEN_ORIGIN = _CLOSE["forbidden_origin"]["code"]
+    HELLO_TIMEOUT = _CLOSE["hello_timeout"]["code"]
+    TOO_MANY_SESSIONS = _CLOSE["too_many_sessions"]["code"]
 
 
 class ErrorCode(StrEnum):
@@ -47,7 +99,50 @@ class ErrorCode(StrEnum):
     BAD_MESSAGE = "bad_message"
     UNAVAILABLE = "unavailable"
     INFERENCE_FAILED = "inference_failed"
-    SHUTTING_DOWN = "shutting_down"
+
+
+class NoticeKind(StrEnum):
+    SHUTDOWN = "shutdown"
+    LOADING = "loading"
+    """Defined for user models that load on demand; nothing sends it yet."""
+
+
+def _require_same(enum: type[Enum], expected: Mapping[str, object]) -> None:
+    """`enum`'s members, by lower-cased name, must be exactly `expected` (name → value)."""
+    actual = {member.name.lower(): member.value for member in enum}
+    if actual != dict(expected):
+        only_enum = sorted(set(actual.items()) - set(expected.items()), key=str)
+        only_json = sorted(set(expected.items()) - set(actual.items()), key=str)
+        raise ProtocolDriftError(
+            f"{enum.__name__} and {PROTOCOL_FILE.name} disagree: only in the enum {only_enum}, "
+            f"only in the JSON {only_json}"
+        )
+
+
+def check_spec(spec: Mapping[str, Any]) -> None:
+    """Raise `ProtocolDriftError` unless `spec` lists exactly this module's names and codes."""
+    _require_same(ClientMessage, {name: name for name in spec["client_messages"]})
+    _require_same(ServerMessage, {name: name for name in spec["server_messages"]})
+    _require_same(ErrorCode, {name: name for name in spec["error_codes"]})
+    _require_same(NoticeKind, {name: name for name in spec["notice_kinds"]})
+    _require_same(CloseCode, {name: c["code"] for name, c in spec["close_codes"].items()})
+    frame = spec["frame"]
+    if struct.calcsize(frame["struct"]) != frame["header_bytes"]:
+        raise ProtocolDriftError(
+            f"frame struct {frame['struct']!r} packs {struct.calcsize(frame['struct'])} bytes, "
+            f"not header_bytes {frame['header_bytes']}"
+        )
+
+
+check_spec(SPEC)
+
+
+def message_fields(kind: ClientMessage | ServerMessage) -> tuple[frozenset[str], frozenset[str]]:
+    """(required, every) field name of a message type, as `protocol.json` declares them."""
+    table = _CLIENT if isinstance(kind, ClientMessage) else _SERVER
+    fields: dict[str, Any] = table[kind.value]["fields"]
+    required = frozenset(name for name, field in fields.items() if field["required"])
+    return required, frozenset(fields)
 
 
 class FrameError(Exception):
@@ -133,7 +228,7 @@ def parse_hello(text: str) -> Hello:
         raise BadHelloError("hello is not JSON") from exc
     if not isinstance(message, dict):
         raise BadHelloError("hello must be a JSON object")
-    if message.get("type") != "hello":
+    if message.get("type") != ClientMessage.HELLO:
         raise BadHelloError(f"first message must have type 'hello', got {message.get('type')!r}")
     token = message.get("token")
     return Hello(
@@ -197,7 +292,7 @@ def ready_message(
     frame_budget_ms: float,
 ) -> dict[str, Any]:
     return {
-        "type": "ready",
+        "type": ServerMessage.READY.value,
         "session": session,
         "models": list(models),
         "max_frame_bytes": max_frame_bytes,
@@ -209,10 +304,19 @@ def ready_message(
 
 
 def error_message(code: ErrorCode, message: str, *, frame_id: int | None = None) -> dict[str, Any]:
-    error: dict[str, Any] = {"type": "error", "code": code.value, "message": message}
+    error: dict[str, Any] = {
+        "type": ServerMessage.ERROR.value,
+        "code": code.value,
+        "message": message,
+    }
     if frame_id is not None:
         error["frame_id"] = frame_id  # extension of v1: which frame failed
     return error
+
+
+def notice_message(kind: NoticeKind, message: str) -> dict[str, Any]:
+    """Something to show the user; a `shutdown` notice precedes the 1001 close."""
+    return {"type": ServerMessage.NOTICE.value, "kind": kind.value, "message": message}
 
 
 def result_message(
@@ -225,7 +329,7 @@ def result_message(
 ) -> dict[str, Any]:
     """One frame's `result`; box and point coordinates rounded to 1e-4 of the frame."""
     return {
-        "type": "result",
+        "type": ServerMessage.RESULT.value,
         "frame_id": header.frame_id,
         "capture_us": header.capture_us,
         "detections": [

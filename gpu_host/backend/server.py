@@ -1,7 +1,7 @@
 """Run the backend under uvicorn, closing sessions politely before uvicorn drops them.
 
 uvicorn's shutdown fails open WebSockets with 1012 before the app's lifespan ends; our
-protocol promises a `shutting_down` notice and a 1001 close, so that happens first.
+protocol promises a `shutdown` notice and a 1001 close, so that happens first.
 """
 
 from __future__ import annotations

@@ -31,9 +31,11 @@ from gpu_host.backend.protocol import (
     ErrorCode,
     FrameError,
     FrameTooLargeError,
+    NoticeKind,
     choose_models,
     close_reason,
     error_message,
+    notice_message,
     parse_frame_header,
     parse_hello,
     parse_request,
@@ -44,6 +46,8 @@ from gpu_host.backend.sessions import SessionHandle, TooManySessionsError
 from gpu_host.backend.slot import NewestWinsSlot
 
 log = logging.getLogger(__name__)
+
+SHUTDOWN_NOTICE = "The inference server is shutting down."
 
 
 def origin_allowed(origin: str | None, allowed: Sequence[str]) -> bool:
@@ -245,7 +249,7 @@ class InferenceSession:
 
     async def _shutdown(self) -> None:
         with contextlib.suppress(_DisconnectedError):
-            await self._send(error_message(ErrorCode.SHUTTING_DOWN, "server is shutting down"))
+            await self._send(notice_message(NoticeKind.SHUTDOWN, SHUTDOWN_NOTICE))
         await self._close(CloseCode.GOING_AWAY, "server shutting down")
 
     async def _close(self, code: CloseCode, reason: str) -> None:

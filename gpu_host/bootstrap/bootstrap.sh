@@ -8,7 +8,8 @@
 #                              the one the SSM parameter "$SPINUP_SSM_PREFIX/release" names.
 #
 # Layout: /opt/spinup/releases/<asset hash>/{gpu_host,systemd,pyproject.toml,.venv,
-# model_repository}, /opt/spinup/current -> the active release, /etc/spinup/*.env.
+# model_repository,frontend/js/protocol.json (the socket protocol the backend loads)},
+# /opt/spinup/current -> the active release, /etc/spinup/*.env.
 set -euo pipefail
 
 readonly ROOT=/opt/spinup

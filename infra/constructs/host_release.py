@@ -15,12 +15,19 @@ from constructs import Construct
 
 from infra.paths import REPO_ROOT
 
-# gitignore semantics, anchored at the repository root: keep only what the host runs.
+# gitignore semantics, anchored at the repository root: keep only what the host runs. The
+# backend loads the socket protocol from the frontend's copy (its one source), so that one
+# file of frontend/ ships too; a path is re-included level by level, as gitignore requires.
 RELEASE_CONTENT = (
     "/*",
     "!/gpu_host/",
     "!/systemd/",
     "!/pyproject.toml",
+    "!/frontend/",
+    "/frontend/*",
+    "!/frontend/js/",
+    "/frontend/js/*",
+    "!/frontend/js/protocol.json",
     "__pycache__/",
     "*.pyc",
     ".mypy_cache/",

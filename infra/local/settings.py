@@ -11,6 +11,7 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from gpu_host.backend.protocol import WS_PATH
 from gpu_host.backend.settings import CommaList
 from gpu_host.models.spec import SPECS
 
@@ -61,4 +62,4 @@ class LocalSettings(BaseSettings):
 
     @property
     def ws_url(self) -> str:
-        return f"ws://{self.bind}:{self.backend_port}/ws/inference"
+        return f"ws://{self.bind}:{self.backend_port}{WS_PATH}"

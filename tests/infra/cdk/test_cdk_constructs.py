@@ -6,12 +6,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from aws_cdk import Stack
+from aws_cdk import Stack, Stage
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk.assertions import Template
 
 from infra.constructs.cloudfront_prefix_list import CloudFrontPrefixList
 from infra.constructs.host_image import host_machine_image
+from infra.constructs.host_release import HostRelease
 from infra.constructs.python_lambda_code import (
     BundlingError,
     pinned_requirements,
@@ -77,3 +78,25 @@ def test_bundling_is_skipped_when_the_context_says_so(
     code = python_package_code(package_dir=LAMBDAS_DIR, pyproject=PYPROJECT)
     config = code.bind(stack)
     assert config.s3_location is not None
+
+
+def test_host_release_holds_the_host_code_and_the_protocol_it_loads(
+    small_stack: Callable[[], Stack],
+) -> None:
+    """Given the GPU host release asset, then it holds the backend, its units and the socket
+    protocol's one source (frontend/js/protocol.json), and nothing else of the repository."""
+    stack = small_stack()
+    release = HostRelease(stack, "Release", parameter_name="/spinup/release")
+    stage = Stage.of(stack)
+    assert stage is not None
+    staged = Path(stage.outdir) / release.asset.asset_path
+    files = {p.relative_to(staged).as_posix() for p in staged.rglob("*") if p.is_file()}
+    assert {
+        "frontend/js/protocol.json",
+        "gpu_host/backend/protocol.py",
+        "systemd/spinup.target",
+        "pyproject.toml",
+    } <= files
+    assert sorted(f for f in files if f.startswith("frontend/")) == ["frontend/js/protocol.json"]
+    tops = {f.split("/")[0] for f in files}
+    assert tops == {"frontend", "gpu_host", "systemd", "pyproject.toml"}

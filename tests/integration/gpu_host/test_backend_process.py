@@ -50,7 +50,7 @@ async def talk_then_stop(
         assert (await recv_json(ws))["detections"]
         stop()
         notice = await recv_json(ws)
-        assert notice["code"] == "shutting_down"
+        assert (notice["type"], notice["kind"]) == ("notice", "shutdown")
         with pytest.raises(websockets.ConnectionClosed) as closed:
             await ws.recv()
         assert closed.value.rcvd is not None

@@ -12,7 +12,9 @@ import pytest
 import websockets
 from websockets.typing import Origin
 
+from gpu_host.backend.ws import SHUTDOWN_NOTICE
 from gpu_host.triton.local import LocalTriton
+from tests.contracts.protocol_cases import PROTOCOL_CASES
 from tests.integration.gpu_host.dataplane_support import (
     BackendFactory,
     RunningBackend,
@@ -377,6 +379,36 @@ async def test_shutdown_notifies_then_closes_1001(
     await say_hello(ws, token_issuer.token(unique_user()))
     stopping = asyncio.get_running_loop().run_in_executor(None, running.stop)
     notice = await recv_json(ws)
-    assert (notice["type"], notice["code"]) == ("error", "shutting_down")
+    assert notice == {"type": "notice", "kind": "shutdown", "message": SHUTDOWN_NOTICE}
     assert await close_code(ws) == 1001
     await stopping
+
+
+def _with_token(value: Any, token: str) -> Any:
+    """The case's hello with `<token>` replaced by a valid token."""
+    if value == "<token>":
+        return token
+    if isinstance(value, dict):
+        return {key: _with_token(item, token) for key, item in value.items()}
+    return value
+
+
+@pytest.mark.parametrize(
+    "case",
+    [pytest.param(case, id=case["name"]) for case in PROTOCOL_CASES["hellos"]],
+)
+async def test_the_shared_hello_cases_get_their_answer(
+    backend: RunningBackend, token_issuer: TokenIssuer, case: dict[str, Any]
+) -> None:
+    """Every hello of tests/contracts/protocol_cases.json, against the real backend: `ready`
+    with the case's models, or a close with the case's code."""
+    assert list(backend.settings.models) == PROTOCOL_CASES["served_models"]
+    token = token_issuer.token(unique_user())
+    text = case["text"] if "text" in case else json.dumps(_with_token(case["wire"], token))
+    async with websockets.connect(backend.ws_url) as ws:
+        await ws.send(text)
+        if case["close"] is None:
+            ready = await recv_json(ws)
+            assert (ready["type"], ready["models"]) == ("ready", case["models"])
+        else:
+            assert await close_code(ws) == case["close"]

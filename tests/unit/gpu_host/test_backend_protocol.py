@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import struct
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from gpu_host.backend.protocol import (
     HEADER,
+    SPEC,
+    WS_PATH,
     BadFrameError,
     BadHelloError,
     BadMessageError,
+    CloseCode,
     ErrorCode,
     FrameHeader,
+    NoticeKind,
+    ProtocolDriftError,
+    check_spec,
     choose_models,
     close_reason,
     error_message,
+    notice_message,
     pack_frame,
     parse_frame_header,
     parse_hello,
@@ -209,3 +219,68 @@ def test_error_message_carries_the_frame_id_when_known() -> None:
 @pytest.mark.parametrize("text", ["short", "é" * 100, "x" * 500])
 def test_close_reason_fits_a_close_frame(text: str) -> None:
     assert len(close_reason(text).encode()) <= 123
+
+
+def test_the_protocol_file_names_the_path_and_the_codes_the_backend_uses() -> None:
+    assert WS_PATH == "/ws/inference"
+    assert CloseCode.FORBIDDEN_ORIGIN == 4403
+    assert CloseCode.HELLO_TIMEOUT == 4408
+    assert "shutting_down" not in {code.value for code in ErrorCode}  # a notice now
+
+
+def test_the_shutdown_notice() -> None:
+    assert notice_message(NoticeKind.SHUTDOWN, "bye") == {
+        "type": "notice",
+        "kind": "shutdown",
+        "message": "bye",
+    }
+
+
+def _add_close_code(spec: dict[str, Any]) -> None:
+    spec["close_codes"]["try_later"] = {"code": 4503, "retry": True, "message": "m"}
+
+
+def _drop_error_code(spec: dict[str, Any]) -> None:
+    del spec["error_codes"]["unavailable"]
+
+
+def _renumber_close_code(spec: dict[str, Any]) -> None:
+    spec["close_codes"]["bad_hello"]["code"] = 4000
+
+
+def _add_notice_kind(spec: dict[str, Any]) -> None:
+    spec["notice_kinds"]["maintenance"] = {"description": "d"}
+
+
+def _add_request(spec: dict[str, Any]) -> None:
+    spec["client_messages"]["pause"] = {"fields": {}}
+
+
+def _bad_header_size(spec: dict[str, Any]) -> None:
+    spec["frame"]["header_bytes"] = 12
+
+
+@pytest.mark.parametrize(
+    ("drift", "names"),
+    [
+        (_add_close_code, "CloseCode.*try_later"),
+        (_drop_error_code, "ErrorCode.*unavailable"),
+        (_renumber_close_code, "CloseCode.*4000"),
+        (_add_notice_kind, "NoticeKind.*maintenance"),
+        (_add_request, "ClientMessage.*pause"),
+        (_bad_header_size, "packs 16 bytes, not header_bytes 12"),
+    ],
+)
+def test_drift_between_the_enums_and_the_json_fails_loudly(
+    drift: Callable[[dict[str, Any]], None], names: str
+) -> None:
+    """Given protocol.json with a name or code the enums lack (or the reverse), then loading it
+    raises, naming what differs (at import, for the real file)."""
+    spec = copy.deepcopy(SPEC)
+    drift(spec)
+    with pytest.raises(ProtocolDriftError, match=names):
+        check_spec(spec)
+
+
+def test_the_real_protocol_file_matches() -> None:
+    check_spec(SPEC)
