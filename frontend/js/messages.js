@@ -1,6 +1,7 @@
 // The postMessage contract between the UI page and the engine iframe. Pure validation.
 //
 // UI → engine:  {type: "start", wsUrl, token, models} | {type: "stop"}
+//               {type: "read-text"}   one-shot: send the protocol's read_text request now
 // engine → UI:  {type: "engine-ready"}
 //               {type: "state", state, message}       state ∈ ENGINE_STATES
 //               {type: "stats", sent, results, rttMs, dropped, boxes, timeouts, errors}
@@ -49,6 +50,7 @@ function isWsUrl(value) {
 export function parseEngineCommand(data) {
   if (!isObject(data)) return null;
   if (data.type === "stop") return { type: "stop" };
+  if (data.type === "read-text") return { type: "read-text" };
   if (data.type === "start") {
     const { wsUrl, token, models } = data;
     if (!isWsUrl(wsUrl) || typeof token !== "string" || token === "" || !isStringList(models)) return null;

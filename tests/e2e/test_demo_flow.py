@@ -48,6 +48,7 @@ def test_start_stream_stop(
     page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
     page.goto(local_system.url)
     choose_models(page, ("text",))
+    expect(page.locator("#read-text")).to_be_hidden()  # no text-reading model chosen
 
     status = page.locator("#status")
     expect(status).to_have_attribute("data-phase", "stopped", timeout=15_000)
@@ -89,17 +90,26 @@ def test_person_and_printed_word_through_the_browser(
     Given a camera showing a photograph of a person beside a printed word,
     When a person selects objects, pose, faces and text reading and presses Start,
     Then the results the browser receives carry a `person` box, 17 keypoints, a face box
-    and the word read, and the engine draws boxes.
+    and the word read, and the engine draws boxes;
+    And "Read text" sends the protocol's read_text request, which the server accepts.
     """
     page = browser_with_camera(person_camera).new_page()
     results: list[dict[str, Any]] = []
+    errors: list[dict[str, Any]] = []
+    requests: list[dict[str, Any]] = []
 
     def watch(ws: WebSocket) -> None:
         def on_frame(payload: str | bytes) -> None:
-            if isinstance(payload, str) and '"result"' in payload:
-                results.append(json.loads(payload))
+            if isinstance(payload, str):
+                message = json.loads(payload)
+                {"result": results, "error": errors}.get(message["type"], []).append(message)
+
+        def on_sent(payload: str | bytes) -> None:
+            if isinstance(payload, str):
+                requests.append(json.loads(payload))
 
         ws.on("framereceived", on_frame)
+        ws.on("framesent", on_sent)
 
     page.on("websocket", watch)
     page.goto(local_system.url)
@@ -132,5 +142,12 @@ def test_person_and_printed_word_through_the_browser(
         timeout=RESULTS_TIMEOUT_MS,
     )
     page.screenshot(path=str(artifacts_dir / "e2e-person.png"))
+
+    page.locator("#read-text").click()
+    _wait_until(page, lambda: {"type": "read_text"} in requests, 10, "the read_text request")
+    answered = len(results)
+    _wait_until(page, lambda: len(results) >= answered + 3, 30, "results after read_text")
+    assert not [e for e in errors if e["code"] == "bad_message"], errors
+
     page.locator("#stop").click()
     expect(status).to_have_attribute("data-phase", "stopped", timeout=STOP_TIMEOUT_MS)

@@ -1,9 +1,13 @@
 // The socket's handshake and reconnection logic, with an in-memory WebSocket (the browser's
 // is not in Node 20) and manual timers, so every close code can be played deterministically.
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { beforeEach, describe, test } from "node:test";
 
 import { createInferenceSocket } from "../../frontend/js/engine/socket.js";
+
+// Every close code of the protocol with the reaction it must get (shared with the backend's tests).
+const { closes: CLOSES } = JSON.parse(readFileSync(new URL("../contracts/protocol_cases.json", import.meta.url), "utf8"));
 
 class FakeSocket {
   static all = [];
@@ -103,33 +107,43 @@ describe("handshake", () => {
 });
 
 describe("closes", () => {
-  for (const [code, words] of [
-    [4401, /sign in/i],
-    [4400, /hello/],
-    [4429, /too many/i],
-  ]) {
-    test(`${code} fails without retrying`, () => {
+  for (const { code, words } of CLOSES.filter((c) => !c.retry)) {
+    test(`${code} stops without retrying and shows why`, () => {
       socket.open(TARGET);
-      last().drop(code);
+      last().accept();
+      last().say({ type: "ready", session: "s1" });
+      last().drop(code, "the server's words");
       assert.equal(log.at(-1)[1], "failed");
-      assert.match(log.at(-1)[2], words);
+      assert.match(log.at(-1)[2], new RegExp(words, "i"));
+      assert.match(log.at(-1)[2], /the server's words/);
       assert.equal(clock.pending.size, 0);
+      assert.equal(FakeSocket.all.length, 1);
+      assert.equal(socket.ready, false);
     });
   }
 
-  for (const code of [1001, 1006, 1011]) {
+  for (const { code, words } of CLOSES.filter((c) => c.retry)) {
     test(`${code} reconnects after a backoff that grows`, () => {
       socket.open(TARGET);
       last().drop(code);
       assert.equal(log.at(-1)[1], "reconnecting");
+      assert.match(log.at(-1)[2], new RegExp(`${words}.* Retrying in 1 s\\.$`, "i"));
       const first = [...clock.pending.values()][0].ms;
       clock.fire();
       assert.equal(FakeSocket.all.length, 2);
-      last().drop(1006);
+      last().drop(code);
       const second = [...clock.pending.values()][0].ms;
       assert.ok(second > first, `${second} should exceed ${first}`);
     });
   }
+
+  test("a forbidden origin (4403) is not retried, however long one waits", () => {
+    socket.open(TARGET);
+    last().drop(4403);
+    assert.equal(clock.pending.size, 0);
+    assert.equal(FakeSocket.all.length, 1);
+    assert.equal(log.at(-1)[1], "failed");
+  });
 
   test("a successful handshake resets the backoff", () => {
     socket.open(TARGET);
@@ -168,4 +182,37 @@ describe("closes", () => {
     last().accept();
     assert.deepEqual(JSON.parse(last().sent[0]).models, ["ocr"]);
   });
+});
+
+describe("read_text", () => {
+  test("is sent only after the handshake, as the protocol's request", () => {
+    socket.open(TARGET);
+    assert.equal(socket.readText(), false);
+    last().accept();
+    assert.equal(socket.readText(), false);
+    last().say({ type: "ready", session: "s1" });
+    assert.equal(socket.readText(), true);
+    assert.deepEqual(JSON.parse(last().sent.at(-1)), { type: "read_text" });
+  });
+
+  test("is not sent while reconnecting", () => {
+    socket.open(TARGET);
+    last().accept();
+    last().say({ type: "ready", session: "s1" });
+    last().drop(1006);
+    assert.equal(socket.readText(), false);
+  });
+});
+
+test("a notice reaches the streamer with its kind", () => {
+  const seen = [];
+  const s = createInferenceSocket(
+    { onState: () => {}, onReady: () => {}, onMessage: (m) => seen.push(m) },
+    { WebSocketImpl: FakeSocket, timers: clock, random: () => 0 },
+  );
+  s.open(TARGET);
+  last().accept();
+  last().say({ type: "ready", session: "s1" });
+  last().say({ type: "notice", kind: "shutdown", message: "The inference server is shutting down." });
+  assert.deepEqual(seen, [{ type: "notice", kind: "shutdown", message: "The inference server is shutting down." }]);
 });

@@ -108,6 +108,18 @@ describe("UI side: createEngineLink", () => {
     assert.deepEqual(frameWin.posted.map((p) => p.data.type), ["stop", "start", "start"]);
   });
 
+  test("a request goes at once to a ready engine, and is dropped before", () => {
+    const { frameWin, link, fromEngine } = setup();
+    assert.equal(link.request({ type: "read-text" }), false);
+    assert.deepEqual(frameWin.posted, []);
+    fromEngine({ type: "engine-ready" });
+    link.command(START);
+    assert.equal(link.request({ type: "read-text" }), true);
+    assert.deepEqual(frameWin.posted.at(-1), { data: { type: "read-text" }, targetOrigin: ORIGIN });
+    link.command(START);
+    assert.deepEqual(frameWin.posted.map((p) => p.data.type), ["stop", "start", "read-text"], "the command is still the one delivered");
+  });
+
   test("relays valid reports from the iframe only", () => {
     const { reports, fromEngine } = setup();
     const stats = { type: "stats", sent: 1, results: 1, rttMs: 20, dropped: 0, boxes: 3, timeouts: 0, errors: 0 };

@@ -23,15 +23,17 @@ describe("isTrusted", () => {
 describe("parseEngineCommand", () => {
   const start = { type: "start", wsUrl: "ws://127.0.0.1:8080/ws/inference", token: "t", models: ["text"] };
 
-  test("start and stop", () => {
+  test("start, stop and read-text", () => {
     assert.deepEqual(parseEngineCommand(start), start);
     assert.deepEqual(parseEngineCommand({ type: "stop", extra: 1 }), { type: "stop" });
+    assert.deepEqual(parseEngineCommand({ type: "read-text", extra: 1 }), { type: "read-text" });
   });
 
   for (const [name, data] of [
     ["not an object", "start"],
     ["null", null],
     ["unknown type", { type: "reboot" }],
+    ["the protocol's spelling of read-text", { type: "read_text" }],
     ["http URL", { ...start, wsUrl: "http://127.0.0.1/ws" }],
     ["javascript URL", { ...start, wsUrl: "javascript:alert(1)" }],
     ["relative URL", { ...start, wsUrl: "/ws/inference" }],

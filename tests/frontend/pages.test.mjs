@@ -20,6 +20,9 @@ describe("index.html", () => {
     assert.match(html, /id="status"[^>]*data-phase="unknown"/s);
     assert.match(html, /id="stats"[^>]*data-results="0"[^>]*data-boxes="0"/s);
   });
+  test("#read-text starts hidden (it shows when a text-reading model is chosen)", () => {
+    assert.match(html, /<button[^>]*id="read-text"[^>]*data-testid="read-text"[^>]*hidden/s);
+  });
   test("the engine iframe may use the camera", () => {
     assert.match(html, /<iframe[^>]*id="engine"[^>]*data-src="engine.html"[^>]*allow="camera"/s);
   });

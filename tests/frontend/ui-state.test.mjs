@@ -270,3 +270,25 @@ test("an unknown event leaves the state unchanged", () => {
   const s = fresh();
   assert.equal(reduce(s, { type: "nonsense" }, 0), s);
 });
+
+describe("Read text", () => {
+  const streaming = (models) =>
+    run(fresh({ models }), [[{ type: "engine-state", state: "streaming", message: "" }, 0]]);
+
+  for (const [name, models, engine, expected] of [
+    ["hidden without a text-reading model", ["detect", "text"], "streaming", null],
+    ["shown with ocr, usable while streaming", ["detect", "ocr"], "streaming", { enabled: true }],
+    ["shown with ocr, not usable before the stream", ["ocr"], "connecting", { enabled: false }],
+    ["shown with ocr, not usable while reconnecting", ["ocr"], "reconnecting", { enabled: false }],
+  ]) {
+    test(name, () => {
+      const s = reduce(streaming(models), { type: "engine-state", state: engine, message: "" }, 0);
+      assert.deepEqual(deriveView(s, 0).readText, expected);
+    });
+  }
+
+  test("follows the chosen models", () => {
+    const s = reduce(streaming(["detect"]), { type: "models", models: ["detect", "ocr"] }, 0);
+    assert.deepEqual(deriveView(s, 0).readText, { enabled: true });
+  });
+});

@@ -24,6 +24,7 @@ function showState(state, message) {
 let streamer = null;
 const parent = connectToParent(window, (command) => {
   if (command.type === "start") streamer.start(command);
+  else if (command.type === "read-text") streamer.readText();
   else streamer.stop();
 });
 

@@ -1,8 +1,9 @@
 // The inference WebSocket: hello/ready handshake, message parsing, and reconnection with
-// backoff after an unexpected close. Frames are sent by the streamer through send().
+// backoff after a close that protocol.json says may heal (its `retry`); any other close
+// stops with the user-facing message. Frames are sent by the streamer through send().
 
 import { backoffDelay } from "../backoff.js";
-import { describeClose, helloMessage, parseServerMessage } from "../protocol.js";
+import { describeClose, helloMessage, parseServerMessage, readTextMessage } from "../protocol.js";
 
 export const RECONNECT_BACKOFF = Object.freeze({ baseMs: 1000, maxMs: 30_000 });
 const OPEN = 1;
@@ -70,6 +71,12 @@ export function createInferenceSocket(hooks, { WebSocketImpl = WebSocket, timers
     }
   }
 
+  function send(data) {
+    if (!ready || ws === null || ws.readyState !== OPEN) return false;
+    ws.send(data);
+    return true;
+  }
+
   return {
     open(next) {
       close();
@@ -79,11 +86,9 @@ export function createInferenceSocket(hooks, { WebSocketImpl = WebSocket, timers
     },
     close,
     /** Sends when the handshake is done; false otherwise (the caller releases its frame). */
-    send(data) {
-      if (!ready || ws === null || ws.readyState !== OPEN) return false;
-      ws.send(data);
-      return true;
-    },
+    send,
+    /** Asks the server to read every text region afresh on the next frame; false before ready. */
+    readText: () => send(readTextMessage()),
     get ready() {
       return ready;
     },

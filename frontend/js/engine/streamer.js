@@ -214,8 +214,13 @@ export function createStreamer({ win, video, canvas, report, onState }) {
     });
   }
 
+  /** The user asked to read the text again: the server re-reads every region of the next frame. */
+  function readText() {
+    return socket.readText();
+  }
+
   win.setInterval(reportStats, STATS_INTERVAL_MS);
   win.requestAnimationFrame(renderLoop);
 
-  return { start, stop };
+  return { start, stop, readText };
 }

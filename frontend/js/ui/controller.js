@@ -106,6 +106,7 @@ export async function startUi({ win, doc, fetchFn }) {
   els.start.addEventListener("click", start);
   els.stop.addEventListener("click", stop);
   els.keepalive.addEventListener("click", keepalive);
+  els["read-text"].addEventListener("click", () => link.request({ type: "read-text" }));
   renderModelChoices(els.models, state.models, (ids) => dispatch({ type: "models", models: normalizeSelection(ids) }));
   doc.addEventListener("visibilitychange", () => {
     if (!doc.hidden && api !== null) poll();

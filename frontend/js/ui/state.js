@@ -3,6 +3,7 @@
 
 import { backoffDelay } from "../backoff.js";
 import { resolveWsUrl } from "../config.js";
+import { readsText } from "../models.js";
 import {
   STARTING_PHASES,
   idleCountdown,
@@ -167,6 +168,8 @@ export function deriveView(state, nowMs) {
     stopBusy: state.busy === "stop",
     idle: idleText === null ? null : { text: idleText, canKeepAlive: hasSession && state.busy === null },
     modelsDisabled: state.busy !== null,
+    // "Read text" asks the streaming engine's session to re-read every text region.
+    readText: readsText(state.models) ? { enabled: state.engine.state === "streaming" } : null,
     engine: state.engine,
     stats: state.stats,
   };

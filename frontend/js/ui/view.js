@@ -22,7 +22,7 @@ export function findElements(doc) {
   return Object.fromEntries(
     [
       "start", "stop", "status", "status-text", "phase-announce", "message", "error", "signin",
-      "signin-link", "idle", "idle-text", "keepalive", "models", "engine", "stream", "stats",
+      "signin-link", "idle", "idle-text", "keepalive", "models", "engine", "stream", "stats", "read-text",
     ].map((id) => [id, byId(id)]),
   );
 }
@@ -95,6 +95,9 @@ export function renderView(els, view) {
   els.keepalive.disabled = !(view.idle?.canKeepAlive ?? false);
 
   for (const box of els.models.querySelectorAll("input[name=model]")) box.disabled = view.modelsDisabled;
+
+  els["read-text"].hidden = view.readText === null;
+  els["read-text"].disabled = !(view.readText?.enabled ?? false);
 
   els.stream.dataset.state = view.engine.state;
   const engineText = ENGINE_TEXT[view.engine.state] ?? view.engine.state;
