@@ -223,8 +223,8 @@ def test_close_reason_fits_a_close_frame(text: str) -> None:
 
 def test_the_protocol_file_names_the_path_and_the_codes_the_backend_uses() -> None:
     assert WS_PATH == "/ws/inference"
-    assert CloseCode.FORBIDDEN_ORIGIN == 4403
-    assert CloseCode.HELLO_TIMEOUT == 4408
+    assert CloseCode.FORBIDDEN_ORIGIN.value == 4403
+    assert CloseCode.HELLO_TIMEOUT.value == 4408
     assert "shutting_down" not in {code.value for code in ErrorCode}  # a notice now
 
 
