@@ -1,7 +1,8 @@
 """WebSocket protocol v1 (`/ws/inference`): message shapes and parsing, pure and I/O free.
 
-1. Client → `{"type":"hello","token":"<JWT>","models":[...]}`; server → `ready` or a close
-   with one of `CloseCode`.
+1. Client → `{"type":"hello","ticket":"<ticket>","models":[...]}` (a socket ticket from
+   `POST /api/sessions/{id}/ticket`; v1 as first written sent `"token":"<JWT>"`, which only
+   hosts that do not require tickets accept); server → `ready` or a close with a `CloseCode`.
 2. Client → binary frames: `struct.pack("<4sIQ", b"SPF1", frame_id, capture_time_us)` + JPEG.
 3. Server → `result` per inferred frame, `error` for a bad frame or an outage (socket stays
    open). Coordinates are normalized to 0..1 of the frame.
@@ -99,8 +100,10 @@ class FrameHeader:
 
 @dataclass(frozen=True, slots=True)
 class Hello:
-    token: str | None
+    ticket: str | None
     """None when absent or not a string: the auth step turns that into 4401, not 4400."""
+    token: str | None
+    """A sign-in token (v1 as first written); the same None rule."""
     models: tuple[str, ...] | None
     """None: the client did not choose, so it gets the host's default models."""
 
@@ -135,11 +138,15 @@ def parse_hello(text: str) -> Hello:
         raise BadHelloError("hello must be a JSON object")
     if message.get("type") != "hello":
         raise BadHelloError(f"first message must have type 'hello', got {message.get('type')!r}")
-    token = message.get("token")
     return Hello(
-        token=token if isinstance(token, str) and token else None,
+        ticket=_credential(message.get("ticket")),
+        token=_credential(message.get("token")),
         models=_parse_models(message.get("models")),
     )
+
+
+def _credential(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def _parse_models(value: Any) -> tuple[str, ...] | None:

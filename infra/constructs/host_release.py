@@ -16,9 +16,12 @@ from constructs import Construct
 from infra.paths import REPO_ROOT
 
 # gitignore semantics, anchored at the repository root: keep only what the host runs.
+# `lambdas/` rides along for the one contract both sides import (lambdas.domain.tickets: the
+# backend verifies the control API's socket tickets); nothing of it imports boto3 on the host.
 RELEASE_CONTENT = (
     "/*",
     "!/gpu_host/",
+    "!/lambdas/",
     "!/systemd/",
     "!/pyproject.toml",
     "__pycache__/",
