@@ -48,5 +48,10 @@ export function createEngineLink(win, iframe, onReport) {
       delivered = null;
       deliver();
     },
+    /** Replies to one engine request (a ticket): sent now, not held like a command. */
+    answer(message) {
+      const target = iframe.contentWindow;
+      if (engineReady && target !== null) target.postMessage(message, origin);
+    },
   };
 }
