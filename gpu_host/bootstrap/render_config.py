@@ -2,9 +2,9 @@
 
 Writes the backend's environment file (`SPINUP_*` from `<prefix>/env/*`, plus the socket
 ticket secret from Secrets Manager) and the nginx site (origin port and the X-Origin-Verify
-secret). Secrets are read with GetSecretValue, never published in SSM. Rendering is pure; only `main` touches AWS and
-the file system. When AWS cannot be reached and both files exist from an earlier boot, the
-host keeps them rather than not starting.
+secret). Secrets are read with GetSecretValue, never published in SSM. Rendering is pure;
+only `main` touches AWS and the file system. When AWS cannot be reached and both files exist
+from an earlier boot, the host keeps them rather than not starting.
 """
 
 from __future__ import annotations
