@@ -78,12 +78,12 @@ def direct_baseline(models: list[str], image: Image.Image, runs: int) -> dict[st
 
 
 async def stream(
-    ws_url: str, origin: str, token: str, models: list[str], jpeg: bytes, frames: int
+    ws_url: str, origin: str, ticket: str, models: list[str], jpeg: bytes, frames: int
 ) -> tuple[list[float], list[dict[str, Any]]]:
     rtts: list[float] = []
     timings: list[dict[str, Any]] = []
     async with websockets.connect(ws_url, origin=origin, max_size=None) as ws:  # type: ignore[arg-type]
-        await ws.send(json.dumps({"type": "hello", "token": token, "models": models}))
+        await ws.send(json.dumps({"type": "hello", "ticket": ticket, "models": models}))
         ready = json.loads(await ws.recv())
         assert ready["type"] == "ready", ready
         for frame_id in range(frames):
@@ -145,8 +145,12 @@ def main() -> None:
             if time.monotonic() - t0 > READY_TIMEOUT_S:
                 raise SystemExit(f"not ready after {READY_TIMEOUT_S} s: {status}")
             time.sleep(0.1)
+        # As the engine does: a fresh single-use socket ticket for the connection.
+        ticket = httpx.post(
+            f"{base}/api/sessions/{session['session_id']}/ticket", headers=auth
+        ).json()
         rtts, timings = asyncio.run(
-            stream(status["ws_url"], base, token, models, jpeg, args.frames)
+            stream(ticket["ws_url"], base, ticket["ticket"], models, jpeg, args.frames)
         )
         httpx.delete(f"{base}/api/sessions/{session['session_id']}", headers=auth)
         server.should_exit = True

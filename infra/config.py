@@ -83,6 +83,9 @@ class DeployConfig:
     ws_path: str = WS_PATH
     health_path: str = "/health"
 
+    require_tickets: bool = True
+    """The host refuses a WebSocket hello that carries a sign-in token instead of a socket
+    ticket (`SPINUP_REQUIRE_TICKETS`). Off only for clients of protocol v1 as first written."""
     triton_grpc_port: int = 8001
     served_models: tuple[str, ...] = DEFAULT_SERVED_MODELS
     """What the instance's Triton loads and the backend serves (`SPINUP_MODELS`)."""
@@ -131,6 +134,7 @@ def config_from_context(context: Mapping[str, Any]) -> DeployConfig:
         "rootVolumeGiB",
         "cloudfrontPrefixListId",
         "amiId",
+        "requireTickets",
     }
     ours = {
         k.removeprefix(CONTEXT_PREFIX): v
@@ -152,6 +156,9 @@ def config_from_context(context: Mapping[str, Any]) -> DeployConfig:
         root_volume_gib=_volume(ours.get("rootVolumeGiB", defaults.root_volume_gib)),
         machine_image_id=_optional_match(
             ours.get("amiId"), _AMI_ID, "amiId", "ami-0123456789abcdef0"
+        ),
+        require_tickets=_flag(
+            ours.get("requireTickets", defaults.require_tickets), "requireTickets"
         ),
         cloudfront_prefix_list_id=_optional_match(
             ours.get("cloudfrontPrefixListId"),
@@ -203,6 +210,15 @@ def _volume(value: object) -> int:
     if not 100 <= size <= 2000:
         raise ConfigError(f"spinup:rootVolumeGiB must be within 100..2000 GiB, got {size}")
     return size
+
+
+def _flag(value: object, key: str) -> bool:
+    """A boolean from cdk.json (true/false) or `-c` (the strings "true"/"false")."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise ConfigError(f"spinup:{key} must be true or false, got {value!r}")
 
 
 def _optional_match(value: object, pattern: re.Pattern[str], key: str, example: str) -> str | None:

@@ -10,8 +10,10 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from lambdas.domain import tickets
 
 _INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
 
@@ -34,6 +36,13 @@ class Settings(BaseSettings):
     """Only for the local mode (moto); empty in AWS."""
     ws_url: str = ""
     """What the browser connects to for inference, published in the status."""
+    ticket_secret: SecretStr | None = None
+    """Signs socket tickets (lambdas.domain.tickets); the GPU host holds the same secret.
+    Unset: `POST /api/sessions/{id}/ticket` answers 503."""
+    ticket_secret_arn: str = ""
+    """In AWS: the Secrets Manager secret the control Lambda reads `ticket_secret` from at
+    cold start, so that the value is never in the template or the environment."""
+    ticket_ttl_s: int = Field(default=tickets.DEFAULT_TTL_S, ge=1, le=tickets.MAX_TTL_S)
 
     auth_mode: Literal["apigw", "jwks"] = "jwks"
     jwks_url: str = Field(default="", pattern=r"^(https?://.+)?$")
@@ -50,6 +59,13 @@ class Settings(BaseSettings):
     max_sessions_per_user: int = Field(default=2, ge=1, le=100)
     instance_types: Annotated[tuple[str, ...], NoDecode] = DEFAULT_INSTANCE_TYPES
     """Fallback order for `InsufficientInstanceCapacity`; the first is the default type."""
+
+    @field_validator("ticket_secret")
+    @classmethod
+    def _long_ticket_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            tickets.check_secret(value.get_secret_value())
+        return value
 
     @field_validator("instance_types", mode="before")
     @classmethod

@@ -1,10 +1,18 @@
 // The postMessage contract between the UI page and the engine iframe. Pure validation.
 //
-// UI → engine:  {type: "start", wsUrl, token, models} | {type: "stop"}
+// UI → engine:  {type: "start", sessionId, models} | {type: "stop"}
 //               {type: "read-text"}   one-shot: send the protocol's read_text request now
+//               {type: "ticket", id, ticket, wsUrl}          the answer to a ticket-request
+//               {type: "ticket-error", id, status, message}  status: the control API's HTTP
+//                                                            status, 0 when it was not reached
 // engine → UI:  {type: "engine-ready"}
 //               {type: "state", state, message}       state ∈ ENGINE_STATES
 //               {type: "stats", sent, results, rttMs, dropped, boxes, timeouts, errors}
+//               {type: "ticket-request", id, sessionId}  a socket ticket for the next
+//                                                        connection (one per connection)
+//
+// The engine never holds the sign-in token: it asks the UI for a single-use socket ticket
+// (POST /api/sessions/{id}/ticket) each time it (re)connects.
 //
 // Anything else, or anything from the wrong window or origin, is ignored.
 
@@ -24,7 +32,7 @@ const isNumberOrNull = (v) => v === null || (typeof v === "number" && Number.isF
 
 /**
  * A message may be handled only when it comes from the expected window AND origin: a page that
- * frames ours, or a window we opened, must not be able to drive the camera or read the token.
+ * frames ours, or a window we opened, must not be able to drive the camera or read a ticket.
  */
 export function isTrusted(event, expectedSource, expectedOrigin) {
   return (
@@ -46,17 +54,35 @@ function isWsUrl(value) {
   }
 }
 
+const isText = (v) => typeof v === "string" && v !== "";
+const isRequestId = (v) => Number.isSafeInteger(v) && v > 0;
+
 /** A UI → engine command, or null. */
 export function parseEngineCommand(data) {
   if (!isObject(data)) return null;
-  if (data.type === "stop") return { type: "stop" };
-  if (data.type === "read-text") return { type: "read-text" };
-  if (data.type === "start") {
-    const { wsUrl, token, models } = data;
-    if (!isWsUrl(wsUrl) || typeof token !== "string" || token === "" || !isStringList(models)) return null;
-    return { type: "start", wsUrl, token, models: [...models] };
+  switch (data.type) {
+    case "stop":
+      return { type: "stop" };
+    case "read-text":
+      return { type: "read-text" };
+    case "start": {
+      const { sessionId, models } = data;
+      if (!isText(sessionId) || !isStringList(models)) return null;
+      return { type: "start", sessionId, models: [...models] };
+    }
+    case "ticket": {
+      const { id, ticket, wsUrl } = data;
+      if (!isRequestId(id) || !isText(ticket) || !isWsUrl(wsUrl)) return null;
+      return { type: "ticket", id, ticket, wsUrl };
+    }
+    case "ticket-error": {
+      const { id, status, message } = data;
+      if (!isRequestId(id) || !isCount(status)) return null;
+      return { type: "ticket-error", id, status, message: typeof message === "string" ? message : "" };
+    }
+    default:
+      return null;
   }
-  return null;
 }
 
 /** An engine → UI report, or null. */
@@ -65,6 +91,9 @@ export function parseEngineReport(data) {
   switch (data.type) {
     case "engine-ready":
       return { type: "engine-ready" };
+    case "ticket-request":
+      if (!isRequestId(data.id) || !isText(data.sessionId)) return null;
+      return { type: "ticket-request", id: data.id, sessionId: data.sessionId };
     case "state":
       if (!ENGINE_STATES.includes(data.state)) return null;
       return { type: "state", state: data.state, message: typeof data.message === "string" ? data.message : "" };
@@ -80,13 +109,13 @@ export function parseEngineReport(data) {
   }
 }
 
-/** Two start commands that would open the same stream (used to skip needless reconnects). */
+/** Two start commands that would open the same stream (used to skip needless reconnects).
+ * A new sign-in token is not a new stream: the socket's ticket was spent at its hello. */
 export function sameStart(a, b) {
   return (
     a?.type === "start" &&
     b?.type === "start" &&
-    a.wsUrl === b.wsUrl &&
-    a.token === b.token &&
+    a.sessionId === b.sessionId &&
     a.models.length === b.models.length &&
     a.models.every((m, i) => m === b.models[i])
   );

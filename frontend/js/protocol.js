@@ -79,9 +79,9 @@ export function epochMicros(timeOriginMs, nowMs) {
   return BigInt(Math.round((timeOriginMs + nowMs) * 1000));
 }
 
-/** The client's first message. */
-export function helloMessage(token, models) {
-  return JSON.stringify({ type: "hello", token, models: [...models] });
+/** The client's first message: a single-use socket ticket (POST /api/sessions/{id}/ticket). */
+export function helloMessage(ticket, models) {
+  return JSON.stringify({ type: "hello", ticket, models: [...models] });
 }
 
 /** Asks the server to read every text region afresh on the next frame (needs `ocr`). */

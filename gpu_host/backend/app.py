@@ -16,7 +16,7 @@ from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from gpu_host.backend.auth import TokenVerifier
+from gpu_host.backend.auth import HelloAuthenticator, TokenVerifier
 from gpu_host.backend.breaker import CircuitBreaker
 from gpu_host.backend.context import Backend
 from gpu_host.backend.metrics import Metrics
@@ -28,6 +28,7 @@ from gpu_host.backend.settings import Settings
 from gpu_host.backend.triton_gateway import TritonGateway
 from gpu_host.backend.ws import inference_socket
 from gpu_host.models.spec import load_processor
+from lambdas.domain.tickets import TicketVerifier
 
 log = logging.getLogger(__name__)
 
@@ -114,9 +115,7 @@ def _build_backend(settings: Settings, served: dict[str, ServedModel]) -> Backen
     return Backend(
         settings=settings,
         metrics=metrics,
-        verifier=TokenVerifier(
-            jwks_url=settings.jwks_url, issuer=settings.jwt_issuer, audience=settings.jwt_audience
-        ),
+        authenticator=_authenticator(settings),
         sessions=SessionRegistry(max_per_user=settings.max_sessions_per_user),
         reporter=Reporter(store, heartbeat_s=settings.heartbeat_s),
         gateway=gateway,
@@ -126,6 +125,19 @@ def _build_backend(settings: Settings, served: dict[str, ServedModel]) -> Backen
             metrics=metrics,
             budget_s=settings.frame_budget_ms / 1000,
         ),
+    )
+
+
+def _authenticator(settings: Settings) -> HelloAuthenticator:
+    secret = settings.ticket_secret
+    return HelloAuthenticator(
+        tokens=TokenVerifier(
+            jwks_url=settings.jwks_url, issuer=settings.jwt_issuer, audience=settings.jwt_audience
+        ),
+        tickets=None
+        if secret is None
+        else TicketVerifier(secret=secret.get_secret_value(), host_id=settings.host_id),
+        require_tickets=settings.require_tickets,
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from gpu_host.backend.auth import TokenVerifier
+from gpu_host.backend.auth import HelloAuthenticator
 from gpu_host.backend.metrics import Metrics
 from gpu_host.backend.pipeline import FramePipeline
 from gpu_host.backend.reporter import Reporter
@@ -23,7 +23,7 @@ class Readiness:
 class Backend:
     settings: Settings
     metrics: Metrics
-    verifier: TokenVerifier
+    authenticator: HelloAuthenticator
     sessions: SessionRegistry
     reporter: Reporter
     gateway: TritonGateway

@@ -1,8 +1,9 @@
 """WebSocket protocol v1: message shapes and parsing, pure and I/O free except for loading
 the protocol's one source, `frontend/js/protocol.json` (the engine loads the same file).
 
-1. Client → `{"type":"hello","ticket"|"token":...,"models":[...]}`; server → `ready` or a
-   close with one of `CloseCode`.
+1. Client → `{"type":"hello","ticket":"<ticket>","models":[...]}` (a socket ticket from
+   `POST /api/sessions/{id}/ticket`; v1 as first written sent `"token":"<JWT>"`, which only
+   hosts that do not require tickets accept); server → `ready` or a close with a `CloseCode`.
 2. Client → binary frames: `struct.pack("<4sIQ", b"SPF1", frame_id, capture_time_us)` + JPEG.
 3. Server → `result` per inferred frame, `error` for a bad frame or an outage (socket stays
    open), `notice` for what the user should know (a `shutdown` notice precedes a 1001 close).
@@ -194,8 +195,10 @@ class FrameHeader:
 
 @dataclass(frozen=True, slots=True)
 class Hello:
-    token: str | None
+    ticket: str | None
     """None when absent or not a string: the auth step turns that into 4401, not 4400."""
+    token: str | None
+    """A sign-in token (v1 as first written); the same None rule."""
     models: tuple[str, ...] | None
     """None: the client did not choose, so it gets the host's default models."""
 
@@ -230,11 +233,15 @@ def parse_hello(text: str) -> Hello:
         raise BadHelloError("hello must be a JSON object")
     if message.get("type") != ClientMessage.HELLO:
         raise BadHelloError(f"first message must have type 'hello', got {message.get('type')!r}")
-    token = message.get("token")
     return Hello(
-        token=token if isinstance(token, str) and token else None,
+        ticket=_credential(message.get("ticket")),
+        token=_credential(message.get("token")),
         models=_parse_models(message.get("models")),
     )
+
+
+def _credential(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def _parse_models(value: Any) -> tuple[str, ...] | None:

@@ -6,10 +6,11 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import BeforeValidator, Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from gpu_host.models.spec import BUILTIN_SPECS, USER_MODELS_FILE, ModelSpec, model_catalog
+from lambdas.domain import tickets
 
 
 def split_commas(value: object) -> object:
@@ -31,6 +32,11 @@ class Settings(BaseSettings):
     """Where the token signing keys are: `http(s)://…/.well-known/jwks.json`."""
     jwt_issuer: str
     jwt_audience: str = "spinup"
+    ticket_secret: SecretStr | None = None
+    """Verifies socket tickets (lambdas.domain.tickets); the control API signs with the same."""
+    require_tickets: bool = False
+    """True: a hello must carry a ticket; a sign-in token (`"token"`, protocol v1 as first
+    written) is refused with 4401. The CDK app turns it on; the local mode leaves it off."""
     allowed_origins: CommaList = ()
     """Browser origins allowed to open the socket; empty allows any."""
     max_frame_bytes: int = Field(default=2 * 1024 * 1024, gt=16)
@@ -71,6 +77,13 @@ class Settings(BaseSettings):
         # configured `https://host/` still matches.
         return tuple(origin.rstrip("/") for origin in value)
 
+    @field_validator("ticket_secret")
+    @classmethod
+    def _long_ticket_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            tickets.check_secret(value.get_secret_value())
+        return value
+
     @field_validator("jwks_url")
     @classmethod
     def _http_jwks(cls, value: str) -> str:
@@ -83,6 +96,12 @@ class Settings(BaseSettings):
     @classmethod
     def _deduplicated(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(dict.fromkeys(value))
+
+    @model_validator(mode="after")
+    def _tickets_need_their_secret(self) -> Settings:
+        if self.require_tickets and self.ticket_secret is None:
+            raise ValueError("SPINUP_REQUIRE_TICKETS needs SPINUP_TICKET_SECRET")
+        return self
 
     @model_validator(mode="after")
     def _servable_models(self) -> Settings:

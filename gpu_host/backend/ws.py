@@ -129,12 +129,20 @@ class InferenceSession:
         if text is None:
             raise BadHelloError("the first message must be a text hello")
         hello = parse_hello(text)
-        user = await asyncio.to_thread(backend.verifier.verify, hello.token)
+        caller = await asyncio.to_thread(
+            backend.authenticator.verify, ticket=hello.ticket, token=hello.token
+        )
         models = choose_models(hello.models, settings.models, settings.default_models)
-        handle = backend.sessions.open(user=user, models=models, shutdown=self._shutdown)
+        handle = backend.sessions.open(user=caller.user, models=models, shutdown=self._shutdown)
         backend.metrics.active_sessions.inc()
         backend.reporter.sessions_changed(backend.sessions.count)
-        log.info("session %s opened (user %s, models %s)", handle.id, user, list(models))
+        log.info(
+            "session %s opened (user %s, control session %s, models %s)",
+            handle.id,
+            caller.user,
+            caller.session_id or "-",
+            list(models),
+        )
         return handle
 
     async def _serve(self, handle: SessionHandle) -> None:

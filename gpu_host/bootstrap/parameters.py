@@ -15,6 +15,9 @@ RELEASE: Final = "release"
 ORIGIN_PORT: Final = "origin-port"
 ORIGIN_SECRET_ARN: Final = "origin-verify-secret-arn"
 ORIGIN_DNS_NAME: Final = "origin-dns-name"
+TICKET_SECRET_ARN: Final = "ticket-secret-arn"
+"""ARN of the secret that signs socket tickets; its value becomes `SPINUP_TICKET_SECRET`."""
+TICKET_SECRET_ENV: Final = "SPINUP_TICKET_SECRET"
 
 
 def parameter_name(prefix: str, name: str) -> str:

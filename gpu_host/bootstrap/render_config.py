@@ -1,9 +1,10 @@
 """Render the GPU host's settings from SSM at every boot (run by spinup-config.service).
 
-Writes the backend's environment file (`SPINUP_*` from `<prefix>/env/*`) and the nginx site
-(origin port and the X-Origin-Verify secret). Rendering is pure; only `main` touches AWS and
-the file system. When AWS cannot be reached and both files exist from an earlier boot, the
-host keeps them rather than not starting.
+Writes the backend's environment file (`SPINUP_*` from `<prefix>/env/*`, plus the socket
+ticket secret from Secrets Manager) and the nginx site (origin port and the X-Origin-Verify
+secret). Secrets are read with GetSecretValue, never published in SSM. Rendering is pure;
+only `main` touches AWS and the file system. When AWS cannot be reached and both files exist
+from an earlier boot, the host keeps them rather than not starting.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ class HostConfig:
     env: dict[str, str]
     origin_port: int
     origin_secret_arn: str
+    ticket_secret_arn: str
 
 
 def host_config(published: Mapping[str, str], *, prefix: str) -> HostConfig:
@@ -85,7 +87,17 @@ def host_config(published: Mapping[str, str], *, prefix: str) -> HostConfig:
         origin_secret_arn=_required(
             published, parameters.parameter_name(prefix, parameters.ORIGIN_SECRET_ARN)
         ),
+        ticket_secret_arn=_required(
+            published, parameters.parameter_name(prefix, parameters.TICKET_SECRET_ARN)
+        ),
     )
+
+
+def with_ticket_secret(env: Mapping[str, str], ticket_secret: str) -> dict[str, str]:
+    """The backend's environment with the socket ticket secret (from Secrets Manager)."""
+    if not _SECRET.match(ticket_secret):
+        raise ConfigError("the ticket secret must be 32-128 letters and digits")
+    return {**env, parameters.TICKET_SECRET_ENV: ticket_secret}
 
 
 def render_env_file(env: Mapping[str, str]) -> str:
@@ -157,9 +169,9 @@ def main() -> int:
             _read_parameters(session.client("ssm", config=_AWS_TIMEOUTS), settings.ssm_prefix),
             prefix=settings.ssm_prefix,
         )
-        secret = session.client("secretsmanager", config=_AWS_TIMEOUTS).get_secret_value(
-            SecretId=config.origin_secret_arn
-        )["SecretString"]
+        secrets = session.client("secretsmanager", config=_AWS_TIMEOUTS)
+        secret = secrets.get_secret_value(SecretId=config.origin_secret_arn)["SecretString"]
+        ticket_secret = secrets.get_secret_value(SecretId=config.ticket_secret_arn)["SecretString"]
     except (BotoCoreError, ClientError) as exc:
         if settings.env_file.exists() and settings.nginx_site.exists():
             log.warning("AWS unreachable (%s); keeping the settings of the previous boot", exc)
@@ -172,11 +184,10 @@ def main() -> int:
         origin_secret=secret,
         backend=settings.backend_address,
     )
-    write_atomically(settings.env_file, render_env_file(config.env), mode=0o640)
+    env = with_ticket_secret(config.env, ticket_secret)
+    write_atomically(settings.env_file, render_env_file(env), mode=0o640)
     write_atomically(settings.nginx_site, site, mode=0o640)
-    log.info(
-        "rendered %d settings and the nginx site (port %d)", len(config.env), config.origin_port
-    )
+    log.info("rendered %d settings and the nginx site (port %d)", len(env), config.origin_port)
     return 0
 
 

@@ -40,6 +40,10 @@ class LocalSettings(BaseSettings):
     served_models: CommaList = tuple(SPECS)
     """What the emulated instance's Triton loads and the backend serves (comma-separated)."""
 
+    require_tickets: bool = False
+    """Make the local backend refuse sign-in token hellos, as a deployment does (the engine
+    uses socket tickets either way)."""
+
     reconcile_interval_s: float = Field(default=3.0, gt=0)
     """The local stand-in for EventBridge's one-minute schedule: faster, so a demo is lively."""
     agent_poll_s: float = Field(default=1.0, gt=0)

@@ -10,12 +10,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import uvicorn
+from pydantic import SecretStr
 
 from infra.local.agent import HostAgent
 from infra.local.emulated_aws import create_stopped_instance, ec2_client, instance_state, start_moto
@@ -89,6 +91,8 @@ def local_system(local: LocalSettings) -> Iterator[uvicorn.Server]:
         stack.callback(moto.stop)
         issuer = DevIssuer(issuer=local.ui_origin)
         jwks_url = f"{local.ui_origin}/.well-known/jwks.json"
+        # Socket tickets are signed with a secret of this run only (in AWS, Secrets Manager's).
+        ticket_secret = secrets.token_urlsafe(48)
 
         ec2 = ec2_client(endpoint=endpoint, region=local.region)
         # What exists only locally is set here; everything else (timeouts, budget, instance
@@ -103,6 +107,7 @@ def local_system(local: LocalSettings) -> Iterator[uvicorn.Server]:
             jwks_url=jwks_url,
             jwt_issuer=issuer.issuer,
             jwt_audience=DEV_AUDIENCE,
+            ticket_secret=SecretStr(ticket_secret),
         )
         instance_id = create_stopped_instance(
             ec2, image_id=local.image_id, instance_type=settings.default_instance_type
@@ -138,6 +143,9 @@ def local_system(local: LocalSettings) -> Iterator[uvicorn.Server]:
             "SPINUP_AWS_REGION": local.region,
             "SPINUP_AWS_ENDPOINT_URL": endpoint,
             "SPINUP_MODELS": ",".join(local.served_models),
+            "SPINUP_TICKET_SECRET": ticket_secret,
+            # The engine hellos with tickets here too; token hellos stay accepted unless asked.
+            "SPINUP_REQUIRE_TICKETS": "true" if local.require_tickets else "false",
         }
         agent = HostAgent(
             read_state=lambda: instance_state(ec2, instance_id),

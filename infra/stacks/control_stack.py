@@ -1,7 +1,9 @@
-"""The control plane: table, control API and reconcile Lambdas, their triggers and alarms."""
+"""The control plane: table, control API and reconcile Lambdas, their triggers and alarms, and
+the secret that signs socket tickets."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from aws_cdk import CfnOutput, Stack
@@ -18,6 +20,7 @@ from infra.constructs.python_lambda_code import python_package_code
 from infra.constructs.reconcile_alarms import ReconcileAlarms
 from infra.constructs.reconcile_triggers import ReconcileTriggers
 from infra.constructs.service_function import ServiceFunction
+from infra.constructs.ticket_secret import TicketSecret
 from infra.paths import LAMBDAS_DIR, PYPROJECT
 
 CONTROL_HANDLER = "lambdas.control.lambda_handler.handler"
@@ -45,6 +48,8 @@ class ControlStack(Stack):
         retention = config.log_retention
         table = ControlTable(self, "State")
         table.grant_host_record_access(instance_role, host_key=f"host#{config.host_id}")
+        tickets = TicketSecret(self, "Tickets", ssm_prefix=config.ssm_prefix)
+        tickets.grant_host_read(instance_role)
 
         environment = control_environment(
             config,
@@ -56,14 +61,20 @@ class ControlStack(Stack):
         )
         code = python_package_code(package_dir=LAMBDAS_DIR, pyproject=PYPROJECT)
 
-        def service(name: str, description: str, handler: str, timeout_s: int) -> ServiceFunction:
+        def service(
+            name: str,
+            description: str,
+            handler: str,
+            timeout_s: int,
+            extra_environment: Mapping[str, str] | None = None,
+        ) -> ServiceFunction:
             fn = ServiceFunction(
                 self,
                 name,
                 description=description,
                 code=code,
                 handler=handler,
-                environment=environment,
+                environment={**environment, **(extra_environment or {})},
                 memory_mb=config.lambda_memory_mb,
                 timeout_s=timeout_s,
                 log_retention=retention,
@@ -73,9 +84,15 @@ class ControlStack(Stack):
             grant_instance_control(fn.role, instance_arn=instance_arn)
             return fn
 
+        # Only the control API issues tickets: it alone knows where the secret is and may read it.
         control = service(
-            "Control", "Spinup control API", CONTROL_HANDLER, config.control_timeout_s
+            "Control",
+            "Spinup control API",
+            CONTROL_HANDLER,
+            config.control_timeout_s,
+            {"SPINUP_TICKET_SECRET_ARN": tickets.secret.secret_arn},
         )
+        tickets.grant_read(control.role)
         reconcile = service(
             "Reconcile", "Spinup reconcile", RECONCILE_HANDLER, config.reconcile_timeout_s
         ).function

@@ -83,6 +83,7 @@ class GpuHostStack(Stack):
                 "SPINUP_AWS_REGION": Aws.REGION,
                 "SPINUP_TRITON_GRPC_URL": f"127.0.0.1:{config.triton_grpc_port}",
                 "SPINUP_MODELS": ",".join(config.served_models),
+                "SPINUP_REQUIRE_TICKETS": "true" if config.require_tickets else "false",
             },
         )
         # The name is a CloudFormation condition on the region, and a condition cannot cross

@@ -27,11 +27,13 @@ from lambdas.control.schemas import (
     SessionCreated,
     SessionInfo,
     StatusResponse,
+    TicketResponse,
 )
 from lambdas.domain import budget
 from lambdas.domain.decide import missing_instance_message
 from lambdas.domain.model import SessionItem, Snapshot
 from lambdas.domain.status import HostStatus, host_status
+from lambdas.domain.tickets import issue_ticket
 from lambdas.reconcile.service import read_snapshot, reconcile_once
 from lambdas.settings import Settings
 
@@ -92,6 +94,41 @@ class ControlPlane:
             )
         status = self._status_after_reconcile()
         return KeepaliveResponse(session_id=session_id, phase=status.phase, stop_at=status.stop_at)
+
+    def ticket(self, user: str, session_id: str) -> TicketResponse:
+        """A socket ticket for the hello of one WebSocket to the session's host.
+
+        No write and no reconcile: asking for a ticket is not activity (frames are)."""
+        item = self._own_session(user, session_id)
+        if item.released_at is not None:
+            raise ConflictError(
+                f"Session {session_id} was released; open a new one with POST /api/sessions."
+            )
+        now = self.clock()
+        host = self.clients.store.load_host()
+        lease = host.sessions_of(user).get(session_id)
+        if lease is None or lease.expires_at <= now:
+            raise ConflictError(
+                f"Session {session_id} ended when the instance stopped; "
+                "open a new one with POST /api/sessions."
+            )
+        secret = self.settings.ticket_secret
+        if secret is None or not self.settings.ws_url:
+            raise UnavailableError(
+                "Socket tickets are not configured here (SPINUP_TICKET_SECRET and "
+                "SPINUP_WS_URL); ask the operator."
+            )
+        issued = issue_ticket(
+            secret.get_secret_value(),
+            user=user,
+            session_id=session_id,
+            host_id=host.host_id,
+            now=now,
+            ttl_s=self.settings.ticket_ttl_s,
+        )
+        return TicketResponse(
+            ticket=issued.token, ws_url=self.settings.ws_url, expires_at=issued.expires_at
+        )
 
     def release(self, user: str, session_id: str) -> ReleaseResponse:
         """Stop: the session lets go; the instance stops RELEASE_GRACE_S after the last one."""

@@ -1,4 +1,4 @@
-"""The four routes of the control API (DESIGN §3). Thin: the work is in `ControlPlane`."""
+"""The routes of the control API (DESIGN §3). Thin: the work is in `ControlPlane`."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from lambdas.control.schemas import (
     SessionCreated,
     StartRequest,
     StatusResponse,
+    TicketResponse,
     ValidationErrorBody,
 )
 
@@ -81,6 +82,15 @@ def get_status(plane: Plane, user: User) -> StatusResponse:
 )
 def keepalive(plane: Plane, user: User, session_id: SessionId) -> KeepaliveResponse:
     return plane.keepalive(user, session_id)
+
+
+@router.post(
+    "/sessions/{session_id}/ticket",
+    responses=_errors(403, 404, 409),
+    summary="A single-use ticket for one WebSocket hello to the session's host",
+)
+def ticket(plane: Plane, user: User, session_id: SessionId) -> TicketResponse:
+    return plane.ticket(user, session_id)
 
 
 @router.delete(

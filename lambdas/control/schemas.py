@@ -58,6 +58,14 @@ class KeepaliveResponse(BaseModel):
     stop_at: float | None
 
 
+class TicketResponse(BaseModel):
+    ticket: str = Field(
+        description="A single-use socket ticket: send it as the WebSocket hello's 'ticket'."
+    )
+    ws_url: str = Field(description="The socket of the host the ticket is good for.")
+    expires_at: int = Field(description="Epoch seconds after which the ticket is refused.")
+
+
 class ReleaseResponse(BaseModel):
     session_id: str
     released: Literal[True] = True

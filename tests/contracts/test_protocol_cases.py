@@ -143,14 +143,15 @@ def test_a_bad_hello_is_refused_by_the_parser(case: dict[str, Any]) -> None:
     "case", [c for c in _named("hellos") if c.values[0]["close"] != CloseCode.BAD_HELLO]
 )
 def test_a_well_formed_hello_reaches_the_auth_step(case: dict[str, Any]) -> None:
-    """Ready (close null) or 4401 is decided by the token, not by the parser; the models are
-    chosen the same either way."""
+    """Ready (close null) or 4401 is decided by the ticket or token, not by the parser; the
+    models are chosen the same either way."""
     hello, chosen = parse_and_choose(hello_text(case))
     if case["close"] is None:
-        assert hello.token == "<token>"
+        assert (hello.ticket, hello.token) in (("<ticket>", None), (None, "<token>"))
         assert list(chosen) == case["models"]
     else:
         assert case["close"] == CloseCode.UNAUTHORIZED
+        assert hello.ticket is None
         assert hello.token in (None, case["wire"].get("token"))
 
 

@@ -136,9 +136,12 @@ def running_local_system(run_dir: Path, **settings: str) -> Iterator[LocalSystem
 
 @pytest.fixture(scope="session")
 def local_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSystem]:
-    """The local system with a short release grace, so that Stop is quick."""
+    """The local system with a short release grace, so that Stop is quick, and a backend that
+    refuses sign-in token hellos as a deployment does: the browser must stream on tickets."""
     with running_local_system(
-        tmp_path_factory.mktemp("local-run"), SPINUP_RELEASE_GRACE_S="1"
+        tmp_path_factory.mktemp("local-run"),
+        SPINUP_RELEASE_GRACE_S="1",
+        SPINUP_LOCAL_REQUIRE_TICKETS="true",
     ) as system:
         yield system
 

@@ -22,7 +22,7 @@ function fakeWindow(name) {
   return win;
 }
 
-const START = { type: "start", wsUrl: "ws://127.0.0.1:8080/ws/inference", token: "t", models: ["text"] };
+const START = { type: "start", sessionId: "s1", models: ["text"] };
 
 describe("engine side: connectToParent", () => {
   const setup = () => {
@@ -43,7 +43,11 @@ describe("engine side: connectToParent", () => {
   for (const [name, event] of [
     ["another origin", (top) => ({ source: top, origin: "https://evil.example", data: START })],
     ["another window", () => ({ source: fakeWindow("popup"), origin: ORIGIN, data: START })],
-    ["an invalid command", (top) => ({ source: top, origin: ORIGIN, data: { type: "start", wsUrl: "javascript:1" } })],
+    ["an invalid command", (top) => ({ source: top, origin: ORIGIN, data: { type: "start", sessionId: 1 } })],
+    [
+      "a ticket from another origin",
+      (top) => ({ source: top, origin: "https://evil.example", data: { type: "ticket", id: 1, ticket: "t", wsUrl: "wss://e/ws" } }),
+    ],
   ]) {
     test(`ignores ${name}`, () => {
       const { top, engine, commands } = setup();
@@ -110,14 +114,29 @@ describe("UI side: createEngineLink", () => {
 
   test("a request goes at once to a ready engine, and is dropped before", () => {
     const { frameWin, link, fromEngine } = setup();
-    assert.equal(link.request({ type: "read-text" }), false);
+    assert.equal(link.post({ type: "read-text" }), false);
     assert.deepEqual(frameWin.posted, []);
     fromEngine({ type: "engine-ready" });
     link.command(START);
-    assert.equal(link.request({ type: "read-text" }), true);
+    assert.equal(link.post({ type: "read-text" }), true);
     assert.deepEqual(frameWin.posted.at(-1), { data: { type: "read-text" }, targetOrigin: ORIGIN });
     link.command(START);
     assert.deepEqual(frameWin.posted.map((p) => p.data.type), ["stop", "start", "read-text"], "the command is still the one delivered");
+  });
+
+  test("answers go to the engine at once, with our origin, not held like commands", () => {
+    const { frameWin, link, fromEngine, reports } = setup();
+    link.post({ type: "ticket", id: 1, ticket: "t", wsUrl: "wss://h/ws" });
+    assert.deepEqual(frameWin.posted, [], "no engine yet, nobody asked");
+    fromEngine({ type: "engine-ready" });
+    fromEngine({ type: "ticket-request", id: 2, sessionId: "s1" });
+    assert.deepEqual(reports.at(-1), { type: "ticket-request", id: 2, sessionId: "s1" });
+    link.post({ type: "ticket", id: 2, ticket: "t", wsUrl: "wss://h/ws" });
+    link.post({ type: "ticket", id: 3, ticket: "u", wsUrl: "wss://h/ws" });
+    assert.deepEqual(
+      frameWin.posted.map((p) => [p.data.type, p.data.id, p.targetOrigin]),
+      [["stop", undefined, ORIGIN], ["ticket", 2, ORIGIN], ["ticket", 3, ORIGIN]],
+    );
   });
 
   test("relays valid reports from the iframe only", () => {

@@ -21,12 +21,21 @@ describe("isTrusted", () => {
 });
 
 describe("parseEngineCommand", () => {
-  const start = { type: "start", wsUrl: "ws://127.0.0.1:8080/ws/inference", token: "t", models: ["text"] };
+  const start = { type: "start", sessionId: "s1", models: ["text"] };
+  const ticket = { type: "ticket", id: 3, ticket: "t.k.t", wsUrl: "wss://d1.example/ws/inference" };
+  const ticketError = { type: "ticket-error", id: 3, status: 409, message: "ended" };
 
-  test("start, stop and read-text", () => {
+  test("start, stop, read-text, ticket and ticket-error", () => {
     assert.deepEqual(parseEngineCommand(start), start);
     assert.deepEqual(parseEngineCommand({ type: "stop", extra: 1 }), { type: "stop" });
     assert.deepEqual(parseEngineCommand({ type: "read-text", extra: 1 }), { type: "read-text" });
+    assert.deepEqual(parseEngineCommand(ticket), ticket);
+    assert.deepEqual(parseEngineCommand(ticketError), ticketError);
+    assert.deepEqual(parseEngineCommand({ ...ticketError, message: 7 }), { ...ticketError, message: "" });
+  });
+
+  test("a start carries no sign-in token to the engine", () => {
+    assert.deepEqual(parseEngineCommand({ ...start, token: "jwt" }), start);
   });
 
   for (const [name, data] of [
@@ -34,12 +43,18 @@ describe("parseEngineCommand", () => {
     ["null", null],
     ["unknown type", { type: "reboot" }],
     ["the protocol's spelling of read-text", { type: "read_text" }],
-    ["http URL", { ...start, wsUrl: "http://127.0.0.1/ws" }],
-    ["javascript URL", { ...start, wsUrl: "javascript:alert(1)" }],
-    ["relative URL", { ...start, wsUrl: "/ws/inference" }],
-    ["empty token", { ...start, token: "" }],
+    ["empty session", { ...start, sessionId: "" }],
+    ["no session", { type: "start", models: ["text"] }],
     ["models not a list", { ...start, models: "text" }],
     ["models with a number", { ...start, models: ["text", 3] }],
+    ["ticket over http", { ...ticket, wsUrl: "http://127.0.0.1/ws" }],
+    ["ticket to javascript", { ...ticket, wsUrl: "javascript:alert(1)" }],
+    ["ticket to a relative URL", { ...ticket, wsUrl: "/ws/inference" }],
+    ["empty ticket", { ...ticket, ticket: "" }],
+    ["ticket without id", { ...ticket, id: undefined }],
+    ["ticket with id 0", { ...ticket, id: 0 }],
+    ["ticket-error without status", { ...ticketError, status: undefined }],
+    ["ticket-error with a fractional status", { ...ticketError, status: 4.5 }],
   ]) {
     test(`rejects ${name}`, () => assert.equal(parseEngineCommand(data), null));
   }
@@ -48,8 +63,13 @@ describe("parseEngineCommand", () => {
 describe("parseEngineReport", () => {
   const stats = { type: "stats", sent: 3, results: 2, rttMs: 41.5, dropped: 0, boxes: 1, timeouts: 0, errors: 0 };
 
-  test("engine-ready, state and stats", () => {
+  test("engine-ready, state, stats and ticket-request", () => {
     assert.deepEqual(parseEngineReport({ type: "engine-ready" }), { type: "engine-ready" });
+    assert.deepEqual(parseEngineReport({ type: "ticket-request", id: 1, sessionId: "s1", x: 1 }), {
+      type: "ticket-request",
+      id: 1,
+      sessionId: "s1",
+    });
     assert.deepEqual(parseEngineReport({ type: "state", state: "streaming" }), { type: "state", state: "streaming", message: "" });
     assert.deepEqual(parseEngineReport(stats), stats);
     assert.deepEqual(parseEngineReport({ ...stats, rttMs: null }), { ...stats, rttMs: null });
@@ -63,17 +83,18 @@ describe("parseEngineReport", () => {
     ["string rtt", { ...stats, rttMs: "40" }],
     ["unknown type", { type: "start" }],
     ["array", [stats]],
+    ["ticket-request without session", { type: "ticket-request", id: 1 }],
+    ["ticket-request with a string id", { type: "ticket-request", id: "1", sessionId: "s1" }],
   ]) {
     test(`rejects ${name}`, () => assert.equal(parseEngineReport(data), null));
   }
 });
 
 describe("sameStart", () => {
-  const a = { type: "start", wsUrl: "ws://h/ws", token: "t", models: ["text", "ocr"] };
+  const a = { type: "start", sessionId: "s1", models: ["text", "ocr"] };
   for (const [name, b, same] of [
     ["identical", { ...a, models: ["text", "ocr"] }, true],
-    ["other token", { ...a, token: "u" }, false],
-    ["other URL", { ...a, wsUrl: "ws://x/ws" }, false],
+    ["other session", { ...a, sessionId: "s2" }, false],
     ["other models", { ...a, models: ["text"] }, false],
     ["stop", { type: "stop" }, false],
     ["null", null, false],

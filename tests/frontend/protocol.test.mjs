@@ -98,10 +98,10 @@ test("epochMicros adds the time origin and keeps microseconds", () => {
   assert.equal(epochMicros(1_700_000_000_000, 1.234), 1_700_000_000_001_234n);
 });
 
-test("helloMessage is the v1 hello", () => {
-  assert.deepEqual(JSON.parse(helloMessage("tok", ["text", "ocr"])), {
+test("helloMessage carries a socket ticket", () => {
+  assert.deepEqual(JSON.parse(helloMessage("tkt", ["text", "ocr"])), {
     type: "hello",
-    token: "tok",
+    ticket: "tkt",
     models: ["text", "ocr"],
   });
 });

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { createServer } from "node:http";
 import { after, before, describe, test } from "node:test";
 
-import { ApiError, createControlApi, errorDetail } from "../../frontend/js/ui/api.js";
+import { ApiError, createControlApi, errorDetail, parseTicket } from "../../frontend/js/ui/api.js";
 
 let server;
 let base;
@@ -28,6 +28,10 @@ before(async () => {
         return reply(202, { session_id: "s1", phase: "starting", status_url: "/api/status" });
       }
       if (req.method === "POST" && req.url === "/api/sessions/a%2Fb/keepalive") return reply(200, {});
+      if (req.method === "POST" && req.url === "/api/sessions/s1/ticket") {
+        return reply(200, { ticket: "h.p.s", ws_url: "wss://d1.example/ws/inference", expires_at: 1_800_000_030 });
+      }
+      if (req.method === "POST" && req.url === "/api/sessions/ended/ticket") return reply(409, { detail: "Session ended was released" });
       if (req.method === "DELETE" && req.url === "/api/sessions/s1") return reply(200, { session_id: "s1", released: true, phase: "ready" });
       if (req.method === "DELETE") return reply(404, { detail: "No such session" });
       return reply(429, { detail: "Daily GPU budget used up" });
@@ -57,6 +61,18 @@ describe("createControlApi", () => {
   test("session ids are URL-encoded", async () => {
     await api().keepalive("a/b");
     assert.equal(seen.at(-1).url, "/api/sessions/a%2Fb/keepalive");
+  });
+
+  test("ticket posts for the session's socket ticket", async () => {
+    const body = await api().ticket("s1");
+    assert.equal(seen.at(-1).method, "POST");
+    assert.equal(seen.at(-1).url, "/api/sessions/s1/ticket");
+    assert.equal(seen.at(-1).auth, "Bearer good");
+    assert.deepEqual(body, { ticket: "h.p.s", ws_url: "wss://d1.example/ws/inference", expires_at: 1_800_000_030 });
+  });
+
+  test("an ended session's ticket is refused with the server's words", async () => {
+    await assert.rejects(api().ticket("ended"), (err) => err.status === 409 && err.message === "Session ended was released");
   });
 
   test("releaseSession", async () => {
@@ -101,5 +117,29 @@ describe("errorDetail", () => {
     [503, "not an object", "The control API answered HTTP 503"],
   ]) {
     test(`${status} ${JSON.stringify(body)}`, () => assert.equal(errorDetail(status, body), text));
+  }
+});
+
+describe("parseTicket", () => {
+  const PAGE = "https://d1.example/index.html";
+
+  test("reads the ticket and resolves its socket URL against the page", () => {
+    assert.deepEqual(parseTicket({ ticket: "h.p.s", ws_url: "/ws/inference", expires_at: 5 }, PAGE), {
+      ticket: "h.p.s",
+      wsUrl: "wss://d1.example/ws/inference",
+      expiresAt: 5,
+    });
+  });
+
+  for (const [name, body, words] of [
+    ["no body", null, /no socket ticket/],
+    ["no ticket", { ws_url: "/ws/inference" }, /no socket ticket/],
+    ["empty ticket", { ticket: "", ws_url: "/ws/inference" }, /no socket ticket/],
+    ["no socket URL", { ticket: "t" }, /no socket ticket/],
+    ["not a socket URL", { ticket: "t", ws_url: "javascript:alert(1)" }, /unusable socket URL/],
+  ]) {
+    test(`refuses ${name}`, () => {
+      assert.throws(() => parseTicket(body, PAGE), (err) => err instanceof ApiError && err.status === 0 && words.test(err.message));
+    });
   }
 });

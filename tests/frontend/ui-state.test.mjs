@@ -209,25 +209,23 @@ describe("messages and errors", () => {
 describe("engineCommand", () => {
   const ready = (extra = {}) => reduce(fresh({ sessionId: "s", ...extra }), { type: "status", status: status("ready") }, 0);
 
-  test("streams while this tab holds a session on a ready GPU", () => {
-    assert.deepEqual(engineCommand(ready(), "tok", null), { type: "start", wsUrl: WS, token: "tok", models: ["text"] });
+  test("streams while this tab holds a session on a ready GPU; no token goes to the engine", () => {
+    assert.deepEqual(engineCommand(ready()), { type: "start", sessionId: "s", models: ["text"] });
   });
 
-  test("falls back to the config's socket URL", () => {
+  test("the socket URL comes with each ticket, not with the command", () => {
     const s = reduce(fresh({ sessionId: "s" }), { type: "status", status: parseStatus({ phase: "ready" }, PAGE) }, 0);
-    assert.equal(engineCommand(s, "tok", "ws://fallback/ws").wsUrl, "ws://fallback/ws");
+    assert.deepEqual(engineCommand(s), { type: "start", sessionId: "s", models: ["text"] });
   });
 
-  for (const [name, state, token] of [
-    ["no session", reduce(fresh(), { type: "status", status: status("ready") }, 0), "tok"],
-    ["booting", reduce(fresh({ sessionId: "s" }), { type: "status", status: status("booting") }, 0), "tok"],
-    ["no token", ready(), null],
-    ["no models", reduce(ready(), { type: "models", models: [] }, 0), "tok"],
-    ["signed out", reduce(ready(), { type: "signed-out" }, 0), "tok"],
-    ["released", reduce(ready(), { type: "session-released" }, 0), "tok"],
-    ["no socket URL anywhere", reduce(fresh({ sessionId: "s" }), { type: "status", status: parseStatus({ phase: "ready" }, PAGE) }, 0), "tok"],
+  for (const [name, state] of [
+    ["no session", reduce(fresh(), { type: "status", status: status("ready") }, 0)],
+    ["booting", reduce(fresh({ sessionId: "s" }), { type: "status", status: status("booting") }, 0)],
+    ["no models", reduce(ready(), { type: "models", models: [] }, 0)],
+    ["signed out", reduce(ready(), { type: "signed-out" }, 0)],
+    ["released", reduce(ready(), { type: "session-released" }, 0)],
   ]) {
-    test(`stops: ${name}`, () => assert.deepEqual(engineCommand(state, token, null), { type: "stop" }));
+    test(`stops: ${name}`, () => assert.deepEqual(engineCommand(state), { type: "stop" }));
   }
 });
 

@@ -2,6 +2,7 @@
 
 import { connectToParent } from "./parent-link.js";
 import { createStreamer } from "./streamer.js";
+import { createTicketRequests } from "./tickets.js";
 
 const TEXT = {
   idle: "Camera off. It turns on when the GPU is ready.",
@@ -22,21 +23,25 @@ function showState(state, message) {
 }
 
 let streamer = null;
+let tickets = null;
 const parent = connectToParent(window, (command) => {
   if (command.type === "start") streamer.start(command);
   else if (command.type === "read-text") streamer.readText();
-  else streamer.stop();
+  else if (command.type === "stop") streamer.stop();
+  else tickets.answer(command); // "ticket" | "ticket-error"
 });
 
 if (parent === null) {
   showState("failed", "This page runs inside the Spinup UI: open index.html instead.");
 } else {
+  tickets = createTicketRequests({ post: parent.post });
   streamer = createStreamer({
     win: window,
     video: document.getElementById("video"),
     canvas: document.getElementById("view"),
     report: parent.post,
     onState: showState,
+    requestTicket: tickets.request,
   });
   showState("idle", "");
   parent.post({ type: "engine-ready" });

@@ -13,8 +13,11 @@ import { createInferenceSocket } from "./socket.js";
 
 const STATS_INTERVAL_MS = 500;
 
-/** report(message) posts to the UI page; onState(state, message) updates the engine's own text. */
-export function createStreamer({ win, video, canvas, report, onState }) {
+/**
+ * report(message) posts to the UI page; onState(state, message) updates the engine's own text;
+ * requestTicket(sessionId) resolves to a fresh socket ticket {ticket, wsUrl} (tickets.js).
+ */
+export function createStreamer({ win, video, canvas, report, onState, requestTicket }) {
   const clock = win.performance;
   const pacer = new Pacer();
   const encoder = createFrameEncoder(win.document);
@@ -92,6 +95,7 @@ export function createStreamer({ win, video, canvas, report, onState }) {
       forgetResults();
     },
     onMessage,
+    getTicket: (target) => requestTicket(target.sessionId),
   });
 
   async function sendFrame() {

@@ -1,5 +1,7 @@
 // The control API client (DESIGN.md §3). Every failure is an ApiError with the text to show.
 
+import { resolveWsUrl } from "../config.js";
+
 export class ApiError extends Error {
   /** status 0 means the request never got an HTTP answer (network, CORS, DNS). */
   constructor(status, message) {
@@ -38,8 +40,28 @@ async function readJson(response) {
 }
 
 /**
- * {status(), createSession(models), keepalive(id), releaseSession(id)}; each resolves to the
- * answer's JSON body or rejects with ApiError. `getToken()` returns the bearer token or null.
+ * POST /api/sessions/{id}/ticket's body → {ticket, wsUrl, expiresAt}, the socket URL resolved
+ * against the page; throws ApiError (status 0) when the body is not a ticket.
+ */
+export function parseTicket(json, pageHref) {
+  const ticket = json?.ticket;
+  if (typeof ticket !== "string" || ticket === "" || typeof json.ws_url !== "string") {
+    throw new ApiError(0, "The control API sent no socket ticket");
+  }
+  let wsUrl;
+  try {
+    wsUrl = resolveWsUrl(json.ws_url, pageHref);
+  } catch {
+    throw new ApiError(0, `The control API sent an unusable socket URL: ${json.ws_url}`);
+  }
+  const expiresAt = typeof json.expires_at === "number" ? json.expires_at : null;
+  return { ticket, wsUrl, expiresAt };
+}
+
+/**
+ * {status(), createSession(models), ticket(id), keepalive(id), releaseSession(id)}; each
+ * resolves to the answer's JSON body or rejects with ApiError. `getToken()` returns the
+ * bearer token or null.
  */
 export function createControlApi({ apiBase, getToken, fetchFn }) {
   async function call(method, path, body) {
@@ -67,6 +89,7 @@ export function createControlApi({ apiBase, getToken, fetchFn }) {
   return {
     status: () => call("GET", "/status"),
     createSession: (models) => call("POST", "/sessions", { models }),
+    ticket: (id) => call("POST", `${sessionPath(id)}/ticket`),
     keepalive: (id) => call("POST", `${sessionPath(id)}/keepalive`),
     releaseSession: (id) => call("DELETE", sessionPath(id)),
   };

@@ -4,7 +4,7 @@
 import { createTokenSource } from "../auth.js";
 import { loadConfig } from "../config.js";
 import { DEFAULT_MODELS, normalizeSelection } from "../models.js";
-import { ApiError, createControlApi } from "./api.js";
+import { ApiError, createControlApi, parseTicket } from "./api.js";
 import { createEngineLink } from "./engine-link.js";
 import { createSessionStore } from "./session-store.js";
 import { deriveView, engineCommand, initialState, parseStatus, pollDelayMs, reduce, retryEngine } from "./state.js";
@@ -24,7 +24,8 @@ export async function startUi({ win, doc, fetchFn }) {
   const token = () => tokens?.getToken(now()) ?? null;
 
   const link = createEngineLink(win, els.engine, (report) => {
-    if (report.type === "engine-ready") dispatch({ type: "engine-ready" });
+    if (report.type === "ticket-request") answerTicketRequest(report);
+    else if (report.type === "engine-ready") dispatch({ type: "engine-ready" });
     else if (report.type === "state") dispatch({ type: "engine-state", state: report.state, message: report.message });
     else if (report.type === "stats") dispatch({ type: "engine-stats", stats: report });
   });
@@ -34,13 +35,28 @@ export async function startUi({ win, doc, fetchFn }) {
       state = reduce(state, { type: "signed-out" }, now());
     }
     renderView(els, deriveView(state, now()));
-    link.command(engineCommand(state, token(), config?.wsUrl ?? null));
+    link.command(engineCommand(state));
   }
 
   function dispatch(event) {
     state = reduce(state, event, now());
     sessions.save(state.sessionId);
     render();
+  }
+
+  // ---- socket tickets: the engine asks for one per connection; this page holds the token ----
+  async function answerTicketRequest({ id, sessionId }) {
+    const reply = (message) => link.post({ id, ...message });
+    if (api === null || sessionId !== state.sessionId) {
+      reply({ type: "ticket-error", status: 409, message: "That session is no longer this page's." });
+      return;
+    }
+    try {
+      const { ticket, wsUrl } = parseTicket(await api.ticket(sessionId), win.location.href);
+      reply({ type: "ticket", ticket, wsUrl });
+    } catch (err) {
+      reply({ type: "ticket-error", status: err instanceof ApiError ? err.status : 0, message: err.message });
+    }
   }
 
   // ---- status polling: one request at a time; pollNow() cuts the wait short -------------
@@ -106,7 +122,7 @@ export async function startUi({ win, doc, fetchFn }) {
   els.start.addEventListener("click", start);
   els.stop.addEventListener("click", stop);
   els.keepalive.addEventListener("click", keepalive);
-  els["read-text"].addEventListener("click", () => link.request({ type: "read-text" }));
+  els["read-text"].addEventListener("click", () => link.post({ type: "read-text" }));
   renderModelChoices(els.models, state.models, (ids) => dispatch({ type: "models", models: normalizeSelection(ids) }));
   doc.addEventListener("visibilitychange", () => {
     if (!doc.hidden && api !== null) poll();

@@ -6,7 +6,8 @@ import { isTrusted, parseEngineReport, sameStart } from "../messages.js";
  * Sends commands to the engine and hands its validated reports to `onReport`.
  * Only the latest command matters (newest wins, one slot): it is held until the engine says
  * "engine-ready", re-sent if the iframe reloads, and not repeated while unchanged.
- * Requests (`request`) are one-shot: posted at once to a ready engine, otherwise dropped.
+ * One-shot messages (`post`: a read-text request, the answer to a ticket request) go at once
+ * to a ready engine, and are dropped otherwise.
  */
 export function createEngineLink(win, iframe, onReport) {
   // Same origin by design: the engine is served next to this page.
@@ -44,11 +45,11 @@ export function createEngineLink(win, iframe, onReport) {
       wanted = cmd;
       deliver();
     },
-    /** A one-shot request ({type: "read-text"}); false when no engine is there to take it. */
-    request(req) {
+    /** A one-shot message, not held like a command; false when no engine is there to take it. */
+    post(message) {
       const target = iframe.contentWindow;
       if (!engineReady || target === null) return false;
-      target.postMessage(req, origin);
+      target.postMessage(message, origin);
       return true;
     },
     /** Delivers the current command again, even if unchanged (the engine gave up on it). */

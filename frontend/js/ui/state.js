@@ -180,16 +180,12 @@ export function retryEngine(state) {
   return state.sessionId !== null && state.engine.state === "failed";
 }
 
-/** What the engine should be doing: stream while this tab holds a session on a ready GPU. */
-export function engineCommand(state, token, fallbackWsUrl) {
-  const wsUrl = state.status?.wsUrl ?? fallbackWsUrl;
+/**
+ * What the engine should be doing: stream while this tab holds a session on a ready GPU. The
+ * engine asks for a socket ticket per connection (its socket URL comes with the ticket).
+ */
+export function engineCommand(state) {
   const streaming =
-    state.signedIn &&
-    state.status?.phase === "ready" &&
-    state.sessionId !== null &&
-    typeof token === "string" &&
-    token !== "" &&
-    typeof wsUrl === "string" &&
-    state.models.length > 0;
-  return streaming ? { type: "start", wsUrl, token, models: [...state.models] } : { type: "stop" };
+    state.signedIn && state.status?.phase === "ready" && state.sessionId !== null && state.models.length > 0;
+  return streaming ? { type: "start", sessionId: state.sessionId, models: [...state.models] } : { type: "stop" };
 }

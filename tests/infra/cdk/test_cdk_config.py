@@ -39,6 +39,9 @@ def test_defaults_launch_g4dn_with_fallbacks() -> None:
         ({"spinup:amiId": "ami-0123456789abcdef0"}, "machine_image_id", "ami-0123456789abcdef0"),
         ({"spinup:appName": "demo", "spinup:hostId": "gpu-1"}, "ssm_prefix", "/demo/gpu-1"),
         ({"unrelated": "x"}, "app_name", "spinup"),
+        ({"spinup:requireTickets": "false"}, "require_tickets", False),
+        ({"spinup:requireTickets": False}, "require_tickets", False),
+        ({"spinup:requireTickets": "TRUE"}, "require_tickets", True),
     ],
 )
 def test_context_overrides(context: dict[str, Any], attribute: str, expected: object) -> None:
@@ -59,6 +62,7 @@ def test_context_overrides(context: dict[str, Any], attribute: str, expected: ob
         ({"spinup:cloudfrontPrefixListId": "sg-123"}, "cloudfrontPrefixListId must look like"),
         ({"spinup:amiId": "ubuntu"}, "amiId must look like"),
         ({"spinup:appName": "Spinup!"}, "appName must match"),
+        ({"spinup:requireTickets": "yes"}, "requireTickets must be true or false"),
     ],
 )
 def test_bad_context_is_rejected_with_the_key_named(context: dict[str, Any], message: str) -> None:

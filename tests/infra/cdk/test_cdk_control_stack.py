@@ -211,3 +211,78 @@ def test_gpu_host_may_only_touch_its_own_host_record(synthesized: Synthesized) -
 
 def _list(value: object) -> list[str]:
     return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+
+
+def _ticket_secret_id(s: Synthesized) -> str:
+    (logical_id,) = s.control.find_resources("AWS::SecretsManager::Secret")
+    return logical_id
+
+
+def test_the_ticket_secret_is_generated_at_deploy_time(synthesized: Synthesized) -> None:
+    synthesized.control.resource_count_is("AWS::SecretsManager::Secret", 1)
+    synthesized.control.has_resource_properties(
+        "AWS::SecretsManager::Secret",
+        {
+            "GenerateSecretString": Match.object_like(
+                {"PasswordLength": 64, "ExcludePunctuation": True, "IncludeSpace": False}
+            ),
+            "SecretString": Match.absent(),
+        },
+    )
+
+
+def test_only_the_control_api_knows_the_ticket_secret_and_only_by_arn(
+    synthesized: Synthesized,
+) -> None:
+    secret = {"Ref": _ticket_secret_id(synthesized)}
+    functions = synthesized.control.find_resources("AWS::Lambda::Function")
+    env = {
+        f["Properties"]["Handler"]: f["Properties"]["Environment"]["Variables"]
+        for f in functions.values()
+    }
+    assert env[CONTROL_HANDLER]["SPINUP_TICKET_SECRET_ARN"] == secret
+    assert "SPINUP_TICKET_SECRET_ARN" not in env[RECONCILE_HANDLER]
+    assert all("SPINUP_TICKET_SECRET" not in variables for variables in env.values())
+
+
+def _secret_readers(s: Synthesized) -> list[dict[str, Any]]:
+    """(policy properties) of every policy that reads the ticket secret."""
+    secret = {"Ref": _ticket_secret_id(s)}
+    return [
+        policy["Properties"]
+        for policy in s.control.find_resources("AWS::IAM::Policy").values()
+        if any(
+            "secretsmanager:GetSecretValue" in _list(st["Action"]) and st["Resource"] == secret
+            for st in policy["Properties"]["PolicyDocument"]["Statement"]
+        )
+    ]
+
+
+def test_the_control_api_and_the_gpu_host_may_read_the_ticket_secret(
+    synthesized: Synthesized,
+) -> None:
+    readers = _secret_readers(synthesized)
+    roles = [str(policy["Roles"]) for policy in readers]
+    assert len(readers) == 2, roles
+    assert sum("ControlRole" in r for r in roles) == 1
+    assert not any("ReconcileRole" in r for r in roles)
+    host = [r for r in roles if "ControlRole" not in r]
+    assert len(host) == 1
+    assert "Fn::GetStackOutput" in host[0] or "ImportValue" in host[0], "the GPU host's role"
+    for policy in readers:
+        for statement in policy["PolicyDocument"]["Statement"]:
+            if "secretsmanager:GetSecretValue" in _list(statement["Action"]):
+                assert set(_list(statement["Action"])) <= {
+                    "secretsmanager:GetSecretValue",
+                    "secretsmanager:DescribeSecret",
+                }
+
+
+def test_the_host_finds_the_ticket_secret_under_its_prefix(synthesized: Synthesized) -> None:
+    synthesized.control.has_resource_properties(
+        "AWS::SSM::Parameter",
+        {
+            "Name": f"{synthesized.config.ssm_prefix}/ticket-secret-arn",
+            "Value": {"Ref": _ticket_secret_id(synthesized)},
+        },
+    )

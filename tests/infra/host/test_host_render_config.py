@@ -16,17 +16,20 @@ from gpu_host.bootstrap.render_config import (
     host_config,
     render_env_file,
     render_nginx_site,
+    with_ticket_secret,
 )
 from infra.local.ports import free_port
 
 PREFIX = "/spinup/gpu-0"
 SECRET = "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8S9t0"
+TICKET_SECRET = "T1c2K3e4T5s6E7c8R9e0T1o2F3a4T5l6E7a8S9t0Thirty2"
 PUBLISHED = {
     f"{PREFIX}/env/SPINUP_TABLE_NAME": "spinup-control-State",
     f"{PREFIX}/env/SPINUP_JWKS_URL": "https://cognito-idp.us-east-1.amazonaws.com/p/.well-known/jwks.json",
     f"{PREFIX}/env/SPINUP_ALLOWED_ORIGINS": "https://d111.cloudfront.net",
     f"{PREFIX}/origin-port": "80",
     f"{PREFIX}/origin-verify-secret-arn": "arn:aws:secretsmanager:us-east-1:123:secret:x",
+    f"{PREFIX}/ticket-secret-arn": "arn:aws:secretsmanager:us-east-1:123:secret:t",
     f"{PREFIX}/release": "s3://bucket/abc.zip",
 }
 
@@ -40,6 +43,7 @@ def test_host_config_maps_env_parameters_to_variables() -> None:
     }
     assert config.origin_port == 80
     assert config.origin_secret_arn.startswith("arn:aws:secretsmanager:")
+    assert config.ticket_secret_arn.endswith(":secret:t")
 
 
 @pytest.mark.parametrize(
@@ -50,6 +54,7 @@ def test_host_config_maps_env_parameters_to_variables() -> None:
         ({f"{PREFIX}/origin-port": "eighty"}, "must be a TCP port"),
         ({f"{PREFIX}/origin-port": "70000"}, "must be a TCP port"),
         ({f"{PREFIX}/origin-verify-secret-arn": ""}, "missing parameter"),
+        ({f"{PREFIX}/ticket-secret-arn": ""}, "missing parameter"),
     ],
 )
 def test_host_config_rejects_bad_parameters(change: dict[str, str], message: str) -> None:
@@ -61,6 +66,17 @@ def test_host_config_needs_environment_parameters() -> None:
     only_port = {k: v for k, v in PUBLISHED.items() if "/env/" not in k}
     with pytest.raises(ConfigError, match="no parameters under"):
         host_config(only_port, prefix=PREFIX)
+
+
+def test_the_ticket_secret_joins_the_environment() -> None:
+    env = with_ticket_secret({"SPINUP_HOST_ID": "gpu-0"}, TICKET_SECRET)
+    assert env == {"SPINUP_HOST_ID": "gpu-0", "SPINUP_TICKET_SECRET": TICKET_SECRET}
+
+
+@pytest.mark.parametrize("secret", ["short", 'with"quote' + "x" * 40, "two\nlines" + "x" * 40])
+def test_an_unsafe_ticket_secret_is_refused(secret: str) -> None:
+    with pytest.raises(ConfigError, match="ticket secret"):
+        with_ticket_secret({}, secret)
 
 
 def test_env_file_quotes_values() -> None:
@@ -97,11 +113,15 @@ def test_nginx_site_leaves_no_placeholder() -> None:
 def test_main_renders_both_files_from_ssm_and_the_secret(
     aws_env: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    secret_arn = boto3.client("secretsmanager").create_secret(Name="origin", SecretString=SECRET)[
-        "ARN"
-    ]
+    secrets = boto3.client("secretsmanager")
+    secret_arn = secrets.create_secret(Name="origin", SecretString=SECRET)["ARN"]
+    ticket_arn = secrets.create_secret(Name="tickets", SecretString=TICKET_SECRET)["ARN"]
     ssm = boto3.client("ssm")
-    for name, value in {**PUBLISHED, f"{PREFIX}/origin-verify-secret-arn": secret_arn}.items():
+    arns = {
+        f"{PREFIX}/origin-verify-secret-arn": secret_arn,
+        f"{PREFIX}/ticket-secret-arn": ticket_arn,
+    }
+    for name, value in {**PUBLISHED, **arns}.items():
         ssm.put_parameter(Name=name, Value=value, Type="String")
     env_file, site = tmp_path / "host.env", tmp_path / "spinup.conf"
     monkeypatch.setenv("SPINUP_SSM_PREFIX", PREFIX)
@@ -112,6 +132,8 @@ def test_main_renders_both_files_from_ssm_and_the_secret(
     assert render_config.main() == 0
 
     assert 'SPINUP_TABLE_NAME="spinup-control-State"' in env_file.read_text()
+    assert f'SPINUP_TICKET_SECRET="{TICKET_SECRET}"' in env_file.read_text()
+    assert oct(env_file.stat().st_mode & 0o777) == "0o640"
     assert f'"{SECRET}" 1;' in site.read_text()
     assert oct(site.stat().st_mode & 0o777) == "0o640"
 

@@ -30,6 +30,7 @@ from tests.integration.control.harness import (
     ISSUER,
     REGION,
     T0,
+    TICKET_SECRET,
     TYPES,
     Aws,
     Clock,
@@ -133,6 +134,7 @@ def settings(aws: Aws, issuer: Issuer) -> Settings:
         jwt_issuer=ISSUER,
         jwt_audience=AUDIENCE,
         instance_types=TYPES,
+        ticket_secret=TICKET_SECRET,
     )
 
 

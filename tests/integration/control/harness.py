@@ -20,6 +20,7 @@ ISSUER = "https://issuer.spinup.test"
 AUDIENCE = "spinup"
 T0 = 1_800_000_000.0
 TYPES = ("g5.xlarge", "g6.xlarge", "g4dn.xlarge")
+TICKET_SECRET = "control-test-ticket-secret-32-bytes-at-least"
 
 
 class Issuer(DevIssuer):

@@ -26,6 +26,7 @@ ROUTES = [
     ("POST", "/api/sessions"),
     ("GET", "/api/status"),
     ("POST", f"/api/sessions/{'a' * 32}/keepalive"),
+    ("POST", f"/api/sessions/{'a' * 32}/ticket"),
     ("DELETE", f"/api/sessions/{'a' * 32}"),
 ]
 

@@ -307,6 +307,7 @@ async def test_the_openapi_document_is_served(api: httpx.AsyncClient) -> None:
         "/api/sessions",
         "/api/status",
         "/api/sessions/{session_id}/keepalive",
+        "/api/sessions/{session_id}/ticket",
         "/api/sessions/{session_id}",
     }
 

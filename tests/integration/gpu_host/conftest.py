@@ -17,6 +17,7 @@ from gpu_host.triton.local import LocalTriton
 from infra.local.ports import free_port
 from tests.integration.gpu_host.dataplane_support import (
     DATAPLANE_MODELS,
+    TICKET_SECRET,
     TRITON_VENV,
     BackendFactory,
     RunningBackend,
@@ -58,6 +59,25 @@ def backend(token_issuer: TokenIssuer, triton: LocalTriton) -> Iterator[RunningB
     running = RunningBackend(backend_settings(token_issuer, triton_grpc_url=triton.grpc_url))
     running.start()
     running.wait_ready()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module", params=[True, False], ids=["tickets-required", "local-mode"])
+def ticket_backend(
+    request: pytest.FixtureRequest, token_issuer: TokenIssuer
+) -> Iterator[RunningBackend]:
+    """A backend that verifies socket tickets, requiring them (as the CDK app deploys it) or
+    also taking sign-in tokens (the local mode). No Triton: a hello needs none."""
+    running = RunningBackend(
+        backend_settings(
+            token_issuer,
+            triton_grpc_url=f"127.0.0.1:{free_port()}",
+            ticket_secret=TICKET_SECRET,
+            require_tickets=request.param,
+        )
+    )
+    running.start()
     yield running
     running.stop()
 

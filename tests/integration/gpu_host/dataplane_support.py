@@ -35,6 +35,8 @@ REPO = Path(__file__).resolve().parents[3]
 TRITON_VENV = REPO / ".venv-triton"
 DATAPLANE_MODELS = ("text",)
 """What these tests' Triton and backends serve."""
+TICKET_SECRET = "test-ticket-secret-of-at-least-32-bytes"
+"""What the control API would sign socket tickets with (lambdas.domain.tickets)."""
 FONT = Path(matplotlib.__file__).parent / "mpl-data" / "fonts" / "ttf" / "DejaVuSans-Bold.ttf"
 
 
@@ -85,6 +87,8 @@ def backend_settings(issuer: TokenIssuer, **overrides: Any) -> Settings:
         "breaker_failures": 1,
         "breaker_cooldown_s": 0.3,
         "models": DATAPLANE_MODELS,
+        # As in the local mode: tickets verified, sign-in tokens still taken.
+        "ticket_secret": TICKET_SECRET,
     }
     values.update(overrides)
     return Settings(**values)
@@ -218,11 +222,18 @@ async def say_hello(
 
 async def close_code(ws: websockets.ClientConnection, wait_s: float = 10) -> int | None:
     """Wait for the server to close the socket; return its close code."""
+    return (await closed_with(ws, wait_s))[0]
+
+
+async def closed_with(
+    ws: websockets.ClientConnection, wait_s: float = 10
+) -> tuple[int | None, str]:
+    """Wait for the server to close the socket; return its close code and reason."""
     try:
         while True:
             await asyncio.wait_for(ws.recv(), wait_s)
     except websockets.ConnectionClosed as closed:
-        return closed.rcvd.code if closed.rcvd else None
+        return (closed.rcvd.code, closed.rcvd.reason) if closed.rcvd else (None, "")
 
 
 def unique_user() -> str:

@@ -1,4 +1,5 @@
-"""Token verification against a JWKS served over HTTP."""
+"""Hello authentication: sign-in tokens against a JWKS served over HTTP, and the choice
+between a hello's ticket and its token."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from collections.abc import Callable
 import jwt
 import pytest
 
-from gpu_host.backend.auth import TokenVerifier, UnauthorizedError
+from gpu_host.backend.auth import HelloAuthenticator, TokenVerifier, UnauthorizedError
 from infra.local.ports import free_port
-from tests.integration.gpu_host.dataplane_support import TokenIssuer
+from lambdas.domain.tickets import TicketVerifier, issue_ticket
+from tests.integration.gpu_host.dataplane_support import TICKET_SECRET, TokenIssuer
 
 
 @pytest.fixture
@@ -74,3 +76,30 @@ def test_unreachable_jwks_is_unauthorized_not_a_crash(token_issuer: TokenIssuer)
     )
     with pytest.raises(UnauthorizedError, match="invalid token"):
         verifier.verify(token_issuer.token())
+
+
+def test_a_host_without_a_ticket_secret_takes_tokens_but_no_tickets(
+    verifier: TokenVerifier, token_issuer: TokenIssuer
+) -> None:
+    hellos = HelloAuthenticator(tokens=verifier, tickets=None, require_tickets=False)
+    assert hellos.verify(ticket=None, token=token_issuer.token("ann")).user == "ann"
+    ticket = issue_ticket(TICKET_SECRET, user="ann", session_id="s", host_id="h", now=time.time())
+    with pytest.raises(UnauthorizedError, match="takes no tickets"):
+        hellos.verify(ticket=ticket.token, token=None)
+
+
+def test_a_ticket_names_the_control_session(verifier: TokenVerifier) -> None:
+    hellos = HelloAuthenticator(
+        tokens=verifier,
+        tickets=TicketVerifier(secret=TICKET_SECRET, host_id="h"),
+        require_tickets=True,
+        clock=lambda: 1_800_000_010.0,
+    )
+    ticket = issue_ticket(TICKET_SECRET, user="ann", session_id="s1", host_id="h", now=1.8e9)
+    caller = hellos.verify(ticket=ticket.token, token=None)
+    assert (caller.user, caller.session_id) == ("ann", "s1")
+
+
+def test_requiring_tickets_needs_a_ticket_verifier(verifier: TokenVerifier) -> None:
+    with pytest.raises(ValueError, match="needs a ticket verifier"):
+        HelloAuthenticator(tokens=verifier, tickets=None, require_tickets=True)

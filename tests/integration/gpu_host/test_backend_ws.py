@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import struct
+import time
 import urllib.request
 from typing import Any
 
@@ -14,8 +15,10 @@ from websockets.typing import Origin
 
 from gpu_host.backend.ws import SHUTDOWN_NOTICE
 from gpu_host.triton.local import LocalTriton
+from lambdas.domain.tickets import issue_ticket
 from tests.contracts.protocol_cases import PROTOCOL_CASES
 from tests.integration.gpu_host.dataplane_support import (
+    TICKET_SECRET,
     BackendFactory,
     RunningBackend,
     TextImage,
@@ -384,12 +387,16 @@ async def test_shutdown_notifies_then_closes_1001(
     await stopping
 
 
-def _with_token(value: Any, token: str) -> Any:
-    """The case's hello with `<token>` replaced by a valid token."""
+def _with_credentials(value: Any, *, token: str, ticket: str) -> Any:
+    """The case's hello with `<token>` and `<ticket>` replaced by valid ones."""
     if value == "<token>":
         return token
+    if value == "<ticket>":
+        return ticket
     if isinstance(value, dict):
-        return {key: _with_token(item, token) for key, item in value.items()}
+        return {
+            key: _with_credentials(item, token=token, ticket=ticket) for key, item in value.items()
+        }
     return value
 
 
@@ -403,8 +410,17 @@ async def test_the_shared_hello_cases_get_their_answer(
     """Every hello of tests/contracts/protocol_cases.json, against the real backend: `ready`
     with the case's models, or a close with the case's code."""
     assert list(backend.settings.models) == PROTOCOL_CASES["served_models"]
-    token = token_issuer.token(unique_user())
-    text = case["text"] if "text" in case else json.dumps(_with_token(case["wire"], token))
+    user = unique_user()
+    token = token_issuer.token(user)
+    ticket = issue_ticket(
+        TICKET_SECRET,
+        user=user,
+        session_id="c" * 32,
+        host_id=backend.settings.host_id,
+        now=time.time(),
+    ).token
+    wire = _with_credentials(case.get("wire"), token=token, ticket=ticket)
+    text = case["text"] if "text" in case else json.dumps(wire)
     async with websockets.connect(backend.ws_url) as ws:
         await ws.send(text)
         if case["close"] is None:

@@ -119,3 +119,25 @@ def test_settings_are_read_once_and_frozen(env: pytest.MonkeyPatch) -> None:
     settings = Settings()
     with pytest.raises(ValidationError):
         settings.idle_after_disconnect_s = 1  # type: ignore[misc]
+
+
+def test_tickets_live_30_s_by_default_and_at_most_a_minute(env: pytest.MonkeyPatch) -> None:
+    settings = Settings()
+    assert (settings.ticket_secret, settings.ticket_secret_arn) == (None, "")
+    assert settings.ticket_ttl_s == 30
+    env.setenv("SPINUP_TICKET_TTL_S", "61")
+    with pytest.raises(ValidationError, match="ticket_ttl_s"):
+        Settings()
+
+
+def test_a_short_ticket_secret_is_refused_and_a_good_one_kept_secret(
+    env: pytest.MonkeyPatch,
+) -> None:
+    env.setenv("SPINUP_TICKET_SECRET", "short")
+    with pytest.raises(ValidationError, match="at least 32 bytes"):
+        Settings()
+    env.setenv("SPINUP_TICKET_SECRET", "k" * 40)
+    settings = Settings()
+    assert settings.ticket_secret is not None
+    assert settings.ticket_secret.get_secret_value() == "k" * 40
+    assert "k" * 40 not in repr(settings)

@@ -97,6 +97,20 @@ def test_good_hello(text: str, token: str | None, models: tuple[str, ...] | None
 
 
 @pytest.mark.parametrize(
+    ("text", "ticket", "token"),
+    [
+        ('{"type":"hello","ticket":"k","models":["text"]}', "k", None),
+        ('{"type":"hello","ticket":"k","token":"t"}', "k", "t"),
+        ('{"type":"hello","ticket":7}', None, None),
+        ('{"type":"hello","ticket":""}', None, None),
+    ],
+)
+def test_hello_carries_a_ticket(text: str, ticket: str | None, token: str | None) -> None:
+    hello = parse_hello(text)
+    assert (hello.ticket, hello.token) == (ticket, token)
+
+
+@pytest.mark.parametrize(
     ("text", "message"),
     [
         ("not json", "not JSON"),

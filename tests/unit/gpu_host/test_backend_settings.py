@@ -121,3 +121,16 @@ def test_settings_are_frozen(env: pytest.MonkeyPatch) -> None:
     settings = Settings()
     with pytest.raises(ValidationError):
         settings.models = ("other",)  # type: ignore[misc]
+
+
+def test_tickets_are_optional_unless_required(env: pytest.MonkeyPatch) -> None:
+    settings = Settings()
+    assert (settings.ticket_secret, settings.require_tickets) == (None, False)
+    env.setenv("SPINUP_REQUIRE_TICKETS", "true")
+    with pytest.raises(ValidationError, match="SPINUP_REQUIRE_TICKETS needs SPINUP_TICKET_SECRET"):
+        Settings()
+    env.setenv("SPINUP_TICKET_SECRET", "short")
+    with pytest.raises(ValidationError, match="at least 32 bytes"):
+        Settings()
+    env.setenv("SPINUP_TICKET_SECRET", "k" * 40)
+    assert Settings().require_tickets is True

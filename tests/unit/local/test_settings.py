@@ -15,6 +15,7 @@ def test_defaults_serve_every_model_on_the_documented_ports() -> None:
     assert (settings.ui_port, settings.backend_port, settings.moto_port) == (8000, 8080, 5000)
     assert settings.ws_url == "ws://127.0.0.1:8080/ws/inference"
     assert settings.ui_origin == "http://127.0.0.1:8000"
+    assert settings.require_tickets is False, "local mode also takes token hellos"
 
 
 def test_served_models_are_read_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:
