@@ -16,9 +16,12 @@ from constructs import Construct
 from infra.paths import REPO_ROOT
 
 # gitignore semantics, anchored at the repository root: keep only what the host runs.
+# `lambdas/` holds the contracts the backend shares with the control plane (the host record,
+# the settings types, the token verifier); its boto3 adapters are shipped but unused there.
 RELEASE_CONTENT = (
     "/*",
     "!/gpu_host/",
+    "!/lambdas/",
     "!/systemd/",
     "!/pyproject.toml",
     "__pycache__/",

@@ -19,6 +19,7 @@ from infra.constructs.reconcile_alarms import ReconcileAlarms
 from infra.constructs.reconcile_triggers import ReconcileTriggers
 from infra.constructs.service_function import ServiceFunction
 from infra.paths import LAMBDAS_DIR, PYPROJECT
+from lambdas.domain.host_record import host_key
 
 CONTROL_HANDLER = "lambdas.control.lambda_handler.handler"
 RECONCILE_HANDLER = "lambdas.reconcile.handler.handler"
@@ -44,7 +45,7 @@ class ControlStack(Stack):
         super().__init__(scope, construct_id, **kwargs)
         retention = config.log_retention
         table = ControlTable(self, "State")
-        table.grant_host_record_access(instance_role, host_key=f"host#{config.host_id}")
+        table.grant_host_record_access(instance_role, host_key=host_key(config.host_id))
 
         environment = control_environment(
             config,

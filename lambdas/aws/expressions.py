@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from lambdas.aws.codec import encode
 from lambdas.domain.actions import Transition
+from lambdas.domain.host_record import PARTITION_KEY
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
@@ -22,7 +23,7 @@ class UpdateRequest:
 
 
 def conditional_update(transition: Transition) -> UpdateRequest:
-    names: dict[str, str] = {"#pk": "pk"}
+    names: dict[str, str] = {"#pk": PARTITION_KEY}
     values: dict[str, AttributeValueTypeDef] = {}
     conditions = ["attribute_exists(#pk)"]
     for index, (field, expected) in enumerate(sorted(transition.expect.items())):

@@ -14,7 +14,15 @@ from botocore.exceptions import ClientError
 from lambdas.aws.codec import decode_item, encode, encode_item
 from lambdas.aws.expressions import conditional_update
 from lambdas.domain.actions import Transition
-from lambdas.domain.model import HostRecord, SessionItem, SessionLease
+from lambdas.domain.host_record import (
+    PARTITION_KEY,
+    RECORD_EXISTS,
+    HostRecord,
+    SessionItem,
+    SessionLease,
+    host_key,
+    session_key,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -22,9 +30,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-HOST_PREFIX = "host#"
-SESSION_PREFIX = "session#"
 _CONDITION_FAILED = "ConditionalCheckFailedException"
+RECORD_ABSENT = f"attribute_not_exists({PARTITION_KEY})"
 
 
 class StoreConflictError(RuntimeError):
@@ -43,7 +50,7 @@ class HostStore:
         self.table_name = table_name
         self.host_id = host_id
         self.instance_id = instance_id
-        self._host_key: dict[str, AttributeValueTypeDef] = {"pk": {"S": HOST_PREFIX + host_id}}
+        self._host_key: dict[str, AttributeValueTypeDef] = {PARTITION_KEY: {"S": host_key(host_id)}}
 
     # --- the host record -------------------------------------------------------------------
 
@@ -64,10 +71,10 @@ class HostStore:
         try:
             self.client.put_item(
                 TableName=self.table_name,
-                Item=encode_item({"pk": HOST_PREFIX + self.host_id, **fresh}),
-                ConditionExpression="attribute_not_exists(pk)",
+                Item=encode_item({PARTITION_KEY: host_key(self.host_id), **fresh}),
+                ConditionExpression=RECORD_ABSENT,
             )
-            log.info("created host record %s%s", HOST_PREFIX, self.host_id)
+            log.info("created host record %s", host_key(self.host_id))
         except ClientError as error:
             if not is_condition_failure(error):
                 raise
@@ -106,8 +113,8 @@ class HostStore:
         fields = item.model_dump(exclude_none=True)  # absent, not NULL: conditions test absence
         self.client.put_item(
             TableName=self.table_name,
-            Item=encode_item({"pk": SESSION_PREFIX + item.session_id, **fields}),
-            ConditionExpression="attribute_not_exists(pk)",
+            Item=encode_item({PARTITION_KEY: session_key(item.session_id), **fields}),
+            ConditionExpression=RECORD_ABSENT,
         )
         # Each lost race means another request of this user got a lease, so after
         # max_per_user + 1 rounds the limit answers.
@@ -159,14 +166,16 @@ class HostStore:
         return True
 
     def _delete_session(self, session_id: str) -> None:
-        self.client.delete_item(
-            TableName=self.table_name, Key={"pk": {"S": SESSION_PREFIX + session_id}}
-        )
+        self.client.delete_item(TableName=self.table_name, Key=self._session_key(session_id))
+
+    @staticmethod
+    def _session_key(session_id: str) -> dict[str, AttributeValueTypeDef]:
+        return {PARTITION_KEY: {"S": session_key(session_id)}}
 
     def get_session(self, session_id: str) -> SessionItem | None:
         answer = self.client.get_item(
             TableName=self.table_name,
-            Key={"pk": {"S": SESSION_PREFIX + session_id}},
+            Key=self._session_key(session_id),
             ConsistentRead=True,
         )
         item = answer.get("Item")
@@ -189,9 +198,9 @@ class HostStore:
         try:
             self.client.update_item(
                 TableName=self.table_name,
-                Key={"pk": {"S": SESSION_PREFIX + session_id}},
+                Key=self._session_key(session_id),
                 UpdateExpression="SET released_at = :now",
-                ConditionExpression="attribute_exists(pk) AND attribute_not_exists(released_at)",
+                ConditionExpression=f"{RECORD_EXISTS} AND attribute_not_exists(released_at)",
                 ExpressionAttributeValues={":now": encode(now)},
             )
         except ClientError as error:
@@ -228,8 +237,8 @@ def create_table(client: DynamoDBClient, table_name: str) -> None:
     try:
         client.create_table(
             TableName=table_name,
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": PARTITION_KEY, "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": PARTITION_KEY, "AttributeType": "S"}],
             BillingMode="PAY_PER_REQUEST",
         )
     except ClientError as error:

@@ -30,7 +30,8 @@ from lambdas.control.schemas import (
 )
 from lambdas.domain import budget
 from lambdas.domain.decide import missing_instance_message
-from lambdas.domain.model import SessionItem, Snapshot
+from lambdas.domain.host_record import SessionItem
+from lambdas.domain.model import Snapshot
 from lambdas.domain.status import HostStatus, host_status
 from lambdas.reconcile.service import read_snapshot, reconcile_once
 from lambdas.settings import Settings

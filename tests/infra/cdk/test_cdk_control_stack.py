@@ -9,6 +9,7 @@ import pytest
 from aws_cdk.assertions import Match
 
 from infra.stacks.control_stack import CONTROL_HANDLER, RECONCILE_HANDLER
+from lambdas.domain.host_record import host_key
 from tests.infra.cdk.cdk_synth_support import Synthesized
 
 
@@ -198,7 +199,7 @@ def test_gpu_host_may_only_touch_its_own_host_record(synthesized: Synthesized) -
                         "Resource": Match.any_value(),
                         "Condition": {
                             "ForAllValues:StringEquals": {
-                                "dynamodb:LeadingKeys": [f"host#{synthesized.config.host_id}"]
+                                "dynamodb:LeadingKeys": [host_key(synthesized.config.host_id)]
                             }
                         },
                     }

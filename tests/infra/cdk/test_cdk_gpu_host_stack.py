@@ -101,6 +101,24 @@ def test_release_and_settings_are_published_for_the_host(synthesized: Synthesize
     synthesized.gpu.resource_count_is("AWS::SecretsManager::Secret", 1)
 
 
+def test_the_release_ships_what_the_host_runs(synthesized: Synthesized) -> None:
+    """Given the staged release, then it holds the backend and the contracts it imports from
+    `lambdas/` (the host record, settings types, token verifier), and nothing else of the
+    repository's tooling."""
+    (release,) = [
+        path for path in synthesized.outdir.glob("asset.*") if (path / "gpu_host").is_dir()
+    ]
+    for shipped in (
+        "gpu_host/backend/reporter.py",
+        "lambdas/domain/host_record.py",
+        "systemd/spinup-backend.service",
+        "pyproject.toml",
+    ):
+        assert (release / shipped).is_file(), shipped
+    for left_out in ("infra", "tests", "frontend", "bench", "node_modules", ".venv"):
+        assert not (release / left_out).exists(), left_out
+
+
 def test_instance_role_reads_only_its_release_object(synthesized: Synthesized) -> None:
     policies = synthesized.gpu.find_resources("AWS::IAM::Policy")
     statements = [
