@@ -31,7 +31,8 @@ from typing import Any, Literal
 
 from lambdas.domain.actions import Action, Ec2Call, RetryStop, Transition
 from lambdas.domain.decide import decide
-from lambdas.domain.model import Ec2State, HostRecord, InstanceView, SessionLease, Snapshot
+from lambdas.domain.host_record import HostRecord, SessionLease
+from lambdas.domain.model import Ec2State, InstanceView, Snapshot
 from lambdas.domain.status import phase_of, stop_at
 from lambdas.settings import Settings
 

@@ -1,4 +1,6 @@
-"""Every name, port, size and timeout of the AWS deployment, in one place.
+"""Every name, port and size of the AWS deployment, in one place. The control plane's timeouts,
+limits and instance types are defined by its settings model (`lambdas.settings.Settings`);
+this config only carries a deployment's overrides of them.
 
 The CDK app builds one `DeployConfig` from CDK context (`cdk.json` or `-c key=value`) and
 passes it down; constructs never read context or the environment themselves.
@@ -6,16 +8,20 @@ passes it down; constructs never read context or the environment themselves.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from aws_cdk import aws_logs as logs
+from pydantic import TypeAdapter, ValidationError, create_model
 
 from gpu_host.backend.protocol import WS_PATH
 from gpu_host.bootstrap import parameters as host_parameters
 from gpu_host.models.spec import SPECS
+from lambdas.settings import DEFAULT_INSTANCE_TYPES, Settings
+from lambdas.settings_types import InstanceTypes
 
 DLAMI_SSM_PARAMETER: Final = (
     "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id"
@@ -32,7 +38,6 @@ DEFAULT_SERVED_MODELS: Final = tuple(SPECS)
 CONTEXT_PREFIX: Final = "spinup:"
 """CDK context keys this app reads, e.g. `-c spinup:instanceTypes=g5.xlarge,g4dn.xlarge`."""
 
-_INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
 _PREFIX_LIST_ID = re.compile(r"^pl-[0-9a-f]{8,17}$")
 _AVAILABILITY_ZONE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d[a-z]$")
 _AMI_ID = re.compile(r"^ami-[0-9a-f]{8,17}$")
@@ -43,24 +48,34 @@ class ConfigError(ValueError):
     """A context value is malformed; the message names the key and what was expected."""
 
 
-@dataclass(frozen=True, kw_only=True)
-class ControlTimeouts:
-    """The control plane's `SPINUP_*` timing settings (see docs/architecture.md)."""
+CONTROL_TUNABLES: Final = (
+    "idle_after_disconnect_s",
+    "idle_while_connected_s",
+    "boot_grace_s",
+    "release_grace_s",
+    "max_run_s",
+    "daily_gpu_hours",
+    "max_sessions_per_user",
+)
+"""The control plane's settings a deployment may change (`spinup:controlSettings`). Their
+defaults are `lambdas.settings.Settings`' own: this app never restates them."""
 
-    idle_after_disconnect_s: int = 300
-    idle_while_connected_s: int = 900
-    boot_grace_s: int = 1200
-    release_grace_s: int = 60
-    max_run_s: int = 28_800
-    daily_gpu_hours: int = 12
-    max_sessions_per_user: int = 2
+_INSTANCE_TYPES: TypeAdapter[tuple[str, ...]] = TypeAdapter(InstanceTypes)
+
+
+_TUNABLE_FIELDS: dict[str, Any] = {
+    name: (Settings.model_fields[name].annotation, Settings.model_fields[name])
+    for name in CONTROL_TUNABLES
+}
+_TUNABLES = create_model("ControlTunables", **_TUNABLE_FIELDS)
+"""The tunables' fields as the control plane declares them (types, bounds, defaults)."""
 
 
 @dataclass(frozen=True, kw_only=True)
 class DeployConfig:
     app_name: str = "spinup"
     host_id: str = "gpu-0"
-    instance_types: tuple[str, ...] = ("g4dn.xlarge", "g5.xlarge", "g6.xlarge")
+    instance_types: tuple[str, ...] = DEFAULT_INSTANCE_TYPES
     """The first is launched; the rest are the capacity fallback list, in order."""
     availability_zone: str | None = None
     """None: the region's first AZ (`Fn::GetAZs`), which keeps the app environment-agnostic."""
@@ -102,7 +117,8 @@ class DeployConfig:
     """The "reconcile stopped running" alarm fires after this many minutes without one."""
     log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH
     access_log_days: int = 90
-    timeouts: ControlTimeouts = field(default_factory=ControlTimeouts)
+    control_settings: Mapping[str, object] = field(default_factory=dict)
+    """Overrides of `CONTROL_TUNABLES` by settings field name, already validated."""
 
     @property
     def ssm_prefix(self) -> str:
@@ -112,6 +128,14 @@ class DeployConfig:
     @property
     def instance_type(self) -> str:
         return self.instance_types[0]
+
+    def control_values(self) -> dict[str, object]:
+        """Every tunable as the Lambdas get it: this deployment's override, or the default of
+        `lambdas.settings.Settings`."""
+        return {
+            name: self.control_settings.get(name, Settings.model_fields[name].default)
+            for name in CONTROL_TUNABLES
+        }
 
     @property
     def host_path_patterns(self) -> tuple[str, ...]:
@@ -135,6 +159,7 @@ def config_from_context(context: Mapping[str, Any]) -> DeployConfig:
         "cloudfrontPrefixListId",
         "amiId",
         "requireTickets",
+        "controlSettings",
     }
     ours = {
         k.removeprefix(CONTEXT_PREFIX): v
@@ -166,6 +191,7 @@ def config_from_context(context: Mapping[str, Any]) -> DeployConfig:
             "cloudfrontPrefixListId",
             "pl-3b927c52",
         ),
+        control_settings=_control_settings(ours.get("controlSettings", {})),
     )
 
 
@@ -182,24 +208,46 @@ def _host_id(value: object) -> str:
 
 
 def _instance_types(value: object) -> tuple[str, ...]:
-    items: list[object]
+    try:
+        return _INSTANCE_TYPES.validate_python(value)
+    except ValidationError as error:
+        raise ConfigError(f"spinup:instanceTypes: {_reasons(error)}") from None
+
+
+def _control_settings(value: object) -> dict[str, object]:
+    """`{"idle_after_disconnect_s": 600, …}` (a JSON object, or its text from `-c`), checked by
+    the control plane's own fields, so that a bad value fails the synth, not the Lambda."""
     if isinstance(value, str):
-        items = [part.strip() for part in value.split(",") if part.strip()]
-    elif isinstance(value, list | tuple):
-        items = list(value)
-    else:
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as error:
+            raise ConfigError(f"spinup:controlSettings is not JSON: {error}") from None
+    if not isinstance(value, Mapping):
         raise ConfigError(
-            f"spinup:instanceTypes must be a list or a comma-separated string, got {value!r}"
+            f"spinup:controlSettings must be an object of settings, got {value!r}; "
+            f"known: {', '.join(CONTROL_TUNABLES)}"
         )
-    bad = [item for item in items if not isinstance(item, str) or not _INSTANCE_TYPE.match(item)]
-    if not items or bad:
+    unknown = sorted(set(value) - set(CONTROL_TUNABLES))
+    if unknown:
         raise ConfigError(
-            "spinup:instanceTypes must name at least one EC2 instance type like 'g5.xlarge'; "
-            f"bad: {bad or value!r}"
+            f"spinup:controlSettings: unknown settings {unknown}; "
+            f"known: {', '.join(CONTROL_TUNABLES)}"
         )
-    if len(set(items)) != len(items):
-        raise ConfigError(f"spinup:instanceTypes lists a type twice: {items}")
-    return tuple(str(item) for item in items)
+    try:
+        checked = _TUNABLES.model_validate(value)
+    except ValidationError as error:
+        raise ConfigError(f"spinup:controlSettings: {_reasons(error)}") from None
+    return checked.model_dump(exclude_unset=True)
+
+
+def _reasons(error: ValidationError) -> str:
+    """pydantic's errors as `where: why; …` (`where` for a field or a list item)."""
+    reasons = []
+    for problem in error.errors():
+        why = str(problem["msg"]).removeprefix("Value error, ")
+        where = ".".join(str(part) for part in problem["loc"])
+        reasons.append(f"{where}: {why}" if where else why)
+    return "; ".join(reasons)
 
 
 def _volume(value: object) -> int:

@@ -2,22 +2,25 @@
 
 Every field is an environment variable with the prefix `SPINUP_` (`SPINUP_IDLE_AFTER_DISCONNECT_S`,
 …). The Lambda functions and the local mode read the same model, so a setting means the same
-thing everywhere. The names and defaults are the contract in docs/architecture.md.
+thing everywhere. This model is the one definition of each default: the CDK app
+(`infra.stacks.control_stack`) passes the Lambdas what it reads here, and docs/architecture.md
+names them.
 """
 
 from __future__ import annotations
 
-import re
-from typing import Annotated, Literal
+from typing import Final, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from lambdas.domain import tickets
+from lambdas.settings_types import InstanceTypes
 
-_INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
-
-DEFAULT_INSTANCE_TYPES = ("g5.xlarge", "g6.xlarge", "g4dn.xlarge")
+DEFAULT_INSTANCE_TYPES: Final = ("g4dn.xlarge", "g5.xlarge", "g6.xlarge")
+"""Cheapest first: a T4 (g4dn) runs the five models at 320×240 with room to spare; A10G (g5)
+and L4 (g6) are the fallbacks when a zone has no g4dn capacity. The CDK app deploys this list
+unless `spinup:instanceTypes` says otherwise."""
 
 
 class Settings(BaseSettings):
@@ -55,9 +58,9 @@ class Settings(BaseSettings):
     boot_grace_s: int = Field(default=1200, ge=1)
     release_grace_s: int = Field(default=60, ge=0)
     max_run_s: int = Field(default=28800, ge=60)
-    daily_gpu_hours: float = Field(default=12, gt=0, le=24)
+    daily_gpu_hours: float = Field(default=12.0, gt=0, le=24)
     max_sessions_per_user: int = Field(default=2, ge=1, le=100)
-    instance_types: Annotated[tuple[str, ...], NoDecode] = DEFAULT_INSTANCE_TYPES
+    instance_types: InstanceTypes = DEFAULT_INSTANCE_TYPES
     """Fallback order for `InsufficientInstanceCapacity`; the first is the default type."""
 
     @field_validator("ticket_secret")
@@ -65,26 +68,6 @@ class Settings(BaseSettings):
     def _long_ticket_secret(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:
             tickets.check_secret(value.get_secret_value())
-        return value
-
-    @field_validator("instance_types", mode="before")
-    @classmethod
-    def _split_instance_types(cls, value: object) -> object:
-        if isinstance(value, str):
-            return tuple(part.strip() for part in value.split(",") if part.strip())
-        return value
-
-    @field_validator("instance_types")
-    @classmethod
-    def _check_instance_types(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        if not value:
-            raise ValueError("name at least one instance type, e.g. 'g5.xlarge,g6.xlarge'")
-        bad = [name for name in value if not _INSTANCE_TYPE.match(name)]
-        if bad:
-            names = ", ".join(bad)
-            raise ValueError(f"not an EC2 instance type: {names} (expected e.g. g5.xlarge)")
-        if len(set(value)) != len(value):
-            raise ValueError(f"instance types are listed twice: {','.join(value)}")
         return value
 
     @model_validator(mode="after")

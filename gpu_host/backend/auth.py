@@ -1,6 +1,7 @@
 """WebSocket hello authentication: socket tickets (HS256, verified offline, single use) and,
-where tickets are not required, sign-in tokens (RS256 JWTs checked against the issuer's JWKS).
-"""
+where tickets are not required, sign-in tokens (the control plane's verifier,
+`lambdas.jwt_verifier`). Refusals are said as the socket says them: the hello is closed with
+4401 and the reason."""
 
 from __future__ import annotations
 
@@ -8,12 +9,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import jwt
-
 from lambdas.domain.tickets import TicketError, TicketVerifier
-
-ALGORITHMS = ["RS256"]
-REQUIRED_CLAIMS = ["exp", "iss", "aud", "sub"]
+from lambdas.jwt_verifier import CLOCK_SKEW_S, JwtVerifier, TokenProblem, TokenRejectedError
 
 
 class UnauthorizedError(Exception):
@@ -21,41 +18,32 @@ class UnauthorizedError(Exception):
 
 
 class TokenVerifier:
-    """Verifies hello tokens; the user is the token's `sub`.
-
-    `PyJWKClient` caches the key set and refetches it when a token names an unknown `kid`
-    (key rotation). Its fetch blocks: call `verify` off the event loop.
-    """
+    """Verifies hello tokens; the user is the token's `sub`. `verify` blocks on a key set
+    fetch now and then: call it off the event loop."""
 
     def __init__(
-        self, *, jwks_url: str, issuer: str, audience: str, leeway_s: float = 30.0
+        self, *, jwks_url: str, issuer: str, audience: str, leeway_s: float = CLOCK_SKEW_S
     ) -> None:
-        self._jwks = jwt.PyJWKClient(jwks_url, cache_jwk_set=True, lifespan=300, timeout=5)
-        self._issuer = issuer
-        self._audience = audience
-        self._leeway_s = leeway_s
+        self._jwt = JwtVerifier(
+            jwks_url=jwks_url, issuer=issuer, audience=audience, leeway_s=leeway_s
+        )
 
     def verify(self, token: str | None) -> str:
         """Return the token's user (`sub`), or raise `UnauthorizedError` saying why."""
-        if not token:
-            raise UnauthorizedError("missing token")
         try:
-            key = self._jwks.get_signing_key_from_jwt(token)
-            claims = jwt.decode(
-                token,
-                key.key,
-                algorithms=ALGORITHMS,
-                issuer=self._issuer,
-                audience=self._audience,
-                leeway=self._leeway_s,
-                options={"require": REQUIRED_CLAIMS},
-            )
-        except jwt.PyJWTError as exc:  # PyJWKClientError (no key, JWKS unreachable) included
-            raise UnauthorizedError(f"invalid token: {exc}") from exc
-        user = claims.get("sub")
-        if not isinstance(user, str) or not user:
-            raise UnauthorizedError("token has no subject")
-        return user
+            return self._jwt.subject(token)
+        except TokenRejectedError as rejected:
+            raise UnauthorizedError(_reason(rejected)) from rejected
+
+
+def _reason(rejected: TokenRejectedError) -> str:
+    match rejected.problem:
+        case TokenProblem.MISSING:
+            return "missing token"
+        case TokenProblem.NO_SUBJECT:
+            return "token has no subject"
+        case _:  # an unreachable key set included: the socket cannot wait for it
+            return f"invalid token: {rejected.detail}"
 
 
 @dataclass(frozen=True, slots=True)

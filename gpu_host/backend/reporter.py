@@ -1,10 +1,10 @@
 """Reports the backend's milestones and activity to the control plane's host record.
 
-What gets written (docs/architecture.md, "What the backend writes"), always conditional on the
-record existing (`attribute_exists(pk)`) so that the backend never creates one:
-backend_up_at, models_loaded_at, ready_at; connected_sessions when the count changes; and, at
-most every `heartbeat_s` and only while frames are inferred, last_inference_at +
-connected_sessions + `ADD generation 1`.
+What gets written is the contract in `lambdas.domain.host_record` (docs/architecture.md, "What
+the backend writes"), always conditional on the record existing so that the backend never
+creates one: the milestones; connected_sessions when the count changes; and, at most every
+`heartbeat_s` and only while frames are inferred, a heartbeat (last_inference_at +
+connected_sessions, generation + 1).
 
 Writes happen in one background task, off the event loop (boto3 blocks), and never fail or
 delay inference: a DynamoDB problem is logged and the next update tries again.
@@ -14,20 +14,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from lambdas.domain.host_record import (
+    PARTITION_KEY,
+    RECORD_EXISTS,
+    BackendUpdate,
+    Milestone,
+    heartbeat_update,
+    host_key,
+    milestone_update,
+    sessions_update,
+)
+
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
+
+__all__ = ["DynamoHostRecord", "HostRecordStore", "Milestone", "Reporter", "heartbeat_due"]
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +47,6 @@ CLIENT_CONFIG = Config(
     connect_timeout=2, read_timeout=5, retries={"max_attempts": 3, "mode": "standard"}
 )
 """Short timeouts: a late update is worth little, and the next one carries the same state."""
-
-
-class Milestone(StrEnum):
-    BACKEND_UP = "backend_up_at"
-    MODELS_LOADED = "models_loaded_at"
-    READY = "ready_at"
 
 
 def heartbeat_due(last: float | None, now: float, period_s: float) -> bool:
@@ -51,11 +57,7 @@ def heartbeat_due(last: float | None, now: float, period_s: float) -> bool:
 class HostRecordStore(Protocol):
     """Where host-record updates go (DynamoDB in production)."""
 
-    def set_milestone(self, milestone: Milestone, at: float) -> None: ...
-
-    def set_sessions(self, count: int) -> None: ...
-
-    def heartbeat(self, at: float, sessions: int) -> None: ...
+    def apply(self, update: BackendUpdate) -> None: ...
 
 
 class DynamoHostRecord:
@@ -71,31 +73,19 @@ class DynamoHostRecord:
         client: DynamoDBClient | None = None,
     ) -> None:
         self._table = table_name
-        self._key = {"pk": {"S": f"host#{host_id}"}}
+        self._key: dict[str, AttributeValueTypeDef] = {PARTITION_KEY: {"S": host_key(host_id)}}
         self._client = client or boto3.client(
             "dynamodb", region_name=region, endpoint_url=endpoint_url, config=CLIENT_CONFIG
         )
 
-    def set_milestone(self, milestone: Milestone, at: float) -> None:
-        self._update(f"SET {milestone.value} = :now", {":now": _n(at)})
-
-    def set_sessions(self, count: int) -> None:
-        self._update("SET connected_sessions = :n", {":n": _n(count)})
-
-    def heartbeat(self, at: float, sessions: int) -> None:
-        self._update(
-            "SET last_inference_at = :now, connected_sessions = :n ADD generation :one",
-            {":now": _n(at), ":n": _n(sessions), ":one": _n(1)},
-        )
-
-    def _update(self, expression: str, values: dict[str, Any]) -> None:
+    def apply(self, update: BackendUpdate) -> None:
         try:
             self._client.update_item(
                 TableName=self._table,
                 Key=self._key,
-                UpdateExpression=expression,
-                ConditionExpression="attribute_exists(pk)",
-                ExpressionAttributeValues=values,
+                UpdateExpression=update.expression,
+                ConditionExpression=RECORD_EXISTS,
+                ExpressionAttributeValues={name: _n(v) for name, v in update.values.items()},
             )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
@@ -104,7 +94,7 @@ class DynamoHostRecord:
             raise
 
 
-def _n(value: float) -> dict[str, str]:
+def _n(value: float) -> AttributeValueTypeDef:
     # Milliseconds: the control plane compares these with the run's started_at, and whole
     # seconds would make a fast boot's steps look simultaneous.
     return {"N": f"{value:.3f}" if isinstance(value, float) else str(value)}
@@ -197,15 +187,13 @@ class Reporter:
             return
         pending, self._pending = self._pending, _Pending()
         sessions = self._sessions
-        writes: list[Callable[[], None]] = [
-            functools.partial(store.set_milestone, m, at) for m, at in pending.milestones.items()
-        ]
+        updates = [milestone_update(m, at) for m, at in pending.milestones.items()]
         if pending.heartbeat_at is not None:  # carries the session count too
-            writes.append(functools.partial(store.heartbeat, pending.heartbeat_at, sessions))
+            updates.append(heartbeat_update(pending.heartbeat_at, sessions))
         elif pending.sessions:
-            writes.append(functools.partial(store.set_sessions, sessions))
-        for write in writes:
+            updates.append(sessions_update(sessions))
+        for update in updates:
             try:
-                await asyncio.to_thread(write)
+                await asyncio.to_thread(store.apply, update)
             except (BotoCoreError, ClientError) as exc:
                 log.warning("host record update failed: %s", exc)

@@ -3,25 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gpu_host.models.spec import BUILTIN_SPECS, USER_MODELS_FILE, ModelSpec, model_catalog
 from lambdas.domain import tickets
+from lambdas.settings import Settings as ControlSettings
+from lambdas.settings_types import CommaList
 
-
-def split_commas(value: object) -> object:
-    """`"a, b,"` → `("a", "b")`; anything else is left to pydantic's own validation."""
-    if isinstance(value, str):
-        return tuple(part.strip() for part in value.split(",") if part.strip())
-    return value
-
-
-CommaList = Annotated[tuple[str, ...], NoDecode, BeforeValidator(split_commas)]
-"""A comma-separated environment value (`a,b`), not JSON."""
+_CONTROL_SESSION_LIMIT: int = ControlSettings.model_fields["max_sessions_per_user"].default
 
 
 class Settings(BaseSettings):
@@ -41,7 +33,9 @@ class Settings(BaseSettings):
     """Browser origins allowed to open the socket; empty allows any."""
     max_frame_bytes: int = Field(default=2 * 1024 * 1024, gt=16)
     max_frame_pixels: int = Field(default=2560 * 1440, gt=0)
-    max_sessions_per_user: int = Field(default=2, ge=1)
+    max_sessions_per_user: int = Field(default=_CONTROL_SESSION_LIMIT, ge=1)
+    """Sockets per user at once: one per API session, so the control plane's limit (the CDK app
+    publishes the deployed value to the host)."""
     models: CommaList = tuple(BUILTIN_SPECS)
     """The models this host serves (and loads in Triton); a session picks a subset."""
     default_models: CommaList = ("detect", "pose")

@@ -7,7 +7,7 @@
 #   bootstrap.sh update        every boot (spinup-release.service): make the installed release
 #                              the one the SSM parameter "$SPINUP_SSM_PREFIX/release" names.
 #
-# Layout: /opt/spinup/releases/<asset hash>/{gpu_host,systemd,pyproject.toml,.venv,
+# Layout: /opt/spinup/releases/<asset hash>/{gpu_host,lambdas,systemd,pyproject.toml,.venv,
 # model_repository,frontend/js/protocol.json (the socket protocol the backend loads)},
 # /opt/spinup/current -> the active release, /etc/spinup/*.env.
 set -euo pipefail
@@ -128,7 +128,7 @@ cmd_update() {
 
 cmd_install() {
   local unpacked=${1:?usage: bootstrap.sh install DIR}
-  [[ -d $unpacked/systemd && -d $unpacked/gpu_host ]] || die "$unpacked is not an unpacked release"
+  [[ -d $unpacked/systemd && -d $unpacked/gpu_host && -d $unpacked/lambdas ]] || die "$unpacked is not an unpacked release"
   install_units "$unpacked"
   systemctl enable spinup.target
   # spinup-release.service (the target's first unit) does the real installation; started

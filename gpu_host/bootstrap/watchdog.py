@@ -29,6 +29,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from lambdas.domain.host_record import PARTITION_KEY, host_key
+
 log = logging.getLogger(__name__)
 
 BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
@@ -172,8 +174,8 @@ def control_plane_reachable(*, table_name: str, host_id: str, region: str) -> bo
     try:
         client.get_item(
             TableName=table_name,
-            Key={"pk": {"S": f"host#{host_id}"}},
-            ProjectionExpression="pk",
+            Key={PARTITION_KEY: {"S": host_key(host_id)}},
+            ProjectionExpression=PARTITION_KEY,
         )
     except (BotoCoreError, ClientError) as exc:
         log.info("control plane unreachable: %s", exc)

@@ -18,8 +18,9 @@ from infra.paths import REPO_ROOT
 # gitignore semantics, anchored at the repository root: keep only what the host runs. The
 # backend loads the socket protocol from the frontend's copy (its one source), so that one
 # file of frontend/ ships too; a path is re-included level by level, as gitignore requires.
-# `lambdas/` rides along for the one contract both sides import (lambdas.domain.tickets: the
-# backend verifies the control API's socket tickets); nothing of it imports boto3 on the host.
+# `lambdas/` holds the contracts the backend shares with the control plane (the host record,
+# the settings types, the token verifier, the socket tickets); its boto3 adapters are shipped
+# but unused there.
 RELEASE_CONTENT = (
     "/*",
     "!/gpu_host/",

@@ -12,8 +12,8 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gpu_host.backend.protocol import WS_PATH
-from gpu_host.backend.settings import CommaList
 from gpu_host.models.spec import SPECS
+from lambdas.settings_types import CommaList
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

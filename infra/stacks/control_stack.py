@@ -22,6 +22,8 @@ from infra.constructs.reconcile_triggers import ReconcileTriggers
 from infra.constructs.service_function import ServiceFunction
 from infra.constructs.ticket_secret import TicketSecret
 from infra.paths import LAMBDAS_DIR, PYPROJECT
+from lambdas.domain.host_record import host_key
+from lambdas.settings import Settings
 
 CONTROL_HANDLER = "lambdas.control.lambda_handler.handler"
 RECONCILE_HANDLER = "lambdas.reconcile.handler.handler"
@@ -47,7 +49,7 @@ class ControlStack(Stack):
         super().__init__(scope, construct_id, **kwargs)
         retention = config.log_retention
         table = ControlTable(self, "State")
-        table.grant_host_record_access(instance_role, host_key=f"host#{config.host_id}")
+        table.grant_host_record_access(instance_role, host_key=host_key(config.host_id))
         tickets = TicketSecret(self, "Tickets", ssm_prefix=config.ssm_prefix)
         tickets.grant_host_read(instance_role)
 
@@ -121,7 +123,13 @@ class ControlStack(Stack):
             self,
             "HostEnv",
             prefix=config.ssm_prefix,
-            env={"SPINUP_TABLE_NAME": table.table.table_name},
+            env={
+                "SPINUP_TABLE_NAME": table.table.table_name,
+                # One socket per API session: the backend enforces the same per-user limit.
+                "SPINUP_MAX_SESSIONS_PER_USER": str(
+                    config.control_values()["max_sessions_per_user"]
+                ),
+            },
         )
         CfnOutput(self, "TableName", value=table.table.table_name)
 
@@ -135,8 +143,10 @@ def control_environment(
     jwt_issuer: str,
     jwt_audience: str,
 ) -> dict[str, str]:
-    """The `SPINUP_*` settings of both Lambdas (lambdas.settings.Settings)."""
-    t = config.timeouts
+    """The `SPINUP_*` settings of both Lambdas (lambdas.settings.Settings): this deployment's
+    facts, and every tunable with the value `config` gives it (Settings' default unless
+    overridden), so the console shows what the Lambdas run with."""
+    prefix = Settings.model_config["env_prefix"]
     return {
         "SPINUP_TABLE_NAME": table_name,
         "SPINUP_HOST_ID": config.host_id,
@@ -146,11 +156,5 @@ def control_environment(
         "SPINUP_JWT_ISSUER": jwt_issuer,
         "SPINUP_JWT_AUDIENCE": jwt_audience,
         "SPINUP_INSTANCE_TYPES": ",".join(config.instance_types),
-        "SPINUP_IDLE_AFTER_DISCONNECT_S": str(t.idle_after_disconnect_s),
-        "SPINUP_IDLE_WHILE_CONNECTED_S": str(t.idle_while_connected_s),
-        "SPINUP_BOOT_GRACE_S": str(t.boot_grace_s),
-        "SPINUP_RELEASE_GRACE_S": str(t.release_grace_s),
-        "SPINUP_MAX_RUN_S": str(t.max_run_s),
-        "SPINUP_DAILY_GPU_HOURS": str(t.daily_gpu_hours),
-        "SPINUP_MAX_SESSIONS_PER_USER": str(t.max_sessions_per_user),
+        **{f"{prefix}{name.upper()}": str(v) for name, v in config.control_values().items()},
     }

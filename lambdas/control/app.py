@@ -18,7 +18,6 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from lambdas.aws.clients import Clients, make_clients
-from lambdas.aws.store import StoreConflictError
 from lambdas.control.auth import Authenticator, make_authenticator
 from lambdas.control.errors import ApiError
 from lambdas.control.plane import ControlPlane
@@ -52,7 +51,6 @@ def create_app(
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(ClientError, _aws_unavailable)
     app.add_exception_handler(BotoCoreError, _aws_unavailable)
-    app.add_exception_handler(StoreConflictError, _busy)
     return app
 
 
@@ -95,7 +93,3 @@ async def _aws_unavailable(request: Request, error: Exception) -> JSONResponse:
     return JSONResponse(
         {"detail": "The control plane cannot reach AWS right now; try again in a minute."}, 503
     )
-
-
-async def _busy(request: Request, error: Exception) -> JSONResponse:
-    return JSONResponse({"detail": "Many requests changed the same state at once; retry."}, 503)

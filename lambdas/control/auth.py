@@ -9,14 +9,11 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-import jwt
 from starlette.requests import Request
 
 from lambdas.control.errors import UnauthorizedError, UnavailableError
+from lambdas.jwt_verifier import JwtVerifier, TokenProblem, TokenRejectedError, subject_of
 from lambdas.settings import Settings
-
-MAX_SUBJECT_LENGTH = 256
-CLOCK_SKEW_S = 30
 
 
 class Authenticator(Protocol):
@@ -25,49 +22,54 @@ class Authenticator(Protocol):
         ...
 
 
+NO_SUBJECT = "The token has no usable 'sub' claim; sign in again."
+
+
 def _subject(claims: dict[str, Any]) -> str:
-    sub = claims.get("sub")
-    if not isinstance(sub, str) or not 0 < len(sub) <= MAX_SUBJECT_LENGTH:
-        raise UnauthorizedError("The token has no usable 'sub' claim; sign in again.")
-    return sub
+    try:
+        return subject_of(claims)
+    except TokenRejectedError as rejected:
+        raise UnauthorizedError(NO_SUBJECT) from rejected
+
+
+def _as_api_error(
+    rejected: TokenRejectedError, issuer: str
+) -> UnauthorizedError | UnavailableError:
+    """The verifier's refusal as the API answers it: 503 when the keys cannot be fetched (the
+    token may be fine), 401 otherwise."""
+    detail = rejected.detail
+    match rejected.problem:
+        case TokenProblem.MISSING:
+            return UnauthorizedError(
+                "Sign in first: send the access token as 'Authorization: Bearer <JWT>'."
+            )
+        case TokenProblem.KEYS_UNREACHABLE:
+            return UnavailableError(
+                "The token signing keys (JWKS) cannot be fetched right now; try again shortly."
+            )
+        case TokenProblem.UNKNOWN_KEY:
+            return UnauthorizedError(
+                f"The token is not a JWT signed by a key of {issuer}: {detail}. Sign in again."
+            )
+        case TokenProblem.EXPIRED:
+            return UnauthorizedError("The token has expired; sign in again.")
+        case TokenProblem.INVALID:
+            return UnauthorizedError(f"The token was rejected: {detail}. Sign in again.")
+        case TokenProblem.NO_SUBJECT:
+            return UnauthorizedError(NO_SUBJECT)
 
 
 class JwksAuthenticator:
     def __init__(self, settings: Settings) -> None:
-        self._keys = jwt.PyJWKClient(settings.jwks_url, cache_keys=True, lifespan=300, timeout=5)
-        self._issuer = settings.jwt_issuer
-        self._audience = settings.jwt_audience
+        self._verifier = JwtVerifier(
+            jwks_url=settings.jwks_url, issuer=settings.jwt_issuer, audience=settings.jwt_audience
+        )
 
     def user_of(self, request: Request, token: str | None) -> str:
-        if not token:
-            raise UnauthorizedError(
-                "Sign in first: send the access token as 'Authorization: Bearer <JWT>'."
-            )
         try:
-            key = self._keys.get_signing_key_from_jwt(token)
-        except jwt.PyJWKClientConnectionError as error:
-            raise UnavailableError(
-                "The token signing keys (JWKS) cannot be fetched right now; try again shortly."
-            ) from error
-        except (jwt.PyJWKClientError, jwt.InvalidTokenError) as error:
-            raise UnauthorizedError(
-                f"The token is not a JWT signed by a key of {self._issuer}: {error}. Sign in again."
-            ) from error
-        try:
-            claims: dict[str, Any] = jwt.decode(
-                token,
-                key.key,
-                algorithms=["RS256"],
-                audience=self._audience,
-                issuer=self._issuer,
-                leeway=CLOCK_SKEW_S,
-                options={"require": ["exp", "iss", "aud", "sub"]},
-            )
-        except jwt.ExpiredSignatureError as error:
-            raise UnauthorizedError("The token has expired; sign in again.") from error
-        except jwt.InvalidTokenError as error:
-            raise UnauthorizedError(f"The token was rejected: {error}. Sign in again.") from error
-        return _subject(claims)
+            return self._verifier.subject(token)
+        except TokenRejectedError as rejected:
+            raise _as_api_error(rejected, self._verifier.issuer) from rejected
 
 
 class ApiGatewayAuthenticator:

@@ -29,9 +29,10 @@ from lambdas.control.schemas import (
     StatusResponse,
     TicketResponse,
 )
-from lambdas.domain import budget
+from lambdas.domain import budget, leases
 from lambdas.domain.decide import missing_instance_message
-from lambdas.domain.model import SessionItem, Snapshot
+from lambdas.domain.host_record import SessionItem
+from lambdas.domain.model import Snapshot
 from lambdas.domain.status import HostStatus, host_status
 from lambdas.domain.tickets import issue_ticket
 from lambdas.reconcile.service import read_snapshot, reconcile_once
@@ -74,7 +75,7 @@ class ControlPlane:
             expires_at=now + self.settings.max_run_s,
             models=tuple(models),
         )
-        if not self.clients.store.open_session(item, self.settings.max_sessions_per_user):
+        if not self._record_start(item):
             self._refuse_start(read_snapshot(self.clients), user, now)
             raise TooManyRequestsError(self._limit_text([]))
         status = self._status_after_reconcile()
@@ -87,7 +88,7 @@ class ControlPlane:
             raise ConflictError(
                 f"Session {session_id} was released; open a new one with POST /api/sessions."
             )
-        if not self.clients.store.keepalive(user, session_id, self.clock()):
+        if not self.clients.store.apply_lease(leases.keepalive(user, session_id, self.clock())):
             raise ConflictError(
                 f"Session {session_id} ended when the instance stopped; "
                 "open a new one with POST /api/sessions."
@@ -134,9 +135,33 @@ class ControlPlane:
         """Stop: the session lets go; the instance stops RELEASE_GRACE_S after the last one."""
         item = self._own_session(user, session_id)
         if item.released_at is None:
-            self.clients.store.release(user, session_id, self.clock())
+            now = self.clock()
+            self.clients.store.apply_lease(leases.release(user, session_id, now))
+            self.clients.store.mark_released(session_id, now)
         status = self._status_after_reconcile()
         return ReleaseResponse(session_id=session_id, phase=status.phase)
+
+    def _record_start(self, item: SessionItem) -> bool:
+        """Record a start request with its session, unless the user already holds the most
+        sessions allowed (then False).
+
+        The session item is written first; the lease in the host record, added by one
+        conditional update, is what makes the session open. A refused item is deleted again
+        (one left behind by a crash is harmless: without its lease the session reads as ended).
+        Each round decides on a fresh read; a lost race decides again, a bounded number of times.
+        """
+        store = self.clients.store
+        limit = self.settings.max_sessions_per_user
+        store.put_session(item)
+        for _ in range(leases.open_attempts(limit)):
+            change = leases.open_lease(store.load_host(), item, limit)
+            if change is None:
+                store.delete_session(item.session_id)
+                return False
+            if store.apply_lease(change):
+                return True
+        store.delete_session(item.session_id)
+        raise UnavailableError("Many requests changed the same state at once; retry.")
 
     def _reconcile(self, now: float) -> Snapshot:
         """Reconcile, as every call does. The call's own write has already happened, so a

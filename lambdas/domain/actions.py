@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from lambdas.domain.model import HostRecord
+from lambdas.domain.host_record import HostRecord
 
 Value = str | int | float | bool | None | Mapping[str, object] | tuple[float, ...]
 

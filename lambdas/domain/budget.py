@@ -10,7 +10,7 @@ import functools
 from datetime import UTC, datetime
 
 from lambdas.domain.actions import Value
-from lambdas.domain.model import HostRecord
+from lambdas.domain.host_record import HostRecord
 from lambdas.settings import Settings
 
 DAY_S = 86400.0

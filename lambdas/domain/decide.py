@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from lambdas.domain import budget
 from lambdas.domain.actions import Action, Ec2Call, RetryStop, Transition, Value
-from lambdas.domain.model import HostRecord, InstanceView, Snapshot
+from lambdas.domain.host_record import HostRecord
+from lambdas.domain.model import InstanceView, Snapshot
 from lambdas.domain.stop_rules import StopPlan, explain, plan_stop
 from lambdas.settings import Settings
 

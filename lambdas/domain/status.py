@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from lambdas.domain.decide import missing_instance_message
-from lambdas.domain.model import HostRecord, Phase, Snapshot
+from lambdas.domain.host_record import HostRecord
+from lambdas.domain.model import Phase, Snapshot
 from lambdas.domain.stop_rules import plan_stop
 from lambdas.settings import Settings
 

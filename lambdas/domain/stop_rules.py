@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from lambdas.domain import budget
-from lambdas.domain.model import HostRecord
+from lambdas.domain.host_record import HostRecord
 from lambdas.settings import Settings
 
 REPORT_LAG_S = 30.0

@@ -17,7 +17,8 @@ from lambdas.domain import capacity
 from lambdas.domain.actions import Action, Ec2Call, RetryStop, Transition
 from lambdas.domain.capacity import Attempt, Outcome
 from lambdas.domain.decide import decide
-from lambdas.domain.model import HostRecord, InstanceView, Snapshot
+from lambdas.domain.host_record import HostRecord
+from lambdas.domain.model import InstanceView, Snapshot
 from lambdas.settings import Settings
 
 log = logging.getLogger(__name__)

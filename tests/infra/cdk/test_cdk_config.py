@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
-from infra.config import ConfigError, DeployConfig, config_from_context
+from infra.config import CONTROL_TUNABLES, ConfigError, DeployConfig, config_from_context
+from lambdas.settings import Settings
 
 
 def test_no_context_gives_the_defaults() -> None:
@@ -18,6 +20,28 @@ def test_defaults_launch_g4dn_with_fallbacks() -> None:
     assert config.instance_type == "g4dn.xlarge"
     assert len(config.instance_types) > 1
     assert config.ssm_prefix == "/spinup/gpu-0"
+
+
+def test_the_control_plane_defaults_are_its_own() -> None:
+    """Given no overrides, the Lambdas get the defaults of the control plane's settings model
+    (lambdas/settings.py), which this app does not restate."""
+    config = DeployConfig()
+    assert config.instance_types == Settings.model_fields["instance_types"].default
+    assert config.control_values() == {
+        name: Settings.model_fields[name].default for name in CONTROL_TUNABLES
+    }
+
+
+OVERRIDES = {"idle_after_disconnect_s": 600, "daily_gpu_hours": 1.5}
+
+
+@pytest.mark.parametrize("value", [OVERRIDES, json.dumps(OVERRIDES)], ids=["cdk.json", "-c"])
+def test_control_settings_override_only_what_they_name(value: object) -> None:
+    config = config_from_context({"spinup:controlSettings": value})
+    values = config.control_values()
+    assert values["idle_after_disconnect_s"] == 600
+    assert values["daily_gpu_hours"] == 1.5
+    assert values["boot_grace_s"] == Settings.model_fields["boot_grace_s"].default
 
 
 @pytest.mark.parametrize(
@@ -52,10 +76,19 @@ def test_context_overrides(context: dict[str, Any], attribute: str, expected: ob
     ("context", "message"),
     [
         ({"spinup:instanceType": "g5.xlarge"}, "unknown context keys"),
-        ({"spinup:instanceTypes": ""}, "at least one EC2 instance type"),
-        ({"spinup:instanceTypes": "g5.xlarge,G5"}, "at least one EC2 instance type"),
+        ({"spinup:instanceTypes": ""}, "instanceTypes: name at least one instance type"),
+        ({"spinup:instanceTypes": "g5.xlarge,G5"}, "not an EC2 instance type: G5"),
         ({"spinup:instanceTypes": "g5.xlarge,g5.xlarge"}, "twice"),
-        ({"spinup:instanceTypes": 5}, "list or a comma-separated string"),
+        ({"spinup:instanceTypes": 5}, "a comma-separated string or a list"),
+        ({"spinup:controlSettings": "{"}, "controlSettings is not JSON"),
+        ({"spinup:controlSettings": "[1]"}, "must be an object"),
+        ({"spinup:controlSettings": {"idle_s": 1}}, "unknown settings .'idle_s'."),
+        (
+            {"spinup:controlSettings": {"instance_id": "i-1"}},
+            "unknown settings .'instance_id'.",
+        ),
+        ({"spinup:controlSettings": {"boot_grace_s": 0}}, "boot_grace_s: .*greater than or equal"),
+        ({"spinup:controlSettings": {"daily_gpu_hours": 25}}, "daily_gpu_hours: .*less than"),
         ({"spinup:rootVolumeGiB": "big"}, "must be an integer"),
         ({"spinup:rootVolumeGiB": 20}, "within 100..2000"),
         ({"spinup:availabilityZone": "us-east-1"}, "availabilityZone must look like"),

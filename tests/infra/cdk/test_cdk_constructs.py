@@ -80,11 +80,13 @@ def test_bundling_is_skipped_when_the_context_says_so(
     assert config.s3_location is not None
 
 
-def test_host_release_holds_the_host_code_and_the_protocol_it_loads(
+def test_host_release_holds_the_host_code_and_the_contracts_it_loads(
     small_stack: Callable[[], Stack],
 ) -> None:
-    """Given the GPU host release asset, then it holds the backend, its units and the socket
-    protocol's one source (frontend/js/protocol.json), and nothing else of the repository."""
+    """Given the GPU host release asset, then it holds the backend, its units, the socket
+    protocol's one source (frontend/js/protocol.json) and the contracts the backend imports
+    from `lambdas/` (host record, tickets, settings types, token verifier), and nothing else
+    of the repository."""
     stack = small_stack()
     release = HostRelease(stack, "Release", parameter_name="/spinup/release")
     stage = Stage.of(stack)
@@ -94,9 +96,13 @@ def test_host_release_holds_the_host_code_and_the_protocol_it_loads(
     assert {
         "frontend/js/protocol.json",
         "gpu_host/backend/protocol.py",
+        "lambdas/domain/host_record.py",
+        "lambdas/domain/tickets.py",
+        "lambdas/settings_types.py",
+        "lambdas/jwt_verifier.py",
         "systemd/spinup.target",
         "pyproject.toml",
     } <= files
     assert sorted(f for f in files if f.startswith("frontend/")) == ["frontend/js/protocol.json"]
     tops = {f.split("/")[0] for f in files}
-    assert tops == {"frontend", "gpu_host", "systemd", "pyproject.toml"}
+    assert tops == {"frontend", "gpu_host", "lambdas", "systemd", "pyproject.toml"}

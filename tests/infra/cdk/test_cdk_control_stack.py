@@ -8,7 +8,9 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match
 
+from gpu_host.bootstrap.parameters import env_parameter_name
 from infra.stacks.control_stack import CONTROL_HANDLER, RECONCILE_HANDLER
+from lambdas.domain.host_record import host_key
 from tests.infra.cdk.cdk_synth_support import Synthesized
 
 
@@ -63,7 +65,12 @@ def test_lambdas_run_python_3_12_with_the_contract_settings(
                         "SPINUP_INSTANCE_ID": Match.any_value(),
                         "SPINUP_WS_URL": Match.any_value(),
                         "SPINUP_IDLE_AFTER_DISCONNECT_S": "300",
+                        "SPINUP_IDLE_WHILE_CONNECTED_S": "900",
                         "SPINUP_BOOT_GRACE_S": "1200",
+                        "SPINUP_RELEASE_GRACE_S": "60",
+                        "SPINUP_MAX_RUN_S": "28800",
+                        "SPINUP_DAILY_GPU_HOURS": "12.0",
+                        "SPINUP_MAX_SESSIONS_PER_USER": "2",
                     }
                 )
             },
@@ -198,7 +205,7 @@ def test_gpu_host_may_only_touch_its_own_host_record(synthesized: Synthesized) -
                         "Resource": Match.any_value(),
                         "Condition": {
                             "ForAllValues:StringEquals": {
-                                "dynamodb:LeadingKeys": [f"host#{synthesized.config.host_id}"]
+                                "dynamodb:LeadingKeys": [host_key(synthesized.config.host_id)]
                             }
                         },
                     }
@@ -285,4 +292,13 @@ def test_the_host_finds_the_ticket_secret_under_its_prefix(synthesized: Synthesi
             "Name": f"{synthesized.config.ssm_prefix}/ticket-secret-arn",
             "Value": {"Ref": _ticket_secret_id(synthesized)},
         },
+    )
+
+
+def test_the_host_enforces_the_control_planes_per_user_limit(synthesized: Synthesized) -> None:
+    """One socket per API session: the backend gets the same per-user limit as the Lambdas."""
+    name = env_parameter_name(synthesized.config.ssm_prefix, "SPINUP_MAX_SESSIONS_PER_USER")
+    limit = synthesized.config.control_values()["max_sessions_per_user"]
+    synthesized.control.has_resource_properties(
+        "AWS::SSM::Parameter", {"Name": name, "Value": str(limit)}
     )

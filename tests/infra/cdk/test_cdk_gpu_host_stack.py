@@ -127,20 +127,3 @@ def test_the_host_requires_socket_tickets_by_default(synthesized: Synthesized) -
     assert synthesized.config.require_tickets
     name = env_parameter_name(synthesized.config.ssm_prefix, "SPINUP_REQUIRE_TICKETS")
     synthesized.gpu.has_resource_properties("AWS::SSM::Parameter", {"Name": name, "Value": "true"})
-
-
-def test_the_release_carries_the_ticket_contract_the_backend_imports(
-    synthesized: Synthesized,
-) -> None:
-    """Given the host's release asset, then it holds what the host runs — the backend and
-    `lambdas/` (the backend verifies tickets with lambdas.domain.tickets) — and nothing else."""
-    (release,) = [
-        d for d in synthesized.outdir.glob("asset.*") if d.is_dir() and (d / "gpu_host").is_dir()
-    ]
-    assert sorted(p.name for p in release.iterdir()) == [
-        "gpu_host",
-        "lambdas",
-        "pyproject.toml",
-        "systemd",
-    ]
-    assert (release / "lambdas" / "domain" / "tickets.py").is_file()

@@ -12,7 +12,7 @@ from moto.ec2.models import ec2_backends
 
 from infra.local.issuer import DevIssuer
 from lambdas.aws.codec import decode_item, encode
-from lambdas.domain.model import HostRecord
+from lambdas.domain.host_record import PARTITION_KEY, BackendUpdate, HostRecord, host_key
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -21,6 +21,8 @@ AUDIENCE = "spinup"
 T0 = 1_800_000_000.0
 TYPES = ("g5.xlarge", "g6.xlarge", "g4dn.xlarge")
 TICKET_SECRET = "control-test-ticket-secret-32-bytes-at-least"
+HOST_ID = "gpu-0"
+HOST_KEY = {PARTITION_KEY: {"S": host_key(HOST_ID)}}
 
 
 class Issuer(DevIssuer):
@@ -76,16 +78,28 @@ class Aws:
         ec2_backends[ACCOUNT][REGION].get_instance(self.instance_id)._state.name = name
 
     def update_host(self, expression: str, **values: Any) -> None:
-        """Write to the host record as the backend does (e.g. ready_at, a heartbeat)."""
+        """Write to the host record directly (arranging what the control plane wrote)."""
         self.client("dynamodb").update_item(
             TableName=self.table_name,
-            Key={"pk": {"S": "host#gpu-0"}},
+            Key=HOST_KEY,
             UpdateExpression=expression,
             ExpressionAttributeValues={f":{k}": encode(v) for k, v in values.items()},
         )
 
+    def report(self, update: BackendUpdate) -> None:
+        """Write to the host record as the backend does (a milestone, a heartbeat)."""
+        self.client("dynamodb").update_item(
+            TableName=self.table_name,
+            Key=HOST_KEY,
+            UpdateExpression=update.expression,
+            ExpressionAttributeValues={k: encode(v) for k, v in update.values.items()},
+        )
+
+    def delete_host(self) -> None:
+        self.client("dynamodb").delete_item(TableName=self.table_name, Key=HOST_KEY)
+
     def host(self) -> HostRecord:
         item = self.client("dynamodb").get_item(
-            TableName=self.table_name, Key={"pk": {"S": "host#gpu-0"}}, ConsistentRead=True
+            TableName=self.table_name, Key=HOST_KEY, ConsistentRead=True
         )["Item"]
-        return HostRecord.model_validate({**decode_item(item), "host_id": "gpu-0"})
+        return HostRecord.model_validate({**decode_item(item), "host_id": HOST_ID})

@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
+from lambdas.domain.host_record import Milestone, heartbeat_update, milestone_update
 from tests.integration.control.harness import Aws, Clock, Issuer
 
 pytestmark = pytest.mark.timeout(60)
@@ -107,7 +108,7 @@ async def test_keepalive_moves_stop_at(
     api: httpx.AsyncClient, issuer: Issuer, aws: Aws, clock: Clock
 ) -> None:
     session = (await start(api, issuer))["session_id"]
-    aws.update_host("SET ready_at = :t", t=clock.advance(120))
+    aws.report(milestone_update(Milestone.READY, clock.advance(120)))
     clock.advance(200)
     before = (await status(api, issuer))["stop_at"]
     assert before == pytest.approx(clock.now - 200 + 300)
@@ -127,7 +128,7 @@ async def test_status_polling_alone_does_not_keep_the_instance_up(
     10 s, then the polls change nothing and the instance stops at the idle timeout."""
     await start(api, issuer)
     ready_at = clock.advance(120)
-    aws.update_host("SET ready_at = :t", t=ready_at)
+    aws.report(milestone_update(Milestone.READY, ready_at))
     generation = aws.host().generation
     while clock.now + 10 < ready_at + 300:
         clock.advance(10)
@@ -146,15 +147,10 @@ async def test_frames_keep_the_instance_up(
     api: httpx.AsyncClient, issuer: Issuer, aws: Aws, clock: Clock
 ) -> None:
     await start(api, issuer)
-    aws.update_host("SET ready_at = :t", t=clock.advance(120))
+    aws.report(milestone_update(Milestone.READY, clock.advance(120)))
     for _ in range(30):
         clock.advance(30)
-        aws.update_host(
-            "SET last_inference_at = :t, connected_sessions = :n ADD generation :one",
-            t=clock.now,
-            n=1,
-            one=1,
-        )
+        aws.report(heartbeat_update(clock.now, sessions=1))
         assert (await status(api, issuer))["phase"] == "ready"
 
 
@@ -162,7 +158,7 @@ async def test_releasing_the_last_session_stops_after_the_grace(
     api: httpx.AsyncClient, issuer: Issuer, aws: Aws, clock: Clock
 ) -> None:
     session = (await start(api, issuer))["session_id"]
-    aws.update_host("SET ready_at = :t", t=clock.advance(120))
+    aws.report(milestone_update(Milestone.READY, clock.advance(120)))
     clock.advance(30)
 
     released = await api.delete(f"/api/sessions/{session}", headers=issuer.headers())
@@ -183,7 +179,7 @@ async def test_releasing_one_of_two_sessions_keeps_it_running(
 ) -> None:
     mine = (await start(api, issuer))["session_id"]
     await start(api, issuer, user="bob")
-    aws.update_host("SET ready_at = :t", t=clock.advance(120))
+    aws.report(milestone_update(Milestone.READY, clock.advance(120)))
 
     await api.delete(f"/api/sessions/{mine}", headers=issuer.headers())
     clock.advance(120)
@@ -228,7 +224,7 @@ async def test_keepalive_on_an_ended_session_is_409(
     api: httpx.AsyncClient, issuer: Issuer, aws: Aws, clock: Clock
 ) -> None:
     session = (await start(api, issuer))["session_id"]
-    aws.update_host("SET ready_at = :t", t=clock.advance(120))
+    aws.report(milestone_update(Milestone.READY, clock.advance(120)))
     clock.advance(301)
     assert (await status(api, issuer))["phase"] == "stopped"
 

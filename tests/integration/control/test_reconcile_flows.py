@@ -12,6 +12,7 @@ from lambdas.aws.clients import Clients
 from lambdas.aws.ec2 import Ec2Gateway
 from lambdas.control.app import create_app
 from lambdas.domain.decide import decide
+from lambdas.domain.host_record import Milestone, heartbeat_update, milestone_update
 from lambdas.reconcile import handler as reconcile_handler
 from lambdas.reconcile.handler import STATE_CHANGE, handle
 from lambdas.reconcile.service import execute, read_snapshot, reconcile_once
@@ -159,18 +160,13 @@ async def test_a_heartbeat_racing_a_stop_wins(
     """Given an idle instance whose stop was just decided, when the backend reports frames
     before the stop is made, then the stop is abandoned and the instance keeps running."""
     await api.post("/api/sessions", headers=issuer.headers())
-    aws.update_host("SET ready_at = :t", t=clock.advance(120))
+    aws.report(milestone_update(Milestone.READY, clock.advance(120)))
     clock.advance(400)
     snapshot = read_snapshot(clients)
     actions = decide(snapshot, settings, clock())
     assert [action.name for action in actions] == ["record_cold_start", "stop"]
 
-    aws.update_host(
-        "SET last_inference_at = :t, connected_sessions = :n ADD generation :one",
-        t=clock(),
-        n=1,
-        one=1,
-    )
+    aws.report(heartbeat_update(clock(), sessions=1))
     done = execute(tuple(actions), snapshot, settings, clients)
 
     assert done == ["record_cold_start"]
@@ -189,7 +185,7 @@ async def test_without_a_race_the_same_stop_goes_through(
     clock: Clock,
 ) -> None:
     await api.post("/api/sessions", headers=issuer.headers())
-    aws.update_host("SET ready_at = :t", t=clock.advance(120))
+    aws.report(milestone_update(Milestone.READY, clock.advance(120)))
     clock.advance(400)
 
     result = reconcile_once(settings, clients, clock())
@@ -205,7 +201,7 @@ def test_the_schedule_stops_an_idle_instance(
     ec2 = aws.client("ec2")
     ec2.start_instances(InstanceIds=[aws.instance_id])
     assert handle(SCHEDULE, settings, clients, clock())["done"] == ["adopt_run"]
-    aws.update_host("SET ready_at = :t", t=clock.advance(60))
+    aws.report(milestone_update(Milestone.READY, clock.advance(60)))
 
     clock.advance(settings.idle_after_disconnect_s)
     summary = handle(SCHEDULE, settings, clients, clock())
@@ -235,7 +231,7 @@ def test_intermediate_states_wait_for_their_event(
 def test_the_host_record_is_created_on_first_use(
     aws: Aws, settings: Settings, clients: Clients, clock: Clock
 ) -> None:
-    aws.client("dynamodb").delete_item(TableName=aws.table_name, Key={"pk": {"S": "host#gpu-0"}})
+    aws.delete_host()
     assert handle(SCHEDULE, settings, clients, clock())["phase"] == "stopped"
     assert aws.host().instance_id == aws.instance_id
 
@@ -261,7 +257,7 @@ async def test_a_failed_stop_is_finished_by_a_later_reconcile(
     )
     async with await api_for(settings, denied, clock) as api:
         await api.post("/api/sessions", headers=issuer.headers())
-        aws.update_host("SET ready_at = :t", t=clock.advance(120))
+        aws.report(milestone_update(Milestone.READY, clock.advance(120)))
         clock.advance(301)
         answer = await api.get("/api/status", headers=issuer.headers())
 

@@ -14,9 +14,10 @@ import pytest
 import websockets
 from moto.server import ThreadedMotoServer
 
-from gpu_host.backend.reporter import DynamoHostRecord, Milestone, Reporter
+from gpu_host.backend.reporter import DynamoHostRecord, Reporter
 from gpu_host.triton.local import LocalTriton
 from infra.local.ports import free_port
+from lambdas.domain.host_record import PARTITION_KEY, BackendField, Milestone, host_key
 from tests.integration.gpu_host.dataplane_support import (
     BackendFactory,
     TextImage,
@@ -63,9 +64,8 @@ def table(moto_endpoint: str) -> Any:
 
 
 def host_record(table: Any, host_id: str = "gpu-0") -> dict[str, Any]:
-    item: dict[str, Any] = table.get_item(Key={"pk": f"host#{host_id}"}, ConsistentRead=True).get(
-        "Item", {}
-    )
+    key = {PARTITION_KEY: host_key(host_id)}
+    item: dict[str, Any] = table.get_item(Key=key, ConsistentRead=True).get("Item", {})
     return item
 
 
@@ -93,7 +93,7 @@ async def test_backend_reports_its_life_to_the_host_record(
 ) -> None:
     """Given a host record, the backend writes its milestones in order, the session count
     when it changes, and one heartbeat (generation + 1) for a burst of inferred frames."""
-    table.put_item(Item={"pk": "host#gpu-0", "generation": 5, "desired": "running"})
+    table.put_item(Item={PARTITION_KEY: host_key("gpu-0"), "generation": 5, "desired": "running"})
     started = time.time()
     running = start_backend(
         triton_grpc_url=triton.grpc_url,
@@ -101,28 +101,29 @@ async def test_backend_reports_its_life_to_the_host_record(
         aws_endpoint_url=moto_endpoint,
         aws_region=REGION,
     )
-    await eventually(lambda: "ready_at" in host_record(table))
+    await eventually(lambda: Milestone.READY in host_record(table))
     record = host_record(table)
-    assert started <= record["backend_up_at"] <= record["models_loaded_at"] <= record["ready_at"]
-    assert record["generation"] == 5, "readiness is not activity"
+    assert started <= record[Milestone.BACKEND_UP] <= record[Milestone.MODELS_LOADED]
+    assert record[Milestone.MODELS_LOADED] <= record[Milestone.READY]
+    assert record[BackendField.GENERATION] == 5, "readiness is not activity"
 
     async with websockets.connect(running.ws_url) as ws:
         await say_hello(ws, token_issuer.token("ann"))
-        await eventually(lambda: host_record(table).get("connected_sessions") == 1)
-        assert host_record(table)["generation"] == 5, "a connection is not activity"
+        await eventually(lambda: host_record(table).get(BackendField.CONNECTED_SESSIONS) == 1)
+        assert host_record(table)[BackendField.GENERATION] == 5, "a connection is not activity"
         for frame_id in (1, 2, 3):
             await ws.send(frame(frame_id, text_image.jpeg))
             assert (await recv_json(ws))["type"] == "result"
-        await eventually(lambda: "last_inference_at" in host_record(table))
-    await eventually(lambda: host_record(table).get("connected_sessions") == 0)
+        await eventually(lambda: BackendField.LAST_INFERENCE_AT in host_record(table))
+    await eventually(lambda: host_record(table).get(BackendField.CONNECTED_SESSIONS) == 0)
     record = host_record(table)
-    assert record["generation"] == 6, "three frames within 30 s: one heartbeat"
-    assert record["last_inference_at"] >= record["ready_at"]
+    assert record[BackendField.GENERATION] == 6, "three frames within 30 s: one heartbeat"
+    assert record[BackendField.LAST_INFERENCE_AT] >= record[Milestone.READY]
     assert record["desired"] == "running", "attributes the backend does not own are untouched"
 
 
 async def test_heartbeats_at_most_every_period(table: Any, moto_endpoint: str) -> None:
-    table.put_item(Item={"pk": "host#gpu-0", "generation": 0})
+    table.put_item(Item={PARTITION_KEY: host_key("gpu-0"), "generation": 0})
     clock = Clock()
     reporter = Reporter(store_for(table, moto_endpoint), heartbeat_s=30, clock=clock)
     reporter.start()
@@ -130,14 +131,14 @@ async def test_heartbeats_at_most_every_period(table: Any, moto_endpoint: str) -
     for step in (0, 10, 29.9):
         clock.now = 1_800_000_000.0 + step
         reporter.frame_inferred()
-    await eventually(lambda: host_record(table).get("generation") == 1)
+    await eventually(lambda: host_record(table).get(BackendField.GENERATION) == 1)
     clock.now = 1_800_000_030.0
     reporter.frame_inferred()
     await reporter.stop()
     record = host_record(table)
-    assert record["generation"] == 2
-    assert record["last_inference_at"] == Decimal("1800000030.000")
-    assert record["connected_sessions"] == 2
+    assert record[BackendField.GENERATION] == 2
+    assert record[BackendField.LAST_INFERENCE_AT] == Decimal("1800000030.000")
+    assert record[BackendField.CONNECTED_SESSIONS] == 2
 
 
 async def test_never_creates_a_host_record(table: Any, moto_endpoint: str) -> None:

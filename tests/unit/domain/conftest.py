@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from lambdas.domain.model import Ec2State, HostRecord, InstanceView, Snapshot
+from lambdas.domain.host_record import HostRecord
+from lambdas.domain.model import Ec2State, InstanceView, Snapshot
 from lambdas.settings import Settings
 
 NOW = 1_800_000_000.0

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from lambdas.domain import budget
-from lambdas.domain.model import HostRecord
+from lambdas.domain.host_record import HostRecord
 from lambdas.settings import Settings
 
 NOW = 1_800_000_000.0  # 2027-01-15 08:00 UTC

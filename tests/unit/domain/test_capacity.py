@@ -9,6 +9,8 @@ from lambdas.domain.capacity import Attempt, Outcome
 from lambdas.settings import Settings
 
 NO_CAPACITY = "InsufficientInstanceCapacity"
+CONFIGURED = ("g5.xlarge", "g6.xlarge", "g4dn.xlarge")
+"""Not the default order: the order is the configuration's, whatever it is."""
 
 
 @pytest.mark.parametrize(
@@ -23,8 +25,9 @@ NO_CAPACITY = "InsufficientInstanceCapacity"
 def test_types_are_tried_in_the_configured_order(
     tried: tuple[str, ...], expected: str | None, settings: Settings
 ) -> None:
+    configured = settings.model_copy(update={"instance_types": CONFIGURED})
     attempts = [Attempt(name, Outcome.NO_CAPACITY, NO_CAPACITY) for name in tried]
-    assert capacity.next_type(settings, attempts) == expected
+    assert capacity.next_type(configured, attempts) == expected
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,8 @@ import pytest
 
 from lambdas.domain.actions import Action, Ec2Call, RetryStop, Transition
 from lambdas.domain.decide import START_IN_FLIGHT_S, decide
-from lambdas.domain.model import HostRecord, InstanceView, SessionLease, Snapshot
+from lambdas.domain.host_record import HostRecord, SessionLease
+from lambdas.domain.model import InstanceView, Snapshot
 from lambdas.settings import Settings
 
 NOW = 1_800_000_000.0  # the `now` fixture's value

@@ -13,7 +13,8 @@ import pytest
 
 from lambdas.domain.actions import Transition
 from lambdas.domain.decide import decide
-from lambdas.domain.model import HostRecord, SessionLease, Snapshot
+from lambdas.domain.host_record import HostRecord, SessionLease
+from lambdas.domain.model import Snapshot
 from lambdas.domain.stop_rules import REPORT_LAG_S, StopReason, explain, plan_stop
 from lambdas.settings import Settings
 
