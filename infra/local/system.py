@@ -138,6 +138,7 @@ def local_system(local: LocalSettings) -> Iterator[uvicorn.Server]:
             "SPINUP_AWS_REGION": local.region,
             "SPINUP_AWS_ENDPOINT_URL": endpoint,
             "SPINUP_MODELS": ",".join(local.served_models),
+            "SPINUP_USER_MODELS": str(local.user_models),
         }
         agent = HostAgent(
             read_state=lambda: instance_state(ec2, instance_id),

@@ -25,6 +25,7 @@ from tests.integration.gpu_host.dataplane_support import (
     recv_json,
     say_hello,
 )
+from tests.support.waiting import eventually_async
 
 REGION = "us-east-1"
 
@@ -69,11 +70,9 @@ def host_record(table: Any, host_id: str = "gpu-0") -> dict[str, Any]:
     return item
 
 
-async def eventually(check: Callable[[], bool], within_s: float = 10.0) -> None:
-    deadline = time.monotonic() + within_s
-    while not check():
-        assert time.monotonic() < deadline, "condition never held"
-        await asyncio.sleep(0.05)
+async def host_record_where(table: Any, what: str, holds: Callable[[dict[str, Any]], bool]) -> None:
+    """Wait until the host record satisfies `holds` (the reporter writes in the background)."""
+    await eventually_async(lambda: host_record(table), holds, what=f"host record: {what}")
 
 
 def store_for(table: Any, endpoint: str) -> DynamoHostRecord:
@@ -101,20 +100,20 @@ async def test_backend_reports_its_life_to_the_host_record(
         aws_endpoint_url=moto_endpoint,
         aws_region=REGION,
     )
-    await eventually(lambda: "ready_at" in host_record(table))
+    await host_record_where(table, "ready_at", lambda r: "ready_at" in r)
     record = host_record(table)
     assert started <= record["backend_up_at"] <= record["models_loaded_at"] <= record["ready_at"]
     assert record["generation"] == 5, "readiness is not activity"
 
     async with websockets.connect(running.ws_url) as ws:
         await say_hello(ws, token_issuer.token("ann"))
-        await eventually(lambda: host_record(table).get("connected_sessions") == 1)
+        await host_record_where(table, "1 session", lambda r: r.get("connected_sessions") == 1)
         assert host_record(table)["generation"] == 5, "a connection is not activity"
         for frame_id in (1, 2, 3):
             await ws.send(frame(frame_id, text_image.jpeg))
             assert (await recv_json(ws))["type"] == "result"
-        await eventually(lambda: "last_inference_at" in host_record(table))
-    await eventually(lambda: host_record(table).get("connected_sessions") == 0)
+        await host_record_where(table, "last_inference_at", lambda r: "last_inference_at" in r)
+    await host_record_where(table, "0 sessions", lambda r: r.get("connected_sessions") == 0)
     record = host_record(table)
     assert record["generation"] == 6, "three frames within 30 s: one heartbeat"
     assert record["last_inference_at"] >= record["ready_at"]
@@ -130,7 +129,7 @@ async def test_heartbeats_at_most_every_period(table: Any, moto_endpoint: str) -
     for step in (0, 10, 29.9):
         clock.now = 1_800_000_000.0 + step
         reporter.frame_inferred()
-    await eventually(lambda: host_record(table).get("generation") == 1)
+    await host_record_where(table, "generation 1", lambda r: r.get("generation") == 1)
     clock.now = 1_800_000_030.0
     reporter.frame_inferred()
     await reporter.stop()
