@@ -137,7 +137,7 @@ def main() -> None:
         token = httpx.get(f"{base}/config.json").json()["devToken"]
         auth = {"Authorization": f"Bearer {token}"}
         t0 = time.monotonic()
-        session = httpx.post(f"{base}/api/sessions", json={"models": models}, headers=auth).json()
+        session = httpx.post(f"{base}/api/sessions", headers=auth).json()
         phases: dict[str, float] = {}
         while True:
             status = httpx.get(f"{base}/api/status", headers=auth).json()

@@ -124,5 +124,4 @@ class SessionItem(BaseModel):
     user: str
     created_at: float
     expires_at: float
-    models: tuple[str, ...] = ()
     released_at: float | None = None

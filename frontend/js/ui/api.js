@@ -1,4 +1,5 @@
-// The control API client (DESIGN.md §3). Every failure is an ApiError with the text to show.
+// The control API client (docs/architecture.md, "Control API"). Every failure is an ApiError
+// with the text to show.
 
 export class ApiError extends Error {
   /** status 0 means the request never got an HTTP answer (network, CORS, DNS). */
@@ -38,7 +39,7 @@ async function readJson(response) {
 }
 
 /**
- * {status(), createSession(models), keepalive(id), releaseSession(id)}; each resolves to the
+ * {status(), createSession(), keepalive(id), releaseSession(id)}; each resolves to the
  * answer's JSON body or rejects with ApiError. `getToken()` returns the bearer token or null.
  */
 export function createControlApi({ apiBase, getToken, fetchFn }) {
@@ -66,7 +67,7 @@ export function createControlApi({ apiBase, getToken, fetchFn }) {
   const sessionPath = (id) => `/sessions/${encodeURIComponent(id)}`;
   return {
     status: () => call("GET", "/status"),
-    createSession: (models) => call("POST", "/sessions", { models }),
+    createSession: () => call("POST", "/sessions"),
     keepalive: (id) => call("POST", `${sessionPath(id)}/keepalive`),
     releaseSession: (id) => call("DELETE", sessionPath(id)),
   };
