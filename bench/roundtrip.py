@@ -32,7 +32,7 @@ from PIL import Image, ImageDraw, ImageFont
 from skimage import data as skimage_data
 
 from gpu_host.backend.protocol import pack_frame
-from gpu_host.models.spec import SPECS, load_processor
+from gpu_host.models.spec import ModelSpec, load_processor, model_catalog
 from infra.local.ports import free_port
 from infra.local.settings import LocalSettings
 from infra.local.system import local_system
@@ -54,14 +54,16 @@ def bench_frame() -> tuple[Image.Image, bytes]:
     return image, buf.getvalue()
 
 
-def direct_baseline(models: list[str], image: Image.Image, runs: int) -> dict[str, float]:
+def direct_baseline(
+    models: list[str], catalog: dict[str, ModelSpec], image: Image.Image, runs: int
+) -> dict[str, float]:
     """Median ms of preprocess + ONNX Runtime (1 thread, as local Triton) + postprocess."""
     rgb = np.asarray(image.convert("RGB"))
     out: dict[str, float] = {}
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     for name in models:
-        spec = SPECS[name]
+        spec = catalog[name]
         processor = load_processor(spec)
         session = ort.InferenceSession(str(spec.onnx_path), options)
         times = []
@@ -135,7 +137,7 @@ def main() -> None:
         token = httpx.get(f"{base}/config.json").json()["devToken"]
         auth = {"Authorization": f"Bearer {token}"}
         t0 = time.monotonic()
-        session = httpx.post(f"{base}/api/sessions", json={"models": models}, headers=auth).json()
+        session = httpx.post(f"{base}/api/sessions", headers=auth).json()
         phases: dict[str, float] = {}
         while True:
             status = httpx.get(f"{base}/api/status", headers=auth).json()
@@ -156,7 +158,8 @@ def main() -> None:
         server.should_exit = True
         thread.join()
 
-    direct = direct_baseline(models, image, runs=args.frames)
+    catalog = model_catalog(local.user_models)
+    direct = direct_baseline(models, catalog, image, runs=args.frames)
     direct_total = sum(direct.values())
     steady = rtts[5:] or rtts  # the first frames pay for lazy initialisation
     median = statistics.median(steady)

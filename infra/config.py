@@ -12,6 +12,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final
 
 from aws_cdk import aws_logs as logs
@@ -19,7 +20,7 @@ from pydantic import TypeAdapter, ValidationError, create_model
 
 from gpu_host.backend.protocol import WS_PATH
 from gpu_host.bootstrap import parameters as host_parameters
-from gpu_host.models.spec import SPECS
+from gpu_host.models.spec import BUILTIN_SPECS, USER_MODELS_FILE, model_catalog
 from lambdas.settings import DEFAULT_INSTANCE_TYPES, Settings
 from lambdas.settings_types import InstanceTypes
 
@@ -33,7 +34,7 @@ latest/ami-id`; the image ships the NVIDIA driver, Docker and the NVIDIA contain
 
 CLOUDFRONT_ORIGIN_FACING_PREFIX_LIST: Final = "com.amazonaws.global.cloudfront.origin-facing"
 
-DEFAULT_SERVED_MODELS: Final = tuple(SPECS)
+DEFAULT_SERVED_MODELS: Final = tuple(BUILTIN_SPECS)
 
 CONTEXT_PREFIX: Final = "spinup:"
 """CDK context keys this app reads, e.g. `-c spinup:instanceTypes=g5.xlarge,g4dn.xlarge`."""
@@ -103,7 +104,9 @@ class DeployConfig:
     ticket (`SPINUP_REQUIRE_TICKETS`). Off only for clients of protocol v1 as first written."""
     triton_grpc_port: int = 8001
     served_models: tuple[str, ...] = DEFAULT_SERVED_MODELS
-    """What the instance's Triton loads and the backend serves (`SPINUP_MODELS`)."""
+    """What the instance's Triton loads and the backend serves (`SPINUP_MODELS`);
+    `config_from_context` adds the user's own models (docs/models.md), which the release
+    carries."""
 
     api_rate_limit: int = 20
     """Requests per second across the HTTP API (every call may reconcile): a cost guard."""
@@ -144,8 +147,11 @@ class DeployConfig:
         return (f"{socket_dir}/*", self.health_path, f"{self.health_path}/*")
 
 
-def config_from_context(context: Mapping[str, Any]) -> DeployConfig:
-    """Build the config from CDK context values (strings from `-c`, or JSON from cdk.json).
+def config_from_context(
+    context: Mapping[str, Any], user_models: Path | None = USER_MODELS_FILE
+) -> DeployConfig:
+    """Build the config from CDK context values (strings from `-c`, or JSON from cdk.json),
+    serving every model of the catalog that `user_models` completes.
 
     Only the keys an operator plausibly changes per deployment are exposed; unknown
     `spinup:` keys are an error so that a typo does not silently deploy the default.
@@ -179,6 +185,7 @@ def config_from_context(context: Mapping[str, Any]) -> DeployConfig:
             ours.get("availabilityZone"), _AVAILABILITY_ZONE, "availabilityZone", "us-east-1a"
         ),
         root_volume_gib=_volume(ours.get("rootVolumeGiB", defaults.root_volume_gib)),
+        served_models=tuple(model_catalog(user_models)),
         machine_image_id=_optional_match(
             ours.get("amiId"), _AMI_ID, "amiId", "ami-0123456789abcdef0"
         ),

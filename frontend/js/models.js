@@ -1,5 +1,5 @@
 // The models a user can pick: the one list the UI builds its checkboxes from.
-// `id` is the name the control API and the WebSocket hello use (docs/architecture.md).
+// `id` is the model's name in the WebSocket hello (docs/architecture.md).
 
 export const MODELS = Object.freeze([
   { id: "detect", label: "Objects", hint: "Boxes around people and things" },

@@ -83,10 +83,6 @@ class SessionReads:
     def ask_reread(self) -> None:
         self.asked += 1
 
-    @property
-    def reread_pending(self) -> bool:
-        return self.asked > self.honoured
-
 
 @dataclass(frozen=True, slots=True)
 class FrameOutcome:

@@ -136,10 +136,6 @@ class Reporter:
         self._last_heartbeat: float | None = None
         self._task: asyncio.Task[None] | None = None
 
-    @property
-    def enabled(self) -> bool:
-        return self._store is not None
-
     def start(self) -> None:
         if self._store is not None and self._task is None:
             self._task = asyncio.create_task(self._run(), name="host-record-reporter")

@@ -33,11 +33,15 @@ class SessionRegistry:
     def count(self) -> int:
         return len(self._sessions)
 
+    def held_by(self, user: str) -> int:
+        """How many open sessions `user` has."""
+        return sum(1 for s in self._sessions.values() if s.user == user)
+
     def open(
         self, *, user: str, models: tuple[str, ...], shutdown: Callable[[], Awaitable[None]]
     ) -> SessionHandle:
         """Register a session for `user`, or raise `TooManySessionsError`."""
-        held = sum(1 for s in self._sessions.values() if s.user == user)
+        held = self.held_by(user)
         if held >= self._max_per_user:
             raise TooManySessionsError(
                 f"user already has {held} open sessions (limit {self._max_per_user})"

@@ -41,8 +41,9 @@ class Settings(BaseSettings):
     default_models: CommaList = ("detect", "pose")
     """What a session gets when its hello names no models: those of these that are served
     (every served model when none of them is)."""
-    user_models: Path = USER_MODELS_FILE
-    """Your own models' declarations (`user_models.json`, see docs/models.md); absent: none."""
+    user_models: Path | None = USER_MODELS_FILE
+    """Your own models' declarations (`user_models.json`, see docs/models.md); a missing file
+    declares none, and None means the built-in models only."""
     frame_budget_ms: float = Field(default=500.0, gt=0)
     """How long a frame waits for its models, from the moment they start. A model still
     running then is cancelled and named in the result's `late`; the others' results go out."""

@@ -36,7 +36,3 @@ class NewestWinsSlot(Generic[T]):
         item, self._item = self._item, None
         self._filled.clear()
         return item
-
-    @property
-    def waiting(self) -> bool:
-        return self._item is not None

@@ -25,7 +25,7 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
 from gpu_host.models.spec import (
-    SPECS,
+    BUILTIN_SPECS,
     USER_MODELS_FILE,
     ZOO_DIR,
     ModelSpec,
@@ -122,10 +122,9 @@ def write_repository(
     return written
 
 
-def select_specs(
-    names: Iterable[str] | None, catalog: Mapping[str, ModelSpec] = SPECS
-) -> list[ModelSpec]:
-    """Specs by name (all when `names` is None); unknown names are an error, not a skip."""
+def select_specs(names: Iterable[str] | None, catalog: Mapping[str, ModelSpec]) -> list[ModelSpec]:
+    """Specs from `catalog` by name (all when `names` is None); unknown names are an error,
+    not a skip."""
     if names is None:
         return list(catalog.values())
     chosen = list(dict.fromkeys(names))
@@ -147,7 +146,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Write a Triton model repository from specs.")
     parser.add_argument("--target", type=Target, choices=list(Target), required=True)
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--models", nargs="+", help=f"default: all ({', '.join(SPECS)})")
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        help=f"default: all ({', '.join(BUILTIN_SPECS)} and yours)",
+    )
     parser.add_argument("--zoo", type=Path, default=ZOO_DIR, help="where the ONNX files are")
     parser.add_argument(
         "--user-models",

@@ -230,8 +230,13 @@ def user_spec(model: UserModel, folder: Path) -> ModelSpec:
     )
 
 
-def model_catalog(user_models: Path | None = USER_MODELS_FILE) -> dict[str, ModelSpec]:
-    """The built-in models plus those `user_models` declares (a missing file declares none)."""
+def model_catalog(user_models: Path | None) -> dict[str, ModelSpec]:
+    """Every model this code base can serve, by name (the name clients put in `hello`): the
+    built-in ones plus those `user_models` declares (None, or a missing file, declares none).
+
+    Read when needed, never at import: what a user drops into `USER_MODELS_FILE` must not
+    change what merely importing this module (or collecting a test) does.
+    """
     if user_models is None:
         return dict(BUILTIN_SPECS)
     declared = read_user_models(user_models)
@@ -239,8 +244,3 @@ def model_catalog(user_models: Path | None = USER_MODELS_FILE) -> dict[str, Mode
     if clash:
         raise UserModelError(f"{user_models}: {clash} already name built-in models")
     return {**BUILTIN_SPECS, **{m.name: user_spec(m, user_models.parent) for m in declared}}
-
-
-SPECS: dict[str, ModelSpec] = model_catalog()
-"""Every model this code base can serve, by name (the name clients put in `hello`): the
-built-in ones and any declared in `USER_MODELS_FILE`."""

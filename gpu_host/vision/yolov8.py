@@ -136,8 +136,3 @@ class Yolov8Processor:
 def _xyxy(cxcywh: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     centre, half = cxcywh[:, :2], cxcywh[:, 2:4] / 2
     return np.concatenate([centre - half, centre + half], axis=1).astype(np.float32)
-
-
-def yolov8_pose() -> Yolov8Processor:
-    """Factory for a `yolov8n-pose.onnx` style export served as model `yolov8-pose`."""
-    return Yolov8Processor(model="yolov8-pose", task="pose")

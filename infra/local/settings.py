@@ -7,15 +7,23 @@ The control plane's settings (`SPINUP_IDLE_*`, `SPINUP_RELEASE_GRACE_S`, …) ar
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gpu_host.backend.protocol import WS_PATH
-from gpu_host.models.spec import SPECS
+from gpu_host.models.spec import USER_MODELS_FILE, model_catalog
 from lambdas.settings_types import CommaList
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _every_model(fields: dict[str, Any]) -> tuple[str, ...]:
+    """The catalog's names, for the `user_models` already validated (declared before
+    `served_models`, so pydantic has it; absent when it failed: the built-in models)."""
+    user_models: Path | None = fields.get("user_models")  # None: the built-in models
+    return tuple(model_catalog(user_models))
 
 
 class LocalSettings(BaseSettings):
@@ -37,8 +45,12 @@ class LocalSettings(BaseSettings):
     table_name: str = "spinup-local"
     image_id: str = "ami-0123456789abcdef0"
 
-    served_models: CommaList = tuple(SPECS)
-    """What the emulated instance's Triton loads and the backend serves (comma-separated)."""
+    user_models: Path = Field(default=USER_MODELS_FILE, validate_default=True)
+    """Your own models' declarations (docs/models.md), for Triton and the backend alike; a
+    missing file declares none."""
+    served_models: CommaList = Field(default_factory=_every_model)
+    """What the emulated instance's Triton loads and the backend serves (comma-separated);
+    by default every model of the catalog: the built-in ones and those `user_models` declares."""
 
     require_tickets: bool = False
     """Make the local backend refuse sign-in token hellos, as a deployment does (the engine
@@ -48,21 +60,24 @@ class LocalSettings(BaseSettings):
     """The local stand-in for EventBridge's one-minute schedule: faster, so a demo is lively."""
     agent_poll_s: float = Field(default=1.0, gt=0)
 
+    @field_validator("user_models")
+    @classmethod
+    def _readable_declarations(cls, value: Path) -> Path:
+        model_catalog(value)  # a broken file is a settings error that names it
+        return value
+
     @field_validator("served_models")
     @classmethod
-    def _known_models(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        unknown = sorted(set(value) - set(SPECS))
+    def _known_models(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        known = _every_model(info.data)
+        unknown = sorted(set(value) - set(known))
         if unknown or not value:
-            raise ValueError(f"serve at least one of {sorted(SPECS)}; unknown: {unknown}")
+            raise ValueError(f"serve at least one of {sorted(known)}; unknown: {unknown}")
         return value
 
     @property
     def ui_origin(self) -> str:
         return f"http://{self.bind}:{self.ui_port}"
-
-    @property
-    def moto_endpoint(self) -> str:
-        return f"http://{self.bind}:{self.moto_port}"
 
     @property
     def ws_url(self) -> str:

@@ -38,6 +38,7 @@ class HostSupervisor:
             grpc_port=s.triton_grpc_port,
             metrics_port=s.triton_metrics_port,
             models=s.served_models,
+            user_models=s.user_models,
         )
         self._triton = triton
         triton.start()

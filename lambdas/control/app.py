@@ -59,14 +59,9 @@ async def _api_error(request: Request, error: ApiError) -> JSONResponse:
 
 
 async def _http_error(request: Request, error: HTTPException) -> JSONResponse:
-    """Starlette's own errors (unreadable body, unknown route), said so a person can act."""
+    """Starlette's own errors (unknown route, wrong method), said so a person can act."""
     where = f"{request.method} {request.url.path}"
     match error.status_code:
-        case 400:
-            detail = (
-                'The request body could not be read: send UTF-8 JSON such as {"models": '
-                '["detect"]}, or no body.'
-            )
         case 404:
             detail = f"There is no {where}; the API is described at /api/docs."
         case 405:

@@ -63,7 +63,7 @@ class ControlPlane:
             sessions=_open_sessions(snapshot, user, now),
         )
 
-    def open_session(self, user: str, models: list[str]) -> SessionCreated:
+    def open_session(self, user: str) -> SessionCreated:
         """A start request: a session for `user`, and the instance wanted running."""
         now = self.clock()
         snapshot = read_snapshot(self.clients)
@@ -73,7 +73,6 @@ class ControlPlane:
             user=user,
             created_at=now,
             expires_at=now + self.settings.max_run_s,
-            models=tuple(models),
         )
         if not self._record_start(item):
             self._refuse_start(read_snapshot(self.clients), user, now)

@@ -1,10 +1,10 @@
-"""The routes of the control API (DESIGN §3). Thin: the work is in `ControlPlane`."""
+"""The routes of the control API (docs/architecture.md). Thin: the work is in `ControlPlane`."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Path, Request, status
+from fastapi import APIRouter, Depends, Path, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from lambdas.control.auth import Authenticator
@@ -15,7 +15,6 @@ from lambdas.control.schemas import (
     KeepaliveResponse,
     ReleaseResponse,
     SessionCreated,
-    StartRequest,
     StatusResponse,
     TicketResponse,
     ValidationErrorBody,
@@ -64,10 +63,8 @@ router = APIRouter(prefix="/api", tags=["control"])
     responses=_errors(400, 429),
     summary="Start: open a session and start the GPU instance if it is stopped",
 )
-def open_session(
-    plane: Plane, user: User, body: Annotated[StartRequest | None, Body()] = None
-) -> SessionCreated:
-    return plane.open_session(user, body.models if body else [])
+def open_session(plane: Plane, user: User) -> SessionCreated:
+    return plane.open_session(user)
 
 
 @router.get("/status", responses=_errors(), summary="Phase, ETA, stop time and your sessions")

@@ -1,31 +1,15 @@
-"""The control API's request and response bodies (DESIGN §3), as served in its OpenAPI."""
+"""The control API's response bodies (docs/architecture.md, "Control API"), as served in its
+OpenAPI. No route takes a request body: a session's models are named in the WebSocket hello."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, Field
 
 from lambdas.domain.model import Phase
 
-MAX_MODELS = 16
 SESSION_ID_PATTERN = r"^[0-9a-f]{32}$"
-
-ModelName = Annotated[
-    str,
-    StringConstraints(pattern=r"^[a-z0-9_-]+$", min_length=1, max_length=32),
-    Field(description="A served model's name: lowercase letters, digits, '_' or '-'."),
-]
-
-
-class StartRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    models: list[ModelName] = Field(
-        default_factory=list,
-        max_length=MAX_MODELS,
-        description="Models this session will use (the WebSocket hello names them again).",
-    )
 
 
 class SessionCreated(BaseModel):

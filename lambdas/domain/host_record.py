@@ -174,5 +174,4 @@ class SessionItem(BaseModel):
     user: str
     created_at: float
     expires_at: float
-    models: tuple[str, ...] = ()
     released_at: float | None = None

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,8 @@ from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
 from infra.local.ports import free_port
 from tests.e2e.y4m import write_y4m
+from tests.support.hermetic import clean_environ
+from tests.support.waiting import eventually
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
@@ -83,21 +84,23 @@ def running_local_system(run_dir: Path, **settings: str) -> Iterator[LocalSystem
     Ctrl-C (SIGINT) as a person would."""
     ui_port = free_port()
     backend_port = free_port()
-    env = {
-        **os.environ,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "SPINUP_LOCAL_UI_PORT": str(ui_port),
-        "SPINUP_LOCAL_BACKEND_PORT": str(backend_port),
-        "SPINUP_LOCAL_TRITON_HTTP_PORT": str(free_port()),
-        "SPINUP_LOCAL_TRITON_GRPC_PORT": str(free_port()),
-        "SPINUP_LOCAL_TRITON_METRICS_PORT": str(free_port()),
-        "SPINUP_LOCAL_MOTO_PORT": str(free_port()),
-        "SPINUP_LOCAL_RUN_DIR": str(run_dir),
-        "SPINUP_LOCAL_RECONCILE_INTERVAL_S": "1",
-        "SPINUP_LOCAL_AGENT_POLL_S": "0.5",
+    # Only the settings given here: none the person running the tests exported, and no model
+    # of the checkout's gpu_host/models/user/.
+    env = clean_environ(
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        SPINUP_LOCAL_UI_PORT=str(ui_port),
+        SPINUP_LOCAL_BACKEND_PORT=str(backend_port),
+        SPINUP_LOCAL_TRITON_HTTP_PORT=str(free_port()),
+        SPINUP_LOCAL_TRITON_GRPC_PORT=str(free_port()),
+        SPINUP_LOCAL_TRITON_METRICS_PORT=str(free_port()),
+        SPINUP_LOCAL_MOTO_PORT=str(free_port()),
+        SPINUP_LOCAL_RUN_DIR=str(run_dir),
+        SPINUP_LOCAL_USER_MODELS=str(run_dir / "no-user-models" / "user_models.json"),
+        SPINUP_LOCAL_RECONCILE_INTERVAL_S="1",
+        SPINUP_LOCAL_AGENT_POLL_S="0.5",
         **settings,
-    }
+    )
     log_path = run_dir / "local.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
@@ -107,20 +110,25 @@ def running_local_system(run_dir: Path, **settings: str) -> Iterator[LocalSystem
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+    url = f"http://127.0.0.1:{ui_port}/"
+
+    def config_status() -> int:
+        if proc.poll() is not None:
+            pytest.fail(f"local mode exited with {proc.returncode}:\n{log_path.read_text()}")
+        return httpx.get(url + "config.json", timeout=1).status_code
+
     try:
-        url = f"http://127.0.0.1:{ui_port}/"
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"local mode exited with {proc.returncode}:\n{log_path.read_text()}")
-            try:
-                if httpx.get(url + "config.json", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"local mode did not serve {url} in time:\n{log_path.read_text()}")
-            time.sleep(0.3)
+        try:
+            eventually(
+                config_status,
+                lambda status: status == 200,
+                what=f"local mode serves {url}config.json",
+                timeout_s=STARTUP_TIMEOUT_S,
+                interval_s=0.3,
+                ignoring=(httpx.HTTPError,),
+            )
+        except AssertionError as never:
+            pytest.fail(f"{never}:\n{log_path.read_text()}")
         yield LocalSystem(
             url=url, run_dir=run_dir, backend_port=backend_port, process=proc, log_path=log_path
         )
@@ -193,6 +201,12 @@ def choose_models(page: Page, models: tuple[str, ...]) -> None:
     """Tick exactly `models` in the UI's model list, as a person would."""
     for name in ALL_MODELS:
         page.locator(f"#model-{name}").set_checked(name in models)
+
+
+def through(page: Page) -> Callable[[float], object]:
+    """A pause for `eventually` that waits through the page, so that Playwright keeps
+    delivering its events (socket frames, console messages) while a test polls."""
+    return lambda seconds: page.wait_for_timeout(seconds * 1000)
 
 
 def host_processes(system: LocalSystem) -> list[str]:

@@ -11,24 +11,22 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image
-from playwright.sync_api import Browser, Page, WebSocket, expect
+from playwright.sync_api import Browser, WebSocket, expect
 
-from tests.e2e.conftest import PRINTED_WORD, LocalSystem, choose_models, host_processes
+from tests.e2e.conftest import (
+    PRINTED_WORD,
+    LocalSystem,
+    choose_models,
+    host_processes,
+    through,
+)
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.browser, pytest.mark.triton]
 
 READY_TIMEOUT_MS = 120_000
 RESULTS_TIMEOUT_MS = 60_000
 STOP_TIMEOUT_MS = 60_000
-
-
-def _wait_until(page: Page, predicate, timeout_s: float, what: str) -> None:
-    """Poll `predicate`; waiting through the page lets Playwright deliver its events."""
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        page.wait_for_timeout(250)
 
 
 def test_start_stream_stop(
@@ -76,7 +74,14 @@ def test_start_stream_stop(
 
     page.locator("#stop").click()
     expect(status).to_have_attribute("data-phase", "stopped", timeout=STOP_TIMEOUT_MS)
-    _wait_until(page, lambda: host_processes(local_system) == [], 30, "Triton and backend to exit")
+    eventually(
+        lambda: host_processes(local_system),
+        lambda processes: processes == [],
+        what="Triton and the backend exit",
+        timeout_s=30,
+        interval_s=0.25,
+        pause=through(page),
+    )
     assert not [e for e in console_errors if "favicon" not in e], console_errors
 
 
@@ -135,8 +140,14 @@ def test_person_and_printed_word_through_the_browser(
             "word": any(t["text"] == PRINTED_WORD for r in results for t in r["texts"]),
         }
 
-    _wait_until(page, lambda: all(seen().values()), RESULTS_TIMEOUT_MS / 1000, "every model")
-    assert all(seen().values()), seen()
+    eventually(
+        seen,
+        lambda models: all(models.values()),
+        what="a result from every model",
+        timeout_s=RESULTS_TIMEOUT_MS / 1000,
+        interval_s=0.25,
+        pause=through(page),
+    )
     page.wait_for_function(
         "() => Number(document.querySelector('#stats').dataset.boxes || 0) >= 2",
         timeout=RESULTS_TIMEOUT_MS,
@@ -144,9 +155,23 @@ def test_person_and_printed_word_through_the_browser(
     page.screenshot(path=str(artifacts_dir / "e2e-person.png"))
 
     page.locator("#read-text").click()
-    _wait_until(page, lambda: {"type": "read_text"} in requests, 10, "the read_text request")
+    eventually(
+        lambda: requests,
+        lambda sent: {"type": "read_text"} in sent,
+        what="the read_text request",
+        timeout_s=10,
+        interval_s=0.1,
+        pause=through(page),
+    )
     answered = len(results)
-    _wait_until(page, lambda: len(results) >= answered + 3, 30, "results after read_text")
+    eventually(
+        lambda: len(results),
+        lambda count: count >= answered + 3,
+        what="results after read_text",
+        timeout_s=30,
+        interval_s=0.1,
+        pause=through(page),
+    )
     assert not [e for e in errors if e["code"] == "bad_message"], errors
 
     page.locator("#stop").click()

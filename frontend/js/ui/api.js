@@ -1,4 +1,5 @@
-// The control API client (DESIGN.md §3). Every failure is an ApiError with the text to show.
+// The control API client (docs/architecture.md, "Control API"). Every failure is an ApiError
+// with the text to show.
 
 import { resolveWsUrl } from "../config.js";
 
@@ -59,7 +60,7 @@ export function parseTicket(json, pageHref) {
 }
 
 /**
- * {status(), createSession(models), ticket(id), keepalive(id), releaseSession(id)}; each
+ * {status(), createSession(), ticket(id), keepalive(id), releaseSession(id)}; each
  * resolves to the answer's JSON body or rejects with ApiError. `getToken()` returns the
  * bearer token or null.
  */
@@ -88,7 +89,7 @@ export function createControlApi({ apiBase, getToken, fetchFn }) {
   const sessionPath = (id) => `/sessions/${encodeURIComponent(id)}`;
   return {
     status: () => call("GET", "/status"),
-    createSession: (models) => call("POST", "/sessions", { models }),
+    createSession: () => call("POST", "/sessions"),
     ticket: (id) => call("POST", `${sessionPath(id)}/ticket`),
     keepalive: (id) => call("POST", `${sessionPath(id)}/keepalive`),
     releaseSession: (id) => call("DELETE", sessionPath(id)),

@@ -105,7 +105,7 @@ export async function startUi({ win, doc, fetchFn }) {
       link.retry();
       return;
     }
-    act("start", () => api.createSession(state.models), (body) => {
+    act("start", () => api.createSession(), (body) => {
       if (typeof body.session_id !== "string" || body.session_id === "") {
         throw new ApiError(0, "The control API did not return a session id");
       }

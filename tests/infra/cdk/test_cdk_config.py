@@ -3,16 +3,33 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from gpu_host.models.spec import BUILTIN_SPECS
 from infra.config import CONTROL_TUNABLES, ConfigError, DeployConfig, config_from_context
 from lambdas.settings import Settings
 
 
+def config_from(context: dict[str, Any]) -> DeployConfig:
+    """`config_from_context` without user models, whatever the checkout's
+    `gpu_host/models/user/` holds."""
+    return config_from_context(context, user_models=None)
+
+
 def test_no_context_gives_the_defaults() -> None:
-    assert config_from_context({}) == DeployConfig()
+    assert config_from({}) == DeployConfig()
+    assert DeployConfig().served_models == tuple(BUILTIN_SPECS)
+
+
+def test_the_users_declared_models_are_served_too(tmp_path: Path) -> None:
+    (tmp_path / "mine.onnx").write_bytes(b"onnx")
+    mine = {"name": "mine", "file": "mine.onnx", "layout": "yolov8-detect", "input_size": 64}
+    (tmp_path / "user_models.json").write_text(json.dumps({"models": [mine]}))
+    config = config_from_context({}, user_models=tmp_path / "user_models.json")
+    assert config.served_models == (*BUILTIN_SPECS, "mine")
 
 
 def test_defaults_launch_g4dn_with_fallbacks() -> None:
@@ -69,7 +86,7 @@ def test_control_settings_override_only_what_they_name(value: object) -> None:
     ],
 )
 def test_context_overrides(context: dict[str, Any], attribute: str, expected: object) -> None:
-    assert getattr(config_from_context(context), attribute) == expected
+    assert getattr(config_from(context), attribute) == expected
 
 
 @pytest.mark.parametrize(
@@ -100,4 +117,4 @@ def test_context_overrides(context: dict[str, Any], attribute: str, expected: ob
 )
 def test_bad_context_is_rejected_with_the_key_named(context: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        config_from_context(context)
+        config_from(context)

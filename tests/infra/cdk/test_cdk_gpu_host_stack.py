@@ -7,7 +7,7 @@ import re
 from aws_cdk.assertions import Match
 
 from gpu_host.bootstrap.parameters import env_parameter_name
-from gpu_host.models.spec import SPECS
+from gpu_host.models.spec import BUILTIN_SPECS
 from infra.config import DLAMI_SSM_PARAMETER
 from tests.infra.cdk.cdk_synth_support import Synthesized
 
@@ -115,11 +115,11 @@ def test_instance_role_reads_only_its_release_object(synthesized: Synthesized) -
 
 
 def test_the_host_serves_every_model_of_the_spec(synthesized: Synthesized) -> None:
-    """Given the default config, then the backend's SPINUP_MODELS names every specced model,
+    """Given the default config, then the backend's SPINUP_MODELS names every built-in model,
     so the instance's Triton repository and the backend agree."""
     name = env_parameter_name(synthesized.config.ssm_prefix, "SPINUP_MODELS")
     synthesized.gpu.has_resource_properties(
-        "AWS::SSM::Parameter", {"Name": name, "Value": ",".join(SPECS)}
+        "AWS::SSM::Parameter", {"Name": name, "Value": ",".join(BUILTIN_SPECS)}
     )
 
 

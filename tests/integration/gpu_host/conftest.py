@@ -47,6 +47,7 @@ def triton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalTriton]:
         grpc_port=free_port(),
         metrics_port=free_port(),
         models=DATAPLANE_MODELS,
+        user_models=None,
     )
     server.start()
     yield server

@@ -11,7 +11,6 @@ import io
 import json
 import socket
 import threading
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -30,6 +29,7 @@ from gpu_host.backend.protocol import pack_frame
 from gpu_host.backend.server import BackendServer, server_config
 from gpu_host.backend.settings import Settings
 from infra.local.issuer import DevIssuer
+from tests.support.waiting import eventually
 
 REPO = Path(__file__).resolve().parents[3]
 TRITON_VENV = REPO / ".venv-triton"
@@ -89,6 +89,7 @@ def backend_settings(issuer: TokenIssuer, **overrides: Any) -> Settings:
         "models": DATAPLANE_MODELS,
         # As in the local mode: tickets verified, sign-in tokens still taken.
         "ticket_secret": TICKET_SECRET,
+        "user_models": None,
     }
     values.update(overrides)
     return Settings(**values)
@@ -126,11 +127,12 @@ class RunningBackend:
 
     def start(self) -> RunningBackend:
         self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("backend did not start")
-            time.sleep(0.02)
+
+        def started() -> bool:
+            assert self._thread.is_alive(), "the backend's server thread ended"
+            return bool(self.server.started)
+
+        eventually(started, what="backend started", interval_s=0.02)
         return self
 
     def stop(self) -> None:
@@ -151,12 +153,13 @@ class RunningBackend:
             return status, body
 
     def wait_ready(self, timeout_s: float = 60) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.get("/health/ready")[0] == 200:
-                return
-            time.sleep(0.1)
-        raise TimeoutError(f"backend not ready: {self.get('/health/ready')}")
+        eventually(
+            lambda: self.get("/health/ready"),
+            lambda response: response[0] == 200,
+            what="backend ready (GET /health/ready → 200)",
+            timeout_s=timeout_s,
+            interval_s=0.1,
+        )
 
 
 class BackendFactory(Protocol):

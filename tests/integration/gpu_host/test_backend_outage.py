@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
+import itertools
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import websockets
@@ -20,6 +21,7 @@ from tests.integration.gpu_host.dataplane_support import (
     say_hello,
     unique_user,
 )
+from tests.support.waiting import eventually_async
 
 pytestmark = pytest.mark.triton
 
@@ -79,18 +81,23 @@ async def test_outage_then_recovery_through_the_breaker(
         assert (await recv_json(ws))["code"] == "unavailable"
 
         proxy.restore()
-        deadline = asyncio.get_running_loop().time() + 20
-        frame_id = 4
-        while True:
-            await ws.send(frame(frame_id, text_image.jpeg))
+        frame_ids = itertools.count(4)
+
+        async def send_a_frame() -> dict[str, Any]:
+            sent = next(frame_ids)
+            await ws.send(frame(sent, text_image.jpeg))
             message = await recv_json(ws)
-            if message["type"] == "result":
-                break
-            assert message["code"] == "unavailable"
-            assert asyncio.get_running_loop().time() < deadline, "never recovered"
-            frame_id += 1
-            await asyncio.sleep(0.2)
-        assert message["frame_id"] == frame_id
+            assert message["frame_id"] == sent
+            assert message["type"] == "result" or message["code"] == "unavailable", message
+            return message
+
+        message = await eventually_async(
+            send_a_frame,
+            lambda answer: answer["type"] == "result",
+            what="a result once the link is back",
+            timeout_s=20,
+            interval_s=0.2,
+        )
         assert message["detections"]
     assert running.state.gateway.breaker.state.value == "closed"
     assert running.get("/health/ready")[0] == 200

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -27,6 +25,8 @@ from tests.integration.gpu_host.dataplane_support import (
     recv_json,
     say_hello,
 )
+from tests.support.hermetic import clean_environ
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.triton
 
@@ -63,14 +63,14 @@ def test_runs_from_the_environment_and_stops_on_sigterm(
     """Given SPINUP_* settings in the environment, the process serves frames; on SIGTERM it
     tells connected clients, closes them with 1001 and exits."""
     port = free_port()
-    env = {
-        **os.environ,
-        "SPINUP_TRITON_GRPC_URL": triton.grpc_url,
-        "SPINUP_JWKS_URL": token_issuer.jwks_url,
-        "SPINUP_JWT_ISSUER": token_issuer.issuer,
-        "SPINUP_MODELS": "text",
-        "SPINUP_ALLOWED_ORIGINS": "",
-    }
+    env = clean_environ(
+        SPINUP_TRITON_GRPC_URL=triton.grpc_url,
+        SPINUP_JWKS_URL=token_issuer.jwks_url,
+        SPINUP_JWT_ISSUER=token_issuer.issuer,
+        SPINUP_MODELS="text",
+        SPINUP_USER_MODELS=str(tmp_path / "no-user-models" / "user_models.json"),
+        SPINUP_ALLOWED_ORIGINS="",
+    )
     log = (tmp_path / "backend.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "gpu_host.backend", "--host", "127.0.0.1", "--port", str(port)],
@@ -79,12 +79,13 @@ def test_runs_from_the_environment_and_stops_on_sigterm(
         stdout=log,
         stderr=subprocess.STDOUT,
     )
+
+    def ready() -> int:
+        assert proc.poll() is None, (tmp_path / "backend.log").read_text()
+        return ready_status(port)
+
     try:
-        deadline = time.monotonic() + 60
-        while ready_status(port) != 200:
-            assert proc.poll() is None, (tmp_path / "backend.log").read_text()
-            assert time.monotonic() < deadline, "backend never became ready"
-            time.sleep(0.1)
+        eventually(ready, lambda status: status == 200, what="backend ready", timeout_s=60)
         stop = functools.partial(proc.send_signal, signal.SIGTERM)
         asyncio.run(talk_then_stop(port, token_issuer, text_image.jpeg, stop))
         # uvicorn re-raises the signal after its graceful shutdown; systemd counts a

@@ -26,6 +26,7 @@ from tests.integration.gpu_host.dataplane_support import (
     recv_json,
     say_hello,
 )
+from tests.support.waiting import eventually_async
 
 REGION = "us-east-1"
 
@@ -69,11 +70,9 @@ def host_record(table: Any, host_id: str = "gpu-0") -> dict[str, Any]:
     return item
 
 
-async def eventually(check: Callable[[], bool], within_s: float = 10.0) -> None:
-    deadline = time.monotonic() + within_s
-    while not check():
-        assert time.monotonic() < deadline, "condition never held"
-        await asyncio.sleep(0.05)
+async def host_record_where(table: Any, what: str, holds: Callable[[dict[str, Any]], bool]) -> None:
+    """Wait until the host record satisfies `holds` (the reporter writes in the background)."""
+    await eventually_async(lambda: host_record(table), holds, what=f"host record: {what}")
 
 
 def store_for(table: Any, endpoint: str) -> DynamoHostRecord:
@@ -101,7 +100,7 @@ async def test_backend_reports_its_life_to_the_host_record(
         aws_endpoint_url=moto_endpoint,
         aws_region=REGION,
     )
-    await eventually(lambda: Milestone.READY in host_record(table))
+    await host_record_where(table, "ready_at", lambda r: Milestone.READY in r)
     record = host_record(table)
     assert started <= record[Milestone.BACKEND_UP] <= record[Milestone.MODELS_LOADED]
     assert record[Milestone.MODELS_LOADED] <= record[Milestone.READY]
@@ -109,13 +108,19 @@ async def test_backend_reports_its_life_to_the_host_record(
 
     async with websockets.connect(running.ws_url) as ws:
         await say_hello(ws, token_issuer.token("ann"))
-        await eventually(lambda: host_record(table).get(BackendField.CONNECTED_SESSIONS) == 1)
+        await host_record_where(
+            table, "1 session", lambda r: r.get(BackendField.CONNECTED_SESSIONS) == 1
+        )
         assert host_record(table)[BackendField.GENERATION] == 5, "a connection is not activity"
         for frame_id in (1, 2, 3):
             await ws.send(frame(frame_id, text_image.jpeg))
             assert (await recv_json(ws))["type"] == "result"
-        await eventually(lambda: BackendField.LAST_INFERENCE_AT in host_record(table))
-    await eventually(lambda: host_record(table).get(BackendField.CONNECTED_SESSIONS) == 0)
+        await host_record_where(
+            table, "last_inference_at", lambda r: BackendField.LAST_INFERENCE_AT in r
+        )
+    await host_record_where(
+        table, "0 sessions", lambda r: r.get(BackendField.CONNECTED_SESSIONS) == 0
+    )
     record = host_record(table)
     assert record[BackendField.GENERATION] == 6, "three frames within 30 s: one heartbeat"
     assert record[BackendField.LAST_INFERENCE_AT] >= record[Milestone.READY]
@@ -131,7 +136,7 @@ async def test_heartbeats_at_most_every_period(table: Any, moto_endpoint: str) -
     for step in (0, 10, 29.9):
         clock.now = 1_800_000_000.0 + step
         reporter.frame_inferred()
-    await eventually(lambda: host_record(table).get(BackendField.GENERATION) == 1)
+    await host_record_where(table, "generation 1", lambda r: r.get(BackendField.GENERATION) == 1)
     clock.now = 1_800_000_030.0
     reporter.frame_inferred()
     await reporter.stop()
@@ -167,8 +172,7 @@ async def test_dynamodb_outage_is_logged_not_raised(caplog: pytest.LogCaptureFix
 
 def test_disabled_reporter_does_nothing() -> None:
     reporter = Reporter(None)
-    assert not reporter.enabled
-    reporter.start()
+    reporter.start()  # outside an event loop: starting a task would raise
     reporter.milestone(Milestone.READY)
     reporter.sessions_changed(3)
     reporter.frame_inferred()

@@ -31,6 +31,7 @@ from tests.integration.gpu_host.dataplane_support import (
     say_hello,
     unique_user,
 )
+from tests.support.waiting import eventually_async
 
 pytestmark = pytest.mark.triton
 
@@ -238,10 +239,12 @@ async def test_sessions_share_one_client_and_triton_batches_them(
         assert [r["frame_id"] for r in results] == [0, 1, 2, 3]
     for ws in sockets:
         await ws.close()
-    deadline = asyncio.get_running_loop().time() + 10
-    while (after := counts())[0] - before[0] < 12:  # Triton publishes metrics periodically
-        assert asyncio.get_running_loop().time() < deadline, f"counts stuck at {after}"
-        await asyncio.sleep(0.2)
+    after = await eventually_async(  # Triton publishes its metrics periodically
+        counts,
+        lambda now: now[0] - before[0] >= 12,
+        what=f"Triton's metrics count 12 inferences more than {before}",
+        interval_s=0.2,
+    )
     inferences, executions = after[0] - before[0], after[1] - before[1]
     assert inferences == 12
     assert executions < inferences
@@ -314,7 +317,12 @@ async def test_per_user_session_limit_closes_4429(
         assert await close_code(third) == 4429
     other = await open_session(backend, token_issuer)  # another user is not affected
     await first.close()
-    await asyncio.sleep(0.2)  # the server sees the close
+    await eventually_async(
+        lambda: backend.state.sessions.held_by(user),
+        lambda held: held == 1,
+        what=f"the server counts one session of {user} after the close",
+        ignoring=(RuntimeError,),  # read from this thread while the server's may change it
+    )
     again = await open_session(backend, token_issuer, user)
     for ws in (second, other, again):
         await ws.close()

@@ -12,7 +12,7 @@ import onnxruntime as ort
 import pytest
 import tritonclient.grpc as grpcclient
 
-from gpu_host.models.spec import SPECS
+from gpu_host.models.spec import BUILTIN_SPECS
 from gpu_host.triton.local import LocalTriton, LocalTritonError
 from infra.local.ports import free_port
 from tests.integration.gpu_host.dataplane_support import DATAPLANE_MODELS, TRITON_VENV
@@ -40,6 +40,7 @@ def make_triton(run_dir: Path, **kwargs: Any) -> LocalTriton:
         grpc_port=free_port(),
         metrics_port=free_port(),
         models=DATAPLANE_MODELS,
+        user_models=None,
         **kwargs,
     )
 
@@ -47,7 +48,7 @@ def make_triton(run_dir: Path, **kwargs: Any) -> LocalTriton:
 def test_batched_request_matches_onnxruntime_directly(triton: LocalTriton) -> None:
     """Given a batch of 3 images in one request, the local model (Python backend running
     ONNX Runtime) returns what ONNX Runtime returns for the same ONNX file."""
-    spec = SPECS["text"]
+    spec = BUILTIN_SPECS["text"]
     images = np.random.default_rng(1).integers(0, 256, (3, 256, 320, 3), dtype=np.uint8)
     client = grpcclient.InferenceServerClient(triton.grpc_url)
     request = grpcclient.InferInput("image", list(images.shape), "UINT8")
@@ -64,7 +65,7 @@ def test_serves_on_the_configured_ports_with_the_local_repository(triton: LocalT
     assert client.is_server_ready()
     config = client.get_model_config("text", as_json=True)["config"]
     assert config["backend"] == "python"
-    assert config["max_batch_size"] == SPECS["text"].max_batch_size
+    assert config["max_batch_size"] == BUILTIN_SPECS["text"].max_batch_size
     assert (triton.run_dir / "models" / "text" / "1" / "model.onnx").is_file()
     assert triton.log_path.is_file()
 
@@ -85,7 +86,7 @@ def test_sigterm_stops_it_and_leaves_no_process_behind(tmp_path: Path) -> None:
 def test_a_model_that_fails_to_load_is_reported_with_the_log(tmp_path: Path) -> None:
     zoo = tmp_path / "zoo"
     zoo.mkdir()
-    (zoo / SPECS["text"].onnx_file).write_bytes(b"this is not an onnx file")
+    (zoo / BUILTIN_SPECS["text"].onnx_file).write_bytes(b"this is not an onnx file")
     server = make_triton(tmp_path / "run", zoo_dir=zoo)
     with pytest.raises(LocalTritonError, match="exited") as caught:
         server.start()
@@ -94,7 +95,9 @@ def test_a_model_that_fails_to_load_is_reported_with_the_log(tmp_path: Path) -> 
 
 
 def test_a_venv_without_pytriton_is_a_clear_error(tmp_path: Path) -> None:
-    server = LocalTriton(run_dir=tmp_path / "run", triton_venv=tmp_path / "nowhere")
+    server = LocalTriton(
+        run_dir=tmp_path / "run", triton_venv=tmp_path / "nowhere", user_models=None
+    )
     with pytest.raises(LocalTritonError, match="no Python in the Triton venv"):
         server.start()
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -30,6 +29,7 @@ from tests.integration.gpu_host.dataplane_support import (
     say_hello,
     unique_user,
 )
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.triton
 
@@ -77,12 +77,13 @@ def origin(backend: RunningBackend, tmp_path_factory: pytest.TempPathFactory) ->
     )
     assert check.returncode == 0, check.stderr
     proc = subprocess.Popen([NGINX, "-c", str(conf), "-p", f"{prefix}/"])
+
+    def nginx_listens() -> bool:
+        assert proc.poll() is None, (prefix / "error.log").read_text()
+        return listening(port)
+
     try:
-        deadline = time.monotonic() + 10
-        while not listening(port):
-            assert proc.poll() is None, (prefix / "error.log").read_text()
-            assert time.monotonic() < deadline, "nginx did not listen in time"
-            time.sleep(0.05)
+        eventually(nginx_listens, what=f"nginx listens on {port}")
         yield f"127.0.0.1:{port}"
     finally:
         proc.terminate()

@@ -9,6 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from gpu_host.backend.settings import Settings
+from gpu_host.models.spec import BUILTIN_SPECS, USER_MODELS_FILE
 
 REQUIRED = {
     "SPINUP_JWKS_URL": "http://127.0.0.1:8000/.well-known/jwks.json",
@@ -17,9 +18,12 @@ REQUIRED = {
 
 
 @pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
+    """The required settings, and no user models: the catalog is the built-in one whatever
+    the checkout's `gpu_host/models/user/` holds."""
     for name, value in REQUIRED.items():
         monkeypatch.setenv(name, value)
+    monkeypatch.setenv("SPINUP_USER_MODELS", str(tmp_path / "no-user-models" / "user_models.json"))
     return monkeypatch
 
 
@@ -34,6 +38,8 @@ def test_defaults_match_the_architecture_page(env: pytest.MonkeyPatch) -> None:
     assert settings.table_name == ""
     assert settings.host_id == "gpu-0"
     assert settings.max_sessions_per_user == 2
+    assert Settings.model_fields["user_models"].default == USER_MODELS_FILE
+    assert settings.catalog() == BUILTIN_SPECS
 
 
 @pytest.mark.parametrize(

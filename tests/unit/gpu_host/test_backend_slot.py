@@ -12,7 +12,8 @@ async def test_put_into_empty_slot_drops_nothing() -> None:
     assert slot.put(1) is None
     assert slot.dropped == 0
     assert await slot.get() == 1
-    assert not slot.waiting
+    assert slot.put(2) is None, "taking the item emptied the slot"
+    assert slot.dropped == 0
 
 
 async def test_newer_frame_replaces_the_waiting_one_and_counts_a_drop() -> None:
@@ -29,7 +30,7 @@ async def test_newer_frame_replaces_the_waiting_one_and_counts_a_drop() -> None:
 async def test_get_waits_for_the_next_put() -> None:
     slot: NewestWinsSlot[str] = NewestWinsSlot()
     getter = asyncio.create_task(slot.get())
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # one turn of the loop: the getter runs until it blocks
     assert not getter.done()
     slot.put("frame")
     assert await asyncio.wait_for(getter, 1) == "frame"

@@ -172,7 +172,8 @@ async def test_a_cancelled_frame_cancels_its_models() -> None:
     """When the session goes away mid-frame, no model request outlives the frame."""
     gateway = ScriptedGateway(delays={"fast": SLOW_S, "slow": SLOW_S})
     frame = asyncio.create_task(run(pipeline(gateway), ["fast", "slow"]))
-    await asyncio.sleep(0.05)
+    await gateway.arrived["fast"].wait()
+    await gateway.arrived["slow"].wait()
     frame.cancel()
     with pytest.raises(asyncio.CancelledError):
         await frame
@@ -209,7 +210,8 @@ async def test_unchanged_regions_are_not_read_again_until_the_client_asks() -> N
     reads.ask_reread()
     await run(pipe, ["ocr"], reads)
     assert gateway.items["ocr"] == 4
-    assert not reads.reread_pending
+    await run(pipe, ["ocr"], reads)
+    assert gateway.items["ocr"] == 4, "the request was used up: the next frame reuses the reads"
 
 
 async def test_a_request_during_a_read_waits_for_the_next_frame() -> None:
@@ -222,21 +224,27 @@ async def test_a_request_during_a_read_waits_for_the_next_frame() -> None:
     reads.ask_reread()
     release.set()
     await frame
-    assert reads.reread_pending
     await run(pipe, ["ocr"], reads)
     assert gateway.items["ocr"] == 4, "the next frame read both regions afresh"
-    assert not reads.reread_pending
+    await run(pipe, ["ocr"], reads)
+    assert gateway.items["ocr"] == 4, "and used the request up"
 
 
 async def test_ocr_waiting_on_a_slow_text_detector_is_late() -> None:
-    gateway = ScriptedGateway(delays={"text": SLOW_S})
-    reads = SessionReads()
+    """A read that is late keeps the client's request for the next frame."""
+    gateway = ScriptedGateway()
+    pipe, reads = pipeline(gateway), SessionReads()
+    await run(pipe, ["ocr"], reads)
+    assert gateway.items["ocr"] == 2
     reads.ask_reread()
-    outputs, late, _ = await run(pipeline(gateway), ["fast", "ocr"], reads)
+    gateway.delays["text"] = SLOW_S
+    outputs, late, _ = await run(pipe, ["fast", "ocr"], reads)
     assert late == ("ocr",)
     assert len(outputs) == 1
-    assert reads.reread_pending, "a late read keeps the client's request for the next frame"
-    assert "ocr" not in gateway.items
+    assert gateway.items["ocr"] == 2, "nothing was read"
+    del gateway.delays["text"]
+    await run(pipe, ["ocr"], reads)
+    assert gateway.items["ocr"] == 4, "the next frame read the unchanged regions again"
 
 
 async def test_warm_up_reads_the_whole_frame_once() -> None:

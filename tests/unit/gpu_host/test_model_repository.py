@@ -20,7 +20,7 @@ from gpu_host.models.repository import (
     write_repository,
 )
 from gpu_host.models.spec import (
-    SPECS,
+    BUILTIN_SPECS,
     DType,
     DynamicBatching,
     ModelSpec,
@@ -30,7 +30,7 @@ from gpu_host.models.spec import (
 )
 from gpu_host.models.user_models import UserModel
 
-ALL_SPECS = list(SPECS.values())
+ALL_SPECS = list(BUILTIN_SPECS.values())
 USER_SPECS = [
     user_spec(
         UserModel(name=f"my-{layout}", file="m.onnx", layout=layout, input_size=320), Path("/m")
@@ -47,7 +47,7 @@ def parse(text: str) -> mc.ModelConfig:
 
 
 def test_every_zoo_model_is_specced() -> None:
-    assert list(SPECS) == ["detect", "pose", "face", "text", "ocr"]
+    assert list(BUILTIN_SPECS) == ["detect", "pose", "face", "text", "ocr"]
 
 
 @pytest.mark.parametrize("target", list(Target))
@@ -99,7 +99,7 @@ def test_gpu_target_is_onnxruntime_on_gpu(spec: ModelSpec, tensorrt: bool) -> No
 def test_write_repository_layout(tmp_path: Path) -> None:
     zoo = tmp_path / "zoo"
     zoo.mkdir()
-    spec = SPECS["text"]
+    spec = BUILTIN_SPECS["text"]
     (zoo / spec.onnx_file).write_bytes(b"onnx bytes")
     out = tmp_path / "repo"
     (out / "text" / "2").mkdir(parents=True)  # a stale version must not survive
@@ -119,14 +119,14 @@ def test_write_repository_layout(tmp_path: Path) -> None:
 
 def test_write_repository_names_the_missing_onnx_file(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"text_det\.onnx is missing"):
-        write_repository(tmp_path / "repo", Target.GPU, [SPECS["text"]], zoo_dir=tmp_path)
+        write_repository(tmp_path / "repo", Target.GPU, [BUILTIN_SPECS["text"]], zoo_dir=tmp_path)
 
 
 def test_select_specs() -> None:
-    assert select_specs(None) == ALL_SPECS
-    assert select_specs(["text", "text"]) == [SPECS["text"]]
+    assert select_specs(None, BUILTIN_SPECS) == ALL_SPECS
+    assert select_specs(["text", "text"], BUILTIN_SPECS) == [BUILTIN_SPECS["text"]]
     with pytest.raises(ValueError, match=r"unknown models \['nope'\]"):
-        select_specs(["text", "nope"])
+        select_specs(["text", "nope"], BUILTIN_SPECS)
     mine = {s.name: s for s in USER_SPECS}
     assert select_specs(["my-yolov8-pose"], mine) == [USER_SPECS[1]]
 
@@ -207,6 +207,8 @@ def test_cli_writes_a_gpu_repository(tmp_path: Path) -> None:
             str(out),
             "--models",
             "text",
+            "--user-models",
+            str(tmp_path / "none" / "user_models.json"),
         ],
         check=True,
         capture_output=True,
@@ -221,6 +223,7 @@ def test_cli_names_an_unknown_model(tmp_path: Path) -> None:
         [
             *(sys.executable, "-m", "gpu_host.models.repository", "--target", "local"),
             *("--out", str(tmp_path), "--models", "nope"),
+            *("--user-models", str(tmp_path / "none" / "user_models.json")),
         ],
         capture_output=True,
         text=True,

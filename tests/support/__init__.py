@@ -1,0 +1,1 @@
+"""Helpers every test package shares (`from tests.support.waiting import eventually`)."""
