@@ -78,14 +78,21 @@ export function parseEngineReport(data) {
   }
 }
 
-/** Two start commands that would open the same stream (used to skip needless reconnects). */
-export function sameStart(a, b) {
+/**
+ * Two start commands for the same stream (socket URL and models). The token may differ: a
+ * renewed token is for the next (re)connection, not a reason to drop the open socket.
+ */
+export function sameStream(a, b) {
   return (
     a?.type === "start" &&
     b?.type === "start" &&
     a.wsUrl === b.wsUrl &&
-    a.token === b.token &&
     a.models.length === b.models.length &&
     a.models.every((m, i) => m === b.models[i])
   );
+}
+
+/** Two identical start commands (used to skip needless deliveries). */
+export function sameStart(a, b) {
+  return sameStream(a, b) && a.token === b.token;
 }

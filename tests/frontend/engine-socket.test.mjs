@@ -102,6 +102,27 @@ describe("handshake", () => {
   });
 });
 
+describe("a renewed token", () => {
+  test("is kept for the next hello; the open socket is not touched", () => {
+    socket.open(TARGET);
+    last().accept();
+    last().say({ type: "ready", session: "s1" });
+    socket.updateToken("renewed");
+    assert.equal(FakeSocket.all.length, 1);
+    assert.equal(last().closedWith, null);
+    assert.equal(socket.ready, true);
+    last().drop(1006);
+    clock.fire();
+    last().accept();
+    assert.equal(JSON.parse(last().sent[0]).token, "renewed");
+  });
+
+  test("is ignored when the socket is closed", () => {
+    socket.updateToken("renewed");
+    assert.equal(FakeSocket.all.length, 0);
+  });
+});
+
 describe("closes", () => {
   for (const [code, words] of [
     [4401, /sign in/i],

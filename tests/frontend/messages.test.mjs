@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
-import { isTrusted, parseEngineCommand, parseEngineReport, sameStart } from "../../frontend/js/messages.js";
+import { isTrusted, parseEngineCommand, parseEngineReport, sameStart, sameStream } from "../../frontend/js/messages.js";
 
 const parentWindow = { name: "parent" };
 const otherWindow = { name: "other" };
@@ -77,5 +77,18 @@ describe("sameStart", () => {
     ["null", null, false],
   ]) {
     test(name, () => assert.equal(sameStart(a, b), same));
+  }
+});
+
+describe("sameStream", () => {
+  const a = { type: "start", wsUrl: "ws://h/ws", token: "t", models: ["text", "ocr"] };
+  for (const [name, b, same] of [
+    ["a renewed token is the same stream", { ...a, token: "renewed" }, true],
+    ["other URL", { ...a, wsUrl: "ws://x/ws" }, false],
+    ["other models", { ...a, models: ["ocr", "text"] }, false],
+    ["stop", { type: "stop" }, false],
+    ["null", null, false],
+  ]) {
+    test(name, () => assert.equal(sameStream(a, b), same));
   }
 });

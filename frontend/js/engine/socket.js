@@ -78,6 +78,10 @@ export function createInferenceSocket(hooks, { WebSocketImpl = WebSocket, timers
       connect();
     },
     close,
+    /** The token for the next hello (a reconnection); the open socket is left as it is. */
+    updateToken(token) {
+      if (target !== null) target = { ...target, token };
+    },
     /** Sends when the handshake is done; false otherwise (the caller releases its frame). */
     send(data) {
       if (!ready || ws === null || ws.readyState !== OPEN) return false;

@@ -3,7 +3,7 @@
 // rate on its own, so the picture stays smooth whatever the inference rate.
 
 import { interpolateResults } from "../interpolate.js";
-import { sameStart } from "../messages.js";
+import { sameStart, sameStream } from "../messages.js";
 import { Pacer } from "../pacer.js";
 import { HEADER_BYTES, encodeFrame, epochMicros } from "../protocol.js";
 import { closeCamera, describeCameraError, openCamera } from "./camera.js";
@@ -168,6 +168,12 @@ export function createStreamer({ win, video, canvas, report, onState }) {
 
   async function start(command) {
     if (sameStart(command, current)) return;
+    if (sameStream(command, current)) {
+      // Only the token was renewed: keep the socket, use the new token if it reconnects.
+      current = command;
+      socket.updateToken(command.token);
+      return;
+    }
     generation += 1;
     const gen = generation;
     current = command;
@@ -186,7 +192,7 @@ export function createStreamer({ win, video, canvas, report, onState }) {
       return;
     }
     forgetResults();
-    socket.open(command);
+    socket.open(current); // the command, with a token renewed while the camera opened
   }
 
   function stop() {
