@@ -56,6 +56,20 @@ class ControlTimeouts:
 
 
 @dataclass(frozen=True, kw_only=True)
+class SignInLifetimes:
+    """How long Cognito's tokens for the browser last (docs/architecture.md, "Sign-in")."""
+
+    token_minutes: int = 60
+    """ID and access tokens; the browser renews them before they end."""
+    refresh_hours: int = 12
+    """A refresh token (Cognito allows 1 h to 10 years). Short, because a browser holds it:
+    RFC 9700 asks public clients for rotation or sender-constraining, and a short life."""
+    rotation_grace_s: int = 0
+    """How long a rotated-out refresh token still works (Cognito: 0-60 s). 0: never, so a
+    copied token is useless once the browser has renewed."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class DeployConfig:
     app_name: str = "spinup"
     host_id: str = "gpu-0"
@@ -99,6 +113,7 @@ class DeployConfig:
     log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH
     access_log_days: int = 90
     timeouts: ControlTimeouts = field(default_factory=ControlTimeouts)
+    sign_in: SignInLifetimes = field(default_factory=SignInLifetimes)
 
     @property
     def ssm_prefix(self) -> str:
