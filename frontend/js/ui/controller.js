@@ -153,8 +153,16 @@ export async function startUi({ win, doc, fetchFn }) {
     timers: win,
     now,
   });
-  // A renewed token reaches the engine through render() (for its next reconnection).
-  tokens.onChange((change) => dispatch(change.signedIn ? { type: "signed-in" } : { type: "signed-out", message: change.message }));
+  tokens.onChange((change) => {
+    if (!change.signedIn) {
+      dispatch({ type: "signed-out", message: change.message });
+      return;
+    }
+    // A renewed token reaches the engine through render() (for its next reconnection).
+    const wasSignedIn = state.signedIn;
+    dispatch({ type: "signed-in" });
+    if (!wasSignedIn) poll(); // the API had refused the old token; try again with the new one
+  });
   dispatch({ type: "sign-in-options", canSignIn: tokens.canSignIn, canSignOut: tokens.canSignOut });
   api = createControlApi({ apiBase: config.apiBase, getToken: () => tokens.freshToken(), fetchFn });
   const signedIn = await tokens.start();
