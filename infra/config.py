@@ -73,6 +73,20 @@ _TUNABLES = create_model("ControlTunables", **_TUNABLE_FIELDS)
 
 
 @dataclass(frozen=True, kw_only=True)
+class SignInLifetimes:
+    """How long Cognito's tokens for the browser last (docs/architecture.md, "Sign-in")."""
+
+    token_minutes: int = 60
+    """ID and access tokens; the browser renews them before they end."""
+    refresh_hours: int = 12
+    """A refresh token (Cognito allows 1 h to 10 years). Short, because a browser holds it:
+    RFC 9700 asks public clients for rotation or sender-constraining, and a short life."""
+    rotation_grace_s: int = 0
+    """How long a rotated-out refresh token still works (Cognito: 0-60 s). 0: never, so a
+    copied token is useless once the browser has renewed."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class DeployConfig:
     app_name: str = "spinup"
     host_id: str = "gpu-0"
@@ -122,6 +136,7 @@ class DeployConfig:
     access_log_days: int = 90
     control_settings: Mapping[str, object] = field(default_factory=dict)
     """Overrides of `CONTROL_TUNABLES` by settings field name, already validated."""
+    sign_in: SignInLifetimes = field(default_factory=SignInLifetimes)
 
     @property
     def ssm_prefix(self) -> str:

@@ -23,21 +23,67 @@ export function resolveWsUrl(url, pageHref) {
   return resolved.href;
 }
 
-/** Validated config: {apiBase, wsUrl, devToken, loginUrl}; throws ConfigError. */
+const isObject = (v) => typeof v === "object" && v !== null && !Array.isArray(v);
+
+/** An absolute http(s) URL; http only for a loopback host (the local mode's provider). */
+function endpointUrl(oidc, key, { required = true } = {}) {
+  const value = optionalString(oidc, key);
+  if (value === null) {
+    if (required) throw new ConfigError(`config.json: "oidc.${key}" is required`);
+    return null;
+  }
+  let url;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError(`config.json: "oidc.${key}" must be an absolute URL`);
+  }
+  const loopback = url.hostname === "127.0.0.1" || url.hostname === "localhost" || url.hostname === "[::1]";
+  if (url.protocol !== "https:" && !(url.protocol === "http:" && loopback)) {
+    throw new ConfigError(`config.json: "oidc.${key}" must use https`);
+  }
+  return url.href;
+}
+
+/**
+ * The sign-in provider for the code flow: {authorizeUrl, tokenUrl, revokeUrl, endSessionUrl,
+ * clientId, redirectUri, scopes}; null when config.json has no "oidc".
+ */
+export function parseOidc(json) {
+  const oidc = json.oidc;
+  if (oidc === undefined || oidc === null) return null;
+  if (!isObject(oidc)) throw new ConfigError('config.json: "oidc" must be an object');
+  const clientId = optionalString(oidc, "clientId");
+  if (clientId === null) throw new ConfigError('config.json: "oidc.clientId" is required');
+  const scopes = oidc.scopes ?? ["openid"];
+  if (!Array.isArray(scopes) || !scopes.every((s) => typeof s === "string" && /^[\x21-\x7e]+$/.test(s))) {
+    throw new ConfigError('config.json: "oidc.scopes" must be a list of scope names');
+  }
+  return {
+    authorizeUrl: endpointUrl(oidc, "authorizeUrl"),
+    tokenUrl: endpointUrl(oidc, "tokenUrl"),
+    revokeUrl: endpointUrl(oidc, "revokeUrl"),
+    endSessionUrl: endpointUrl(oidc, "endSessionUrl", { required: false }),
+    clientId,
+    redirectUri: endpointUrl(oidc, "redirectUri"),
+    scopes: [...scopes],
+  };
+}
+
+/** Validated config: {apiBase, wsUrl, devToken, oidc}; throws ConfigError. */
 export function parseConfig(json, pageHref) {
-  if (typeof json !== "object" || json === null || Array.isArray(json)) {
+  if (!isObject(json)) {
     throw new ConfigError("config.json must be a JSON object");
   }
   const apiBase = optionalString(json, "apiBase");
   if (apiBase === null) throw new ConfigError('config.json: "apiBase" is required');
   const wsUrl = optionalString(json, "wsUrl");
-  const loginUrl = optionalString(json, "loginUrl");
   return {
     // Resolved against the page so a CloudFront path prefix keeps working.
     apiBase: new URL(apiBase, pageHref).href.replace(/\/+$/, ""),
     wsUrl: wsUrl === null ? null : resolveWsUrl(wsUrl, pageHref),
     devToken: optionalString(json, "devToken"),
-    loginUrl: loginUrl === null ? null : new URL(loginUrl, pageHref).href,
+    oidc: parseOidc(json),
   };
 }
 

@@ -39,6 +39,7 @@ class EdgeDistribution(Construct):
         host_paths: tuple[str, ...],
         origin_verify_header: str,
         origin_verify_value: str,
+        content_security_policy: str,
     ) -> None:
         super().__init__(scope, construct_id)
         api_origin = origins.HttpOrigin(
@@ -79,7 +80,7 @@ class EdgeDistribution(Construct):
                 origin=origins.S3BucketOrigin.with_origin_access_control(site_bucket),
                 viewer_protocol_policy=cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
                 cache_policy=cloudfront.CachePolicy.CACHING_OPTIMIZED,
-                response_headers_policy=cloudfront.ResponseHeadersPolicy.SECURITY_HEADERS,
+                response_headers_policy=_page_headers(self, content_security_policy),
                 compress=True,
             ),
             additional_behaviors={
@@ -120,3 +121,32 @@ class EdgeDistribution(Construct):
     @property
     def domain_name(self) -> str:
         return self.distribution.distribution_domain_name
+
+
+def _page_headers(scope: Construct, csp: str) -> cloudfront.ResponseHeadersPolicy:
+    """The pages' security headers: the Content-Security-Policy (infra/csp.py, the same the
+    local mode sends) and what CloudFront's managed SecurityHeaders policy sets, with a
+    stricter referrer policy (no page needs to tell anyone where it came from)."""
+    override = True  # an origin (S3) cannot weaken them
+    return cloudfront.ResponseHeadersPolicy(
+        scope,
+        "PageHeaders",
+        comment="Spinup pages: Content-Security-Policy and security headers",
+        security_headers_behavior=cloudfront.ResponseSecurityHeadersBehavior(
+            content_security_policy=cloudfront.ResponseHeadersContentSecurityPolicy(
+                content_security_policy=csp, override=override
+            ),
+            content_type_options=cloudfront.ResponseHeadersContentTypeOptions(override=override),
+            frame_options=cloudfront.ResponseHeadersFrameOptions(
+                frame_option=cloudfront.HeadersFrameOption.SAMEORIGIN, override=override
+            ),
+            referrer_policy=cloudfront.ResponseHeadersReferrerPolicy(
+                referrer_policy=cloudfront.HeadersReferrerPolicy.NO_REFERRER, override=override
+            ),
+            strict_transport_security=cloudfront.ResponseHeadersStrictTransportSecurity(
+                access_control_max_age=Duration.days(365),
+                include_subdomains=True,
+                override=override,
+            ),
+        ),
+    )

@@ -24,7 +24,7 @@ class FrontendDeployment(Construct):
         construct_id: str,
         *,
         source_dir: Path,
-        runtime_config: Mapping[str, str],
+        runtime_config: Mapping[str, object],
         bucket: s3.IBucket,
         distribution: cloudfront.IDistribution,
     ) -> None:

@@ -7,7 +7,7 @@ The control plane's settings (`SPINUP_IDLE_*`, `SPINUP_RELEASE_GRACE_S`, …) ar
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -59,6 +59,15 @@ class LocalSettings(BaseSettings):
     reconcile_interval_s: float = Field(default=3.0, gt=0)
     """The local stand-in for EventBridge's one-minute schedule: faster, so a demo is lively."""
     agent_poll_s: float = Field(default=1.0, gt=0)
+
+    sign_in: Literal["dev", "code"] = "dev"
+    """`dev`: config.json carries a development token, so the demo is one click (Start).
+    `code`: the page signs in through the local OIDC provider (`/local-oidc/`) with the
+    authorization code flow + PKCE and refreshes with rotation, as it does with Cognito."""
+    token_ttl_s: int = Field(default=3600, ge=1)
+    """Lifetime of the provider's ID and access tokens (tests make it seconds)."""
+    refresh_ttl_s: int = Field(default=12 * 3600, ge=60)
+    """Lifetime of a sign-in's refresh tokens (Cognito's app client: 12 h)."""
 
     @field_validator("user_models")
     @classmethod

@@ -19,12 +19,14 @@ from typing import Any
 import uvicorn
 from pydantic import SecretStr
 
+from infra.csp import content_security_policy, origin_of
 from infra.local.agent import HostAgent
 from infra.local.emulated_aws import create_stopped_instance, ec2_client, instance_state, start_moto
 from infra.local.issuer import DEV_AUDIENCE, DevIssuer
+from infra.local.oidc import LocalOidcProvider, ProviderSettings
 from infra.local.settings import LocalSettings
 from infra.local.supervisor import HostSupervisor
-from infra.local.web import add_local_routes
+from infra.local.web import add_local_routes, code_flow_config
 from lambdas.aws.clients import make_clients
 from lambdas.bootstrap import bootstrap
 from lambdas.control.app import create_app
@@ -79,6 +81,18 @@ def _state_change(instance_id: str, state: str | None) -> dict[str, Any]:
     }
 
 
+def _page_config(
+    local: LocalSettings, issuer: DevIssuer, oidc: LocalOidcProvider
+) -> dict[str, Any]:
+    """/config.json: a development token, or (`SPINUP_LOCAL_SIGN_IN=code`) the code flow."""
+    config: dict[str, Any] = {"apiBase": "/api", "wsUrl": local.ws_url}
+    if local.sign_in == "dev":
+        config["devToken"] = issuer.issue()
+    else:
+        config["oidc"] = code_flow_config(local.ui_origin, oidc.settings)
+    return config
+
+
 @contextlib.contextmanager
 def local_system(local: LocalSettings) -> Iterator[uvicorn.Server]:
     """Start every part; yields the (not yet serving) UI+API server; stops all on exit."""
@@ -90,6 +104,16 @@ def local_system(local: LocalSettings) -> Iterator[uvicorn.Server]:
         moto, endpoint = start_moto(bind=local.bind, port=local.moto_port)
         stack.callback(moto.stop)
         issuer = DevIssuer(issuer=local.ui_origin)
+        oidc = LocalOidcProvider(
+            issuer=issuer,
+            settings=ProviderSettings(
+                # The client id is the ID token's audience, as with Cognito.
+                client_id=DEV_AUDIENCE,
+                redirect_uri=f"{local.ui_origin}/",
+                token_ttl_s=local.token_ttl_s,
+                refresh_ttl_s=local.refresh_ttl_s,
+            ),
+        )
         jwks_url = f"{local.ui_origin}/.well-known/jwks.json"
         # Socket tickets are signed with a secret of this run only (in AWS, Secrets Manager's).
         ticket_secret = secrets.token_urlsafe(48)
@@ -120,8 +144,10 @@ def local_system(local: LocalSettings) -> Iterator[uvicorn.Server]:
         add_local_routes(
             app,
             frontend_dir=local.frontend_dir,
-            config={"apiBase": "/api", "wsUrl": local.ws_url, "devToken": issuer.issue()},
+            config=_page_config(local, issuer, oidc),
             jwks=issuer.jwks(),
+            csp=content_security_policy(connect_to=[origin_of(local.ws_url)]),
+            oidc=oidc,
         )
 
         loop = ReconcileLoop(

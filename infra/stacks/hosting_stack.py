@@ -15,6 +15,7 @@ from infra.constructs.host_parameters import HostParameters
 from infra.constructs.public_http_api import PublicHttpApi
 from infra.constructs.site_bucket import SiteBucket
 from infra.constructs.web_sign_in import WebSignIn
+from infra.csp import content_security_policy
 from infra.paths import FRONTEND_DIR
 
 
@@ -33,6 +34,7 @@ class HostingStack(Stack):
         retention = config.log_retention
         access_logs = AccessLogBucket(self, "AccessLogs", retention_days=config.access_log_days)
         site = SiteBucket(self, "Site", access_logs=access_logs.bucket)
+        self.sign_in = WebSignIn(self, "SignIn", domain_prefix=config.app_name)
         self.http_api = PublicHttpApi(
             self,
             "HttpApi",
@@ -52,11 +54,14 @@ class HostingStack(Stack):
             host_paths=config.host_path_patterns,
             origin_verify_header=config.origin_verify_header,
             origin_verify_value=origin_verify_value,
+            # The API and the socket are on the pages' own origin ('self'); the browser also
+            # talks to Cognito's token and revocation endpoints.
+            content_security_policy=content_security_policy(connect_to=[self.sign_in.origin]),
         )
         self.app_url = f"https://{self.edge.domain_name}"
         self.ws_url = f"wss://{self.edge.domain_name}{config.ws_path}"
-        self.sign_in = WebSignIn(
-            self, "SignIn", domain_prefix=config.app_name, app_url=f"{self.app_url}/"
+        self.web_client = self.sign_in.add_web_client(
+            app_url=f"{self.app_url}/", lifetimes=config.sign_in
         )
         FrontendDeployment(
             self,
@@ -65,7 +70,7 @@ class HostingStack(Stack):
             runtime_config={
                 "apiBase": config.api_path_prefix,
                 "wsUrl": self.ws_url,
-                "loginUrl": self.sign_in.login_url,
+                "oidc": self.web_client.browser_config,
             },
             bucket=site.bucket,
             distribution=self.edge.distribution,
@@ -77,7 +82,7 @@ class HostingStack(Stack):
             env={
                 "SPINUP_JWKS_URL": self.sign_in.jwks_url,
                 "SPINUP_JWT_ISSUER": self.sign_in.issuer,
-                "SPINUP_JWT_AUDIENCE": self.sign_in.client.user_pool_client_id,
+                "SPINUP_JWT_AUDIENCE": self.web_client.client.user_pool_client_id,
                 "SPINUP_ALLOWED_ORIGINS": self.app_url,
             },
         )

@@ -1,25 +1,35 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
-import { ConfigError, loadConfig, parseConfig, resolveWsUrl } from "../../frontend/js/config.js";
+import { ConfigError, loadConfig, parseConfig, parseOidc, resolveWsUrl } from "../../frontend/js/config.js";
 
 const PAGE = "http://127.0.0.1:8000/";
+const AUTH = "https://spinup-123.auth.us-east-1.amazoncognito.com";
+const COGNITO = {
+  authorizeUrl: `${AUTH}/oauth2/authorize`,
+  tokenUrl: `${AUTH}/oauth2/token`,
+  revokeUrl: `${AUTH}/oauth2/revoke`,
+  endSessionUrl: `${AUTH}/logout?client_id=abc&logout_uri=https%3A%2F%2Fd111.cloudfront.net%2F`,
+  clientId: "abc",
+  redirectUri: "https://d111.cloudfront.net/",
+  scopes: ["openid", "email", "profile"],
+};
 
 describe("parseConfig", () => {
   test("local mode", () => {
     assert.deepEqual(
       parseConfig({ apiBase: "/api", wsUrl: "ws://127.0.0.1:8080/ws/inference", devToken: "jwt" }, PAGE),
-      { apiBase: "http://127.0.0.1:8000/api", wsUrl: "ws://127.0.0.1:8080/ws/inference", devToken: "jwt", loginUrl: null },
+      { apiBase: "http://127.0.0.1:8000/api", wsUrl: "ws://127.0.0.1:8080/ws/inference", devToken: "jwt", oidc: null },
     );
   });
 
-  test("AWS: relative socket URL, no dev token, a sign-in URL", () => {
+  test("AWS: relative socket URL, no dev token, the code flow's provider", () => {
     const page = "https://d111.cloudfront.net/";
-    assert.deepEqual(parseConfig({ apiBase: "/api/", wsUrl: "/ws/inference", loginUrl: "https://auth.example/login" }, page), {
+    assert.deepEqual(parseConfig({ apiBase: "/api/", wsUrl: "/ws/inference", oidc: COGNITO }, page), {
       apiBase: "https://d111.cloudfront.net/api",
       wsUrl: "wss://d111.cloudfront.net/ws/inference",
       devToken: null,
-      loginUrl: "https://auth.example/login",
+      oidc: { ...COGNITO, scopes: ["openid", "email", "profile"] },
     });
   });
 
@@ -32,6 +42,38 @@ describe("parseConfig", () => {
     ["ftp socket URL", { apiBase: "/api", wsUrl: "ftp://x/ws" }, /WebSocket/],
   ]) {
     test(`rejects ${name}`, () => assert.throws(() => parseConfig(json, PAGE), (err) => err instanceof ConfigError && message.test(err.message)));
+  }
+});
+
+describe("parseOidc", () => {
+  test("none", () => assert.equal(parseOidc({}), null));
+
+  test("the local provider over http on the loopback; scopes default to openid", () => {
+    const local = { ...COGNITO, scopes: undefined, endSessionUrl: undefined };
+    for (const key of ["authorizeUrl", "tokenUrl", "revokeUrl", "redirectUri"]) {
+      local[key] = `http://127.0.0.1:8000/local-oidc/${key}`;
+    }
+    const oidc = parseOidc({ oidc: local });
+    assert.deepEqual(oidc.scopes, ["openid"]);
+    assert.equal(oidc.endSessionUrl, null);
+    assert.equal(oidc.tokenUrl, "http://127.0.0.1:8000/local-oidc/tokenUrl");
+  });
+
+  for (const [name, change, message] of [
+    ["not an object", "x", /must be an object/],
+    ["no client id", { clientId: "" }, /clientId" is required/],
+    ["no token URL", { tokenUrl: undefined }, /tokenUrl" is required/],
+    ["no revocation URL", { revokeUrl: undefined }, /revokeUrl" is required/],
+    ["a relative URL", { tokenUrl: "/oauth2/token" }, /absolute URL/],
+    ["plain http off the loopback", { tokenUrl: "http://auth.example/oauth2/token" }, /must use https/],
+    ["a javascript: redirect", { redirectUri: "javascript:alert(1)" }, /must use https/],
+    ["scopes as a string", { scopes: "openid email" }, /list of scope names/],
+    ["a scope with a space", { scopes: ["openid email"] }, /list of scope names/],
+  ]) {
+    test(`rejects ${name}`, () => {
+      const oidc = typeof change === "string" ? change : { ...COGNITO, ...change };
+      assert.throws(() => parseOidc({ oidc }), (err) => err instanceof ConfigError && message.test(err.message));
+    });
   }
 });
 

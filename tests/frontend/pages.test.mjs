@@ -11,7 +11,7 @@ const read = (name) => readFileSync(join(FRONTEND, name), "utf8");
 
 describe("index.html", () => {
   const html = read("index.html");
-  for (const id of ["start", "stop", "status", "message", "keepalive", "engine", "stats", "stream", "error", "models"]) {
+  for (const id of ["start", "stop", "status", "message", "keepalive", "engine", "stats", "stream", "error", "models", "signin", "signin-button", "signout"]) {
     test(`has #${id} with data-testid`, () => {
       assert.match(html, new RegExp(`id="${id}"[^>]*data-testid="${id}"`, "s"));
     });
@@ -38,6 +38,29 @@ describe("referenced files exist", () => {
   }
 });
 
+// The Content-Security-Policy (infra/csp.py) allows scripts and styles only as files from the
+// page's origin: anything inline would be blocked in the browser, so it must not exist.
+describe("pages work under the strict Content-Security-Policy", () => {
+  for (const page of ["index.html", "engine.html"]) {
+    const html = read(page);
+    test(`${page}: every script is an external module`, () => {
+      const scripts = [...html.matchAll(/<script\b([^>]*)>([\s\S]*?)<\/script>/gi)];
+      assert.ok(scripts.length >= 1);
+      for (const [, attributes, body] of scripts) {
+        assert.match(attributes, /\bsrc="[^"]+"/, `${page}: inline <script>`);
+        assert.match(attributes, /\btype="module"/);
+        assert.equal(body.trim(), "", `${page}: a script with both src and a body`);
+      }
+    });
+    test(`${page}: no inline event handlers, styles or javascript: URLs`, () => {
+      assert.doesNotMatch(html, /<[^>]+\son[a-z]+\s*=/i, "an on…= handler attribute");
+      assert.doesNotMatch(html, /<[^>]+\sstyle\s*=/i, "a style attribute");
+      assert.doesNotMatch(html, /<style\b/i, "a <style> element");
+      assert.doesNotMatch(html, /javascript:/i);
+    });
+  }
+});
+
 const modules = (dir) =>
   readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
     const path = join(dir, entry.name);
@@ -54,6 +77,15 @@ describe("every module loads", () => {
     test(name, async () => {
       await import(pathToFileURL(path).href);
     });
+  }
+});
+
+test("no module evaluates strings as code or writes HTML", () => {
+  for (const path of modules(join(FRONTEND, "js"))) {
+    const source = readFileSync(path, "utf8");
+    for (const pattern of [/\beval\(/, /new Function\(/, /\.innerHTML\b/, /insertAdjacentHTML/, /document\.write/, /setTimeout\(\s*["'`]/]) {
+      assert.doesNotMatch(source, pattern, relative(FRONTEND, path));
+    }
   }
 });
 

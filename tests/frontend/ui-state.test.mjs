@@ -167,11 +167,22 @@ describe("messages and errors", () => {
     assert.equal(deriveView(s, 0).message, "Sign in required.");
   });
 
-  test("the sign-in link shows only when signed out and a sign-in page is configured", () => {
-    const withUrl = reduce(fresh(), { type: "sign-in-url", url: "https://auth/login" }, 0);
-    assert.equal(deriveView(withUrl, 0).signInUrl, null);
-    assert.equal(deriveView(reduce(withUrl, { type: "signed-out" }, 0), 0).signInUrl, "https://auth/login");
-    assert.equal(deriveView(reduce(fresh(), { type: "signed-out" }, 0), 0).signInUrl, null);
+  test("Sign in shows only when signed out and the source can sign in; Sign out the reverse", () => {
+    const codeFlow = reduce(fresh(), { type: "sign-in-options", canSignIn: true, canSignOut: true }, 0);
+    const view = (s) => [deriveView(s, 0).signIn, deriveView(s, 0).signOut];
+    assert.deepEqual(view(codeFlow), [false, true]);
+    assert.deepEqual(view(reduce(codeFlow, { type: "signed-out" }, 0)), [true, false]);
+    const dev = reduce(fresh(), { type: "sign-in-options", canSignIn: false, canSignOut: false }, 0);
+    assert.deepEqual(view(dev), [false, false]);
+    assert.deepEqual(view(reduce(dev, { type: "signed-out" }, 0)), [false, false]);
+  });
+
+  test("why the user was signed out is the message, until signed in again", () => {
+    const out = reduce(fresh(), { type: "signed-out", message: "Your sign-in could not be renewed (x). Sign in again." }, 0);
+    assert.equal(deriveView(out, 0).message, "Your sign-in could not be renewed (x). Sign in again.");
+    assert.equal(deriveView(reduce(out, { type: "signed-in" }, 0), 0).message, "");
+    assert.equal(deriveView(reduce(out, { type: "status", status: status("stopped") }, 0), 0).message, "");
+    assert.equal(deriveView(reduce(fresh(), { type: "signed-out", message: "" }, 0), 0).message, "Sign in required.");
   });
 
   test("an engine failure is shown as an error; an action error comes first", () => {

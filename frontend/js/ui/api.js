@@ -61,12 +61,12 @@ export function parseTicket(json, pageHref) {
 
 /**
  * {status(), createSession(), ticket(id), keepalive(id), releaseSession(id)}; each
- * resolves to the answer's JSON body or rejects with ApiError. `getToken()` returns the
- * bearer token or null.
+ * resolves to the answer's JSON body or rejects with ApiError. `getToken()` returns (or
+ * resolves to) the bearer token or null.
  */
 export function createControlApi({ apiBase, getToken, fetchFn }) {
   async function call(method, path, body) {
-    const token = getToken();
+    const token = await getToken();
     if (token === null) throw new ApiError(401, "Sign in required");
     const headers = { Authorization: `Bearer ${token}`, Accept: "application/json" };
     if (body !== undefined) headers["Content-Type"] = "application/json";

@@ -19,6 +19,7 @@ export async function startUi({ win, doc, fetchFn }) {
   let state = initialState({ models: DEFAULT_MODELS, sessionId: sessions.load() });
   let config = null;
   let tokens = null;
+  let signInChecked = false; // the token source has handled a sign-in redirect, if any
   let api = null;
 
   const token = () => tokens?.getToken(now()) ?? null;
@@ -31,7 +32,7 @@ export async function startUi({ win, doc, fetchFn }) {
   });
 
   function render() {
-    if (state.signedIn && tokens !== null && token() === null) {
+    if (state.signedIn && signInChecked && !tokens.isSignedIn(now())) {
       state = reduce(state, { type: "signed-out" }, now());
     }
     renderView(els, deriveView(state, now()));
@@ -119,7 +120,30 @@ export async function startUi({ win, doc, fetchFn }) {
   const keepalive = () =>
     act("keepalive", () => api.keepalive(state.sessionId), () => dispatch({ type: "keepalive-sent" }));
 
+  async function signIn() {
+    try {
+      await tokens.signIn(); // leaves the page
+    } catch (err) {
+      dispatch({ type: "action-failed", action: "sign-in", status: 0, message: `Cannot start the sign-in: ${err.message}` });
+    }
+  }
+
+  async function signOut() {
+    // The GPU session goes first, while the token still works; the sign-in ends regardless.
+    if (state.sessionId !== null) {
+      try {
+        await api.releaseSession(state.sessionId);
+      } catch {
+        // An idle session stops by itself.
+      }
+      dispatch({ type: "session-released" });
+    }
+    await tokens.signOut();
+  }
+
   els.start.addEventListener("click", start);
+  els["signin-button"].addEventListener("click", signIn);
+  els.signout.addEventListener("click", signOut);
   els.stop.addEventListener("click", stop);
   els.keepalive.addEventListener("click", keepalive);
   els["read-text"].addEventListener("click", () => link.post({ type: "read-text" }));
@@ -137,11 +161,31 @@ export async function startUi({ win, doc, fetchFn }) {
     dispatch({ type: "action-failed", action: "config", status: 0, message: err.message });
     return;
   }
-  tokens = createTokenSource(config, { storage: win.sessionStorage, location: win.location, history: win.history });
-  dispatch({ type: "sign-in-url", url: tokens.signInUrl });
-  api = createControlApi({ apiBase: config.apiBase, getToken: token, fetchFn });
-  if (token() === null) {
-    dispatch({ type: "signed-out" });
+  tokens = createTokenSource(config, {
+    storage: win.sessionStorage,
+    location: win.location,
+    history: win.history,
+    fetchFn,
+    crypto: win.crypto,
+    timers: win,
+    now,
+  });
+  tokens.onChange((change) => {
+    if (!change.signedIn) {
+      dispatch({ type: "signed-out", message: change.message });
+      return;
+    }
+    // A renewed token reaches the engine through render() (for its next reconnection).
+    const wasSignedIn = state.signedIn;
+    dispatch({ type: "signed-in" });
+    if (!wasSignedIn) poll(); // the API had refused the old token; try again with the new one
+  });
+  dispatch({ type: "sign-in-options", canSignIn: tokens.canSignIn, canSignOut: tokens.canSignOut });
+  api = createControlApi({ apiBase: config.apiBase, getToken: () => tokens.freshToken(), fetchFn });
+  const signedIn = await tokens.start();
+  signInChecked = true;
+  if (!signedIn.signedIn) {
+    dispatch({ type: "signed-out", message: signedIn.message });
     return;
   }
   poll();

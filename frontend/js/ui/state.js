@@ -44,7 +44,9 @@ export function parseStatus(json, pageHref) {
 export function initialState({ models, sessionId = null, signedIn = true }) {
   return {
     signedIn,
-    signInUrl: null,
+    canSignIn: false, // the token source can sign in (code flow) / out
+    canSignOut: false,
+    signOutMessage: null, // why the user is signed out, when there is more to say
     status: null,
     statusAtMs: null,
     startedAtMs: null,
@@ -78,6 +80,7 @@ export function reduce(state, event, nowMs) {
       return {
         ...state,
         signedIn: true,
+        signOutMessage: null,
         status: event.status,
         statusAtMs: nowMs,
         startedAtMs: nextStartClock(state.startedAtMs, event.status.phase, nowMs),
@@ -108,9 +111,11 @@ export function reduce(state, event, nowMs) {
     case "models":
       return { ...state, models: [...event.models] };
     case "signed-out":
-      return { ...state, signedIn: false };
-    case "sign-in-url":
-      return { ...state, signInUrl: event.url };
+      return { ...state, signedIn: false, signOutMessage: event.message || null };
+    case "signed-in":
+      return { ...state, signedIn: true, signOutMessage: null };
+    case "sign-in-options":
+      return { ...state, canSignIn: event.canSignIn, canSignOut: event.canSignOut };
     case "engine-retry":
       return { ...state, engine: { state: "idle", message: "" } };
     case "engine-ready":
@@ -149,7 +154,7 @@ export function deriveView(state, nowMs) {
   const idleText = stopAtMs !== null && phase !== "stopped" && phase !== "stopping" ? idleCountdown(stopAtMs, nowMs) : null;
 
   let message = state.status?.message ?? "";
-  if (!state.signedIn) message = "Sign in required.";
+  if (!state.signedIn) message = state.signOutMessage ?? "Sign in required.";
   else if (state.pollError !== null) message = `${state.pollError} Retrying…`;
   else if (state.notice !== null && message === "") message = state.notice;
 
@@ -161,7 +166,8 @@ export function deriveView(state, nowMs) {
     message,
     // Engine failures (camera denied, socket refused) need the user, so they show as errors too.
     error: state.error ?? (state.engine.state === "failed" && state.engine.message ? state.engine.message : null),
-    signInUrl: state.signedIn ? null : state.signInUrl,
+    signIn: !state.signedIn && state.canSignIn,
+    signOut: state.signedIn && state.canSignOut,
     startDisabled: !state.signedIn || !known || state.busy !== null || holding || state.models.length === 0,
     stopDisabled: !state.signedIn || state.busy !== null || !hasSession,
     startBusy: state.busy === "start",

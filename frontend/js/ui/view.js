@@ -22,7 +22,7 @@ export function findElements(doc) {
   return Object.fromEntries(
     [
       "start", "stop", "status", "status-text", "phase-announce", "message", "error", "signin",
-      "signin-link", "idle", "idle-text", "keepalive", "models", "engine", "stream", "stats", "read-text",
+      "signin-button", "signout", "idle", "idle-text", "keepalive", "models", "engine", "stream", "stats", "read-text",
     ].map((id) => [id, byId(id)]),
   );
 }
@@ -82,8 +82,8 @@ export function renderView(els, view) {
   setText(els.message, view.message);
   els.error.hidden = view.error === null;
   setText(els.error, view.error ?? "");
-  els.signin.hidden = view.signInUrl === null;
-  if (view.signInUrl !== null) els["signin-link"].href = view.signInUrl;
+  els.signin.hidden = !view.signIn;
+  els.signout.hidden = !view.signOut;
 
   els.start.disabled = view.startDisabled;
   els.stop.disabled = view.stopDisabled;

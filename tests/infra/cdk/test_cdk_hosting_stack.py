@@ -126,38 +126,146 @@ def test_distribution_has_exactly_the_expected_behaviors(synthesized: Synthesize
     ]
 
 
-def test_frontend_config_json_points_at_the_distribution(synthesized: Synthesized) -> None:
-    """Given the deployed config.json, then it names /api, the distribution's socket URL and
-    the hosted sign-in page (deploy-time values, substituted for markers), and carries no
-    development token."""
-    (asset,) = synthesized.outdir.glob("asset.*/config.json")
+def _config_json(s: Synthesized) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The deployed config.json and the deploy-time values of its `<<marker:…>>` tokens."""
+    (asset,) = s.outdir.glob("asset.*/config.json")
     # Deploy-time values stand as bare <<marker:…>> tokens; quote them to read the JSON.
     text = re.sub(r"<<marker:[^>]+>>", lambda m: json.dumps(m.group(0)), asset.read_text())
-    config = json.loads(text)
-    assert config["apiBase"] == "/api"
-    assert "devToken" not in config
-    (deployment,) = synthesized.hosting.find_resources("Custom::CDKBucketDeployment").values()
+    (deployment,) = s.hosting.find_resources("Custom::CDKBucketDeployment").values()
     markers = deployment["Properties"]["SourceMarkers"]
     values = {marker: value for source in markers for marker, value in source.items()}
-    ws_url = json.dumps(values[config["wsUrl"]])
+    return json.loads(text), values
+
+
+def _resolved(text: str, values: dict[str, Any]) -> str:
+    """`text` with each marker replaced by its CloudFormation value, as JSON text."""
+    return re.sub(r"<<marker:[^>]+>>", lambda m: json.dumps(values[m.group(0)]), text)
+
+
+def test_frontend_config_json_points_at_the_distribution(synthesized: Synthesized) -> None:
+    """Given the deployed config.json, then it names /api and the distribution's socket URL
+    (deploy-time values, substituted for markers), and carries no development token."""
+    config, values = _config_json(synthesized)
+    assert config["apiBase"] == "/api"
+    assert "devToken" not in config
+    assert "loginUrl" not in config
+    ws_url = _resolved(config["wsUrl"], values)
     assert "wss://" in ws_url
     assert "DomainName" in ws_url
     assert "/ws/inference" in ws_url
-    login_url = json.dumps(values[config["loginUrl"]])
-    assert "response_type=token" in login_url
 
 
-def test_sign_in_has_a_closed_user_pool_and_an_implicit_flow_client(
-    synthesized: Synthesized,
-) -> None:
+def test_frontend_config_json_names_cognito_for_the_code_flow(synthesized: Synthesized) -> None:
+    """Given config.json's `oidc`, then the endpoints are the hosted UI's OAuth endpoints on
+    the pool's domain, the client is the web client and the redirect is CloudFront's URL."""
+    config, values = _config_json(synthesized)
+    oidc = config["oidc"]
+    (domain_id,) = synthesized.hosting.find_resources("AWS::Cognito::UserPoolDomain")
+    (client_id,) = synthesized.hosting.find_resources("AWS::Cognito::UserPoolClient")
+    assert set(oidc) == {
+        "authorizeUrl",
+        "tokenUrl",
+        "revokeUrl",
+        "endSessionUrl",
+        "clientId",
+        "redirectUri",
+        "scopes",
+    }
+    for key, path in [
+        ("authorizeUrl", "/oauth2/authorize"),
+        ("tokenUrl", "/oauth2/token"),
+        ("revokeUrl", "/oauth2/revoke"),
+        ("endSessionUrl", "/logout?client_id="),
+    ]:
+        url = _resolved(oidc[key], values)
+        assert json.dumps({"Ref": domain_id}) in url, key
+        assert ".amazoncognito.com" in url, key
+        assert path in url, key
+    assert json.dumps({"Ref": client_id}) in _resolved(oidc["clientId"], values)
+    redirect = _resolved(oidc["redirectUri"], values)
+    assert "https://" in redirect
+    assert "DomainName" in redirect
+    assert oidc["scopes"] == ["openid", "email", "profile"]
+
+
+def test_sign_in_has_a_closed_user_pool_on_the_essentials_plan(synthesized: Synthesized) -> None:
     synthesized.hosting.has_resource_properties(
         "AWS::Cognito::UserPool",
-        {"AdminCreateUserConfig": {"AllowAdminCreateUserOnly": True}},
+        {"AdminCreateUserConfig": {"AllowAdminCreateUserOnly": True}, "UserPoolTier": "ESSENTIALS"},
     )
-    synthesized.hosting.has_resource_properties(
-        "AWS::Cognito::UserPoolClient",
-        {"AllowedOAuthFlows": ["implicit"], "GenerateSecret": False},
-    )
+
+
+def _web_client(s: Synthesized) -> dict[str, Any]:
+    clients = s.hosting.find_resources("AWS::Cognito::UserPoolClient")
+    assert len(clients) == 1
+    (client,) = clients.values()
+    props: dict[str, Any] = client["Properties"]
+    return props
+
+
+def test_the_web_client_is_a_public_code_flow_client(synthesized: Synthesized) -> None:
+    """Given the browser's app client, then it has no secret and only the authorization code
+    grant (no implicit: tokens never in a URL), and it redirects only to CloudFront's URL."""
+    client = _web_client(synthesized)
+    assert client["GenerateSecret"] is False
+    assert client["AllowedOAuthFlows"] == ["code"]
+    assert client["AllowedOAuthFlowsUserPoolClient"] is True
+    assert sorted(client["AllowedOAuthScopes"]) == ["email", "openid", "profile"]
+    assert client["SupportedIdentityProviders"] == ["COGNITO"]
+    for key in ("CallbackURLs", "LogoutURLs"):
+        (url,) = client[key]
+        assert "DomainName" in json.dumps(url), key
+
+
+def test_the_web_client_rotates_short_lived_refresh_tokens_and_can_revoke_them(
+    synthesized: Synthesized,
+) -> None:
+    """Given the app client, then refresh tokens rotate on every use with no grace, last 12 h,
+    ID and access tokens 1 h, revocation is on, and the refresh-token auth flow that rotation
+    replaces is off."""
+    client = _web_client(synthesized)
+    lifetimes = synthesized.config.sign_in
+    assert client["RefreshTokenRotation"] == {
+        "Feature": "ENABLED",
+        "RetryGracePeriodSeconds": lifetimes.rotation_grace_s,
+    }
+    assert lifetimes.rotation_grace_s == 0
+    units = client["TokenValidityUnits"]
+    minutes = {"minutes": 1, "hours": 60, "days": 1440}
+    assert client["IdTokenValidity"] * minutes[units["IdToken"]] == 60
+    assert client["AccessTokenValidity"] * minutes[units["AccessToken"]] == 60
+    assert client["RefreshTokenValidity"] * minutes[units["RefreshToken"]] == 12 * 60
+    assert client["EnableTokenRevocation"] is True
+    assert "ALLOW_REFRESH_TOKEN_AUTH" not in client["ExplicitAuthFlows"]
+
+
+def test_the_pages_carry_a_strict_content_security_policy(synthesized: Synthesized) -> None:
+    """Given the default (pages) behavior, then its response headers policy sets the CSP of
+    infra/csp.py with Cognito's domain in connect-src, and the usual security headers."""
+    config = _distribution_config(synthesized)
+    policy_ref = config["DefaultCacheBehavior"]["ResponseHeadersPolicyId"]
+    assert "Ref" in policy_ref, "the managed SecurityHeaders policy has no CSP"
+    policies = synthesized.hosting.find_resources("AWS::CloudFront::ResponseHeadersPolicy")
+    headers = policies[policy_ref["Ref"]]["Properties"]["ResponseHeadersPolicyConfig"][
+        "SecurityHeadersConfig"
+    ]
+    csp = json.dumps(headers["ContentSecurityPolicy"]["ContentSecurityPolicy"])
+    assert headers["ContentSecurityPolicy"]["Override"] is True
+    for directive in (
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "frame-ancestors 'self'",
+        "object-src 'none'",
+        "connect-src 'self' https://",
+    ):
+        assert directive in csp, directive
+    assert "amazoncognito.com" in csp
+    assert "unsafe" not in csp
+    assert headers["FrameOptions"]["FrameOption"] == "SAMEORIGIN"
+    assert headers["ReferrerPolicy"]["ReferrerPolicy"] == "no-referrer"
+    assert headers["StrictTransportSecurity"]["AccessControlMaxAgeSec"] >= 31_536_000
+    assert headers["ContentTypeOptions"]["Override"] is True
 
 
 def test_http_api_stage_is_throttled_and_access_logged(synthesized: Synthesized) -> None:
