@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from typing import Final, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from lambdas.domain import tickets
-from lambdas.settings_types import InstanceTypes
+from lambdas.settings_types import InstanceTypes, TicketSecret
 
 DEFAULT_INSTANCE_TYPES: Final = ("g4dn.xlarge", "g5.xlarge", "g6.xlarge")
 """Cheapest first: a T4 (g4dn) runs the five models at 320×240 with room to spare; A10G (g5)
@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     """Only for the local mode (moto); empty in AWS."""
     ws_url: str = ""
     """What the browser connects to for inference, published in the status."""
-    ticket_secret: SecretStr | None = None
+    ticket_secret: TicketSecret | None = None
     """Signs socket tickets (lambdas.domain.tickets); the GPU host holds the same secret.
     Unset: `POST /api/sessions/{id}/ticket` answers 503."""
     ticket_secret_arn: str = ""
@@ -62,13 +62,6 @@ class Settings(BaseSettings):
     max_sessions_per_user: int = Field(default=2, ge=1, le=100)
     instance_types: InstanceTypes = DEFAULT_INSTANCE_TYPES
     """Fallback order for `InsufficientInstanceCapacity`; the first is the default type."""
-
-    @field_validator("ticket_secret")
-    @classmethod
-    def _long_ticket_secret(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None:
-            tickets.check_secret(value.get_secret_value())
-        return value
 
     @model_validator(mode="after")
     def _jwks_mode_needs_its_settings(self) -> Settings:

@@ -10,8 +10,10 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator, BeforeValidator
+from pydantic import AfterValidator, BeforeValidator, SecretStr
 from pydantic_settings import NoDecode
+
+from lambdas.domain import tickets
 
 INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
 
@@ -42,3 +44,13 @@ def _check_instance_types(value: tuple[str, ...]) -> tuple[str, ...]:
 
 InstanceTypes = Annotated[CommaList, AfterValidator(_check_instance_types)]
 """EC2 instance types in fallback order, distinct; the first is the one launched."""
+
+
+def _long_enough(value: SecretStr) -> SecretStr:
+    tickets.check_secret(value.get_secret_value())
+    return value
+
+
+TicketSecret = Annotated[SecretStr, AfterValidator(_long_enough)]
+"""The secret socket tickets are signed and verified with (lambdas.domain.tickets): the
+control API and the backend hold the same one."""

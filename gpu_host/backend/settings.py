@@ -5,13 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gpu_host.models.spec import BUILTIN_SPECS, USER_MODELS_FILE, ModelSpec, model_catalog
-from lambdas.domain import tickets
 from lambdas.settings import Settings as ControlSettings
-from lambdas.settings_types import CommaList
+from lambdas.settings_types import CommaList, TicketSecret
 
 _CONTROL_SESSION_LIMIT: int = ControlSettings.model_fields["max_sessions_per_user"].default
 
@@ -24,7 +23,7 @@ class Settings(BaseSettings):
     """Where the token signing keys are: `http(s)://…/.well-known/jwks.json`."""
     jwt_issuer: str
     jwt_audience: str = "spinup"
-    ticket_secret: SecretStr | None = None
+    ticket_secret: TicketSecret | None = None
     """Verifies socket tickets (lambdas.domain.tickets); the control API signs with the same."""
     require_tickets: bool = False
     """True: a hello must carry a ticket; a sign-in token (`"token"`, protocol v1 as first
@@ -71,13 +70,6 @@ class Settings(BaseSettings):
         # Browsers send `Origin: https://host` (no path, no trailing slash); normalize so a
         # configured `https://host/` still matches.
         return tuple(origin.rstrip("/") for origin in value)
-
-    @field_validator("ticket_secret")
-    @classmethod
-    def _long_ticket_secret(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None:
-            tickets.check_secret(value.get_secret_value())
-        return value
 
     @field_validator("jwks_url")
     @classmethod

@@ -6,6 +6,7 @@ import { readFileSync } from "node:fs";
 import { beforeEach, describe, test } from "node:test";
 
 import { createInferenceSocket } from "../../frontend/js/engine/socket.js";
+import { manualTimers } from "./manual-timers.mjs";
 
 // Every close code of the protocol with the reaction it must get (shared with the backend's tests).
 const { closes: CLOSES } = JSON.parse(readFileSync(new URL("../contracts/protocol_cases.json", import.meta.url), "utf8"));
@@ -39,24 +40,6 @@ class FakeSocket {
     this.onclose?.({ code, reason });
   }
 }
-
-const timers = () => {
-  const pending = new Map();
-  let next = 1;
-  return {
-    setTimeout: (fn, ms) => {
-      pending.set(next, { fn, ms });
-      return next++;
-    },
-    clearTimeout: (id) => pending.delete(id),
-    pending,
-    fire() {
-      const [id, { fn }] = pending.entries().next().value;
-      pending.delete(id);
-      fn();
-    },
-  };
-};
 
 const TARGET = { sessionId: "s1", models: ["text"] };
 const WS_URL = "ws://h/ws/inference";
@@ -92,7 +75,7 @@ let socket;
 beforeEach(() => {
   FakeSocket.all = [];
   log = [];
-  clock = timers();
+  clock = manualTimers();
   ticketSource = tickets();
   socket = createInferenceSocket(
     {

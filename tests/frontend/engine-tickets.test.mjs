@@ -4,25 +4,7 @@ import assert from "node:assert/strict";
 import { beforeEach, describe, test } from "node:test";
 
 import { TicketError, createTicketRequests, describeTicketFailure } from "../../frontend/js/engine/tickets.js";
-
-const manualTimers = () => {
-  const pending = new Map();
-  let next = 1;
-  return {
-    setTimeout: (fn, ms) => {
-      pending.set(next, { fn, ms });
-      return next++;
-    },
-    clearTimeout: (id) => pending.delete(id),
-    pending,
-    fireAll() {
-      for (const [id, { fn }] of [...pending]) {
-        pending.delete(id);
-        fn();
-      }
-    },
-  };
-};
+import { manualTimers } from "./manual-timers.mjs";
 
 let posted;
 let timers;
