@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from aws_cdk import App, Tags
 
+from gpu_host.models.spec import USER_MODELS_FILE
 from infra.config import DeployConfig, config_from_context
 from infra.nag import enable_nag
 from infra.stacks.control_stack import ControlStack
@@ -54,7 +55,7 @@ def build_app(app: App, config: DeployConfig) -> tuple[GpuHostStack, HostingStac
 
 def main() -> None:
     app = App()
-    build_app(app, config_from_context(app.node.get_all_context()))
+    build_app(app, config_from_context(app.node.get_all_context(), user_models=USER_MODELS_FILE))
     enable_nag(app)
     app.synth()
 

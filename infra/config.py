@@ -20,7 +20,7 @@ from pydantic import TypeAdapter, ValidationError, create_model
 
 from gpu_host.backend.protocol import WS_PATH
 from gpu_host.bootstrap import parameters as host_parameters
-from gpu_host.models.spec import BUILTIN_SPECS, USER_MODELS_FILE, model_catalog
+from gpu_host.models.spec import BUILTIN_SPECS, model_catalog
 from lambdas.settings import DEFAULT_INSTANCE_TYPES, Settings
 from lambdas.settings_types import InstanceTypes
 
@@ -162,11 +162,10 @@ class DeployConfig:
         return (f"{socket_dir}/*", self.health_path, f"{self.health_path}/*")
 
 
-def config_from_context(
-    context: Mapping[str, Any], user_models: Path | None = USER_MODELS_FILE
-) -> DeployConfig:
+def config_from_context(context: Mapping[str, Any], *, user_models: Path | None) -> DeployConfig:
     """Build the config from CDK context values (strings from `-c`, or JSON from cdk.json),
-    serving every model of the catalog that `user_models` completes.
+    serving every model of the catalog that `user_models` completes (None: the built-in
+    models only). No default: the caller says whether the checkout's own models count.
 
     Only the keys an operator plausibly changes per deployment are exposed; unknown
     `spinup:` keys are an error so that a typo does not silently deploy the default.

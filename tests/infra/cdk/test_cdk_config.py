@@ -54,7 +54,7 @@ OVERRIDES = {"idle_after_disconnect_s": 600, "daily_gpu_hours": 1.5}
 
 @pytest.mark.parametrize("value", [OVERRIDES, json.dumps(OVERRIDES)], ids=["cdk.json", "-c"])
 def test_control_settings_override_only_what_they_name(value: object) -> None:
-    config = config_from_context({"spinup:controlSettings": value})
+    config = config_from({"spinup:controlSettings": value})
     values = config.control_values()
     assert values["idle_after_disconnect_s"] == 600
     assert values["daily_gpu_hours"] == 1.5
