@@ -43,6 +43,10 @@ class SessionRegistry:
         """Open sessions of the host, every worker's."""
         return await asyncio.to_thread(self._store.session_count)
 
+    async def held_by(self, user: str) -> int:
+        """How many open sessions `user` has on the host."""
+        return await asyncio.to_thread(self._store.sessions_of, user)
+
     async def open(
         self, *, user: str, models: tuple[str, ...], shutdown: Callable[[], Awaitable[None]]
     ) -> SessionHandle:
