@@ -212,7 +212,10 @@ class Reporter:
         heartbeat_at = pending.heartbeat_at
         if heartbeat_at is not None:
             last = await asyncio.to_thread(host.claim_heartbeat, heartbeat_at, self._heartbeat_s)
-            self._next_heartbeat = max(self._next_heartbeat, last + self._heartbeat_s)
+            # The host's next one is due a period after its last, whoever sent that: try
+            # then, not a period after this try (which would leave up to two periods between
+            # heartbeats while frames go on).
+            self._next_heartbeat = last + self._heartbeat_s
             if last != heartbeat_at:  # another worker sent the period's heartbeat
                 heartbeat_at = None
         sessions: int | None = None

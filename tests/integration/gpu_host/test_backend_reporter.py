@@ -205,6 +205,30 @@ async def test_workers_report_the_host_once(
     assert record[BackendField.CONNECTED_SESSIONS] == 2
 
 
+async def test_frames_on_another_worker_heartbeat_when_the_hosts_period_ends(
+    table: Any, moto_endpoint: str, host: HostStore
+) -> None:
+    """Worker A sent the heartbeat at t; worker B, inferring from t + 29.9, sends the next at
+    t + 30 — the host's period, not a period after its own first try."""
+    table.put_item(Item={PARTITION_KEY: host_key("gpu-0"), "generation": 0})
+    clock = Clock()
+    start = clock.now
+    other = HostStore(host.path, pid=os.getppid())
+    a, b = (
+        Reporter(store_for(table, moto_endpoint), host=store, heartbeat_s=30, clock=clock)
+        for store in (host, other)
+    )
+    for reporter, at in ((a, start), (b, start + 29.9), (b, start + 30)):
+        clock.now = at
+        reporter.start()
+        reporter.frame_inferred()
+        await reporter.stop()  # flushes: the heartbeat is sent, or found not due
+    other.close()
+    record = host_record(table)
+    assert record[BackendField.GENERATION] == 2
+    assert record[BackendField.LAST_INFERENCE_AT] == Decimal(f"{start + 30:.3f}")
+
+
 async def test_a_stale_count_written_last_is_corrected(
     table: Any, moto_endpoint: str, host: HostStore
 ) -> None:
