@@ -196,7 +196,10 @@ class Reporter:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            await self._flush()
+            try:
+                await self._flush()
+            except Exception:  # the host store failed: report later, never stop reporting
+                log.exception("host record reporting failed; the next update tries again")
 
     async def _flush(self) -> None:
         store = self._store
