@@ -259,10 +259,14 @@ async def test_a_stale_count_written_last_is_corrected(
 
 @pytest.mark.triton
 async def test_a_two_worker_backend_reports_the_hosts_sessions(
-    start_backend_process: BackendProcessFactory, table: Any, moto_endpoint: str
+    start_backend_process: BackendProcessFactory,
+    table: Any,
+    moto_endpoint: str,
+    text_image: TextImage,
 ) -> None:
     """Sessions on both workers of `python -m gpu_host.backend`: the record's
-    connected_sessions is their total, and 0 once they closed."""
+    connected_sessions is their total, frames on either worker make a heartbeat, and the
+    count is 0 once they closed."""
     table.put_item(Item={PARTITION_KEY: host_key("gpu-0"), "generation": 5})
     backend = start_backend_process(
         workers=2,
@@ -277,6 +281,14 @@ async def test_a_two_worker_backend_reports_the_hosts_sessions(
     await host_record_where(
         table, "2 sessions", lambda r: r.get(BackendField.CONNECTED_SESSIONS) == 2
     )
+    await clients[-1].send(frame(1, text_image.jpeg))
+    assert (await recv_json(clients[-1]))["type"] == "result"
+    await host_record_where(
+        table,
+        "a heartbeat with both sessions",
+        lambda r: BackendField.LAST_INFERENCE_AT in r and r[BackendField.GENERATION] == 6,
+    )
+    assert host_record(table)[BackendField.CONNECTED_SESSIONS] == 2
     for ws in clients:
         await ws.close()
     await host_record_where(
