@@ -1,8 +1,10 @@
 """The backend's ASGI app: `/ws/inference`, `/health`, `/health/ready`, `/metrics`.
 
-The lifespan creates the ONE shared Triton client, then brings the backend up in the
-background (wait for Triton's models, one warm-up inference) so that `/health` answers at
-once and `/health/ready` turns 200 only when a frame would really be inferred.
+The lifespan creates the ONE shared Triton client of this process, opens the host store
+the workers share (`settings.state_dir`; a private temporary one when unset), then brings the
+backend up in the background (wait for Triton's models, one warm-up inference) so that
+`/health` answers at once and `/health/ready` turns 200 only when a frame would really be
+inferred. One app is one worker process (`gpu_host.backend.worker`).
 """
 
 from __future__ import annotations
@@ -10,15 +12,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+import os
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from gpu_host.backend.auth import HelloAuthenticator, TokenVerifier
 from gpu_host.backend.breaker import CircuitBreaker
 from gpu_host.backend.context import Backend
+from gpu_host.backend.host_store import HostStore
 from gpu_host.backend.metrics import Metrics
 from gpu_host.backend.pipeline import FramePipeline, ServedModel
 from gpu_host.backend.protocol import WS_PATH
@@ -26,6 +32,7 @@ from gpu_host.backend.reporter import DynamoHostRecord, Milestone, Reporter
 from gpu_host.backend.sessions import SessionRegistry
 from gpu_host.backend.settings import Settings
 from gpu_host.backend.triton_gateway import TritonGateway
+from gpu_host.backend.worker_header import WorkerHeader
 from gpu_host.backend.ws import inference_socket
 from gpu_host.models.spec import load_processor
 from lambdas.domain.tickets import TicketVerifier
@@ -36,8 +43,9 @@ READY_POLL_S = 0.5
 WARMUP_RETRY_S = 1.0
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """The backend app; `settings` default to the environment (`SPINUP_*`)."""
+def create_app(settings: Settings | None = None, *, metrics_dir: Path | None = None) -> FastAPI:
+    """The backend app; `settings` default to the environment (`SPINUP_*`). `metrics_dir`:
+    the workers' Prometheus multiprocess directory, when this app is one of several."""
     settings = settings or Settings()
     catalog = settings.catalog()
     # Processors load here, not per request: a broken model module fails the start, loudly.
@@ -48,25 +56,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        backend = _build_backend(settings, served)
-        app.state.backend = backend
-        backend.reporter.start()
-        backend.reporter.milestone(Milestone.BACKEND_UP)
-        bring_up = asyncio.create_task(_bring_up(backend), name="bring-up")
-        try:
-            yield
-        finally:
-            bring_up.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await bring_up
-            await backend.sessions.shutdown_all()
-            await backend.reporter.stop()
-            await backend.gateway.close()
+        with _host_store(settings.state_dir) as store:
+            backend = _build_backend(settings, served, store, metrics_dir)
+            app.state.backend = backend
+            backend.reporter.start()
+            backend.reporter.milestone(Milestone.BACKEND_UP)
+            # The host's count, as this worker finds it: after a worker died (its sessions
+            # purged) its replacement's start corrects the record.
+            backend.reporter.sessions_changed()
+            bring_up = asyncio.create_task(_bring_up(backend), name="bring-up")
+            try:
+                yield
+            finally:
+                bring_up.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await bring_up
+                await backend.sessions.shutdown_all()
+                await backend.reporter.stop()
+                await backend.gateway.close()
 
     app = FastAPI(
         title="spinup backend", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
     )
     app.add_api_websocket_route(WS_PATH, inference_socket)
+    app.add_middleware(WorkerHeader)
 
     @app.get("/health")
     async def health() -> dict[str, str]:
@@ -82,27 +95,46 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "warmed_up": state.warmed_up,
             "models": list(settings.models),
             "breaker": backend.gateway.breaker.state.value,
-            "sessions": backend.sessions.count,
+            "sessions": await backend.sessions.count(),
+            "worker": {"pid": os.getpid(), "sessions": backend.sessions.local_count},
         }
         return JSONResponse(body, status_code=200 if state.warmed_up else 503)
 
     @app.get("/metrics")
     async def metrics() -> Response:
         backend: Backend = app.state.backend
-        return Response(generate_latest(backend.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        body = await asyncio.to_thread(backend.metrics.exposition)  # reads files when shared
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     return app
 
 
-def _build_backend(settings: Settings, served: dict[str, ServedModel]) -> Backend:
-    metrics = Metrics()
+@contextlib.contextmanager
+def _host_store(state_dir: Path | None) -> Iterator[HostStore]:
+    """The host store in `state_dir` (the supervisor's), or in a temporary directory of this
+    app alone (an app run without the supervisor: tests, tools)."""
+    with contextlib.ExitStack() as stack:
+        if state_dir is None:
+            state_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="spinup-")))
+        store = HostStore.open(state_dir)
+        stack.callback(store.close)
+        yield store
+
+
+def _build_backend(
+    settings: Settings,
+    served: dict[str, ServedModel],
+    store: HostStore,
+    metrics_dir: Path | None,
+) -> Backend:
+    metrics = Metrics(multiprocess_dir=metrics_dir)
     breaker = CircuitBreaker(
         failure_threshold=settings.breaker_failures, cooldown_s=settings.breaker_cooldown_s
     )
     gateway = TritonGateway(
         url=settings.triton_grpc_url, breaker=breaker, timeout_s=settings.infer_timeout_s
     )
-    store = (
+    record = (
         DynamoHostRecord(
             table_name=settings.table_name,
             host_id=settings.host_id,
@@ -115,9 +147,9 @@ def _build_backend(settings: Settings, served: dict[str, ServedModel]) -> Backen
     return Backend(
         settings=settings,
         metrics=metrics,
-        authenticator=_authenticator(settings),
-        sessions=SessionRegistry(max_per_user=settings.max_sessions_per_user),
-        reporter=Reporter(store, heartbeat_s=settings.heartbeat_s),
+        authenticator=_authenticator(settings, store),
+        sessions=SessionRegistry(store=store, max_per_user=settings.max_sessions_per_user),
+        reporter=Reporter(record, host=store, heartbeat_s=settings.heartbeat_s),
         gateway=gateway,
         pipeline=FramePipeline(
             models=served,
@@ -128,7 +160,7 @@ def _build_backend(settings: Settings, served: dict[str, ServedModel]) -> Backen
     )
 
 
-def _authenticator(settings: Settings) -> HelloAuthenticator:
+def _authenticator(settings: Settings, store: HostStore) -> HelloAuthenticator:
     secret = settings.ticket_secret
     return HelloAuthenticator(
         tokens=TokenVerifier(
@@ -136,7 +168,10 @@ def _authenticator(settings: Settings) -> HelloAuthenticator:
         ),
         tickets=None
         if secret is None
-        else TicketVerifier(secret=secret.get_secret_value(), host_id=settings.host_id),
+        # Single use host-wide: the replay cache is the store every worker shares.
+        else TicketVerifier(
+            secret=secret.get_secret_value(), host_id=settings.host_id, cache=store
+        ),
         require_tickets=settings.require_tickets,
     )
 

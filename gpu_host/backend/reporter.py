@@ -6,8 +6,14 @@ creates one: the milestones; connected_sessions when the count changes; and, at 
 `heartbeat_s` and only while frames are inferred, a heartbeat (last_inference_at +
 connected_sessions, generation + 1).
 
-Writes happen in one background task, off the event loop (boto3 blocks), and never fail or
-delay inference: a DynamoDB problem is logged and the next update tries again.
+Every worker process has a reporter; what they write adds up through the host store they
+share (`HostActivity`): the session count written is the host's (read when written, and
+written again when it changed meanwhile, so that workers writing in turn leave the latest
+count in the record), the heartbeat period is the host's (the worker that takes it sends
+it), and each milestone is written once per backend run, by the first worker to reach it.
+
+Writes happen in one background task, off the event loop (boto3 and SQLite block), and never
+fail or delay inference: a DynamoDB problem is logged and the next update tries again.
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
-__all__ = ["DynamoHostRecord", "HostRecordStore", "Milestone", "Reporter", "heartbeat_due"]
+__all__ = ["DynamoHostRecord", "HostActivity", "HostRecordStore", "Milestone", "Reporter"]
 
 log = logging.getLogger(__name__)
 
@@ -49,15 +55,24 @@ CLIENT_CONFIG = Config(
 """Short timeouts: a late update is worth little, and the next one carries the same state."""
 
 
-def heartbeat_due(last: float | None, now: float, period_s: float) -> bool:
-    """An activity heartbeat is due when none was sent yet or `period_s` has passed."""
-    return last is None or now - last >= period_s
-
-
 class HostRecordStore(Protocol):
     """Where host-record updates go (DynamoDB in production)."""
 
     def apply(self, update: BackendUpdate) -> None: ...
+
+
+class HostActivity(Protocol):
+    """The host's activity as all its workers see it (`gpu_host.backend.host_store`)."""
+
+    def session_count(self) -> int: ...
+
+    def claim_milestone(self, name: str, at: float) -> bool:
+        """True for the one caller (per backend run) that is to report milestone `name`."""
+        ...
+
+    def claim_heartbeat(self, now: float, period_s: float) -> float:
+        """The host's last heartbeat time after taking one at `now` if one is due."""
+        ...
 
 
 class DynamoHostRecord:
@@ -116,24 +131,27 @@ class Reporter:
 
     Buffering is bounded by construction: one pending time per milestone, a "count changed"
     flag and one pending heartbeat; a newer value replaces the pending one (newest wins),
-    since only the latest state matters to the control plane. Writes carry the session
-    count current at write time.
+    since only the latest state matters to the control plane. Writes carry the host's
+    session count current at write time.
     """
 
     def __init__(
         self,
         store: HostRecordStore | None,
         *,
+        host: HostActivity,
         heartbeat_s: float = 30.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
+        self._host = host
         self._heartbeat_s = heartbeat_s
         self._clock = clock
         self._pending = _Pending()
-        self._sessions = 0
         self._wake = asyncio.Event()
-        self._last_heartbeat: float | None = None
+        self._next_heartbeat = float("-inf")
+        """Before this time no heartbeat can be due (this worker's, or another's, was sent
+        within the period): frames until then cost no look at the store."""
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -155,19 +173,22 @@ class Reporter:
             self._pending.milestones[milestone] = self._clock()
             self._wake.set()
 
-    def sessions_changed(self, count: int) -> None:
-        self._sessions = count
+    def sessions_changed(self) -> None:
+        """The host's session count may have changed (this worker opened or closed one, or
+        started); the writer reads it."""
         if self._store is not None:
             self._pending.sessions = True
             self._wake.set()
 
     def frame_inferred(self) -> None:
-        """Called for every inferred frame; becomes a heartbeat at most every `heartbeat_s`."""
+        """Called for every inferred frame; becomes a heartbeat at most every `heartbeat_s`,
+        host-wide."""
         if self._store is None:
             return
         now = self._clock()
-        if heartbeat_due(self._last_heartbeat, now, self._heartbeat_s):
-            self._last_heartbeat = now
+        if now >= self._next_heartbeat:
+            # Until the store says otherwise, the next one is a period away.
+            self._next_heartbeat = now + self._heartbeat_s
             self._pending.heartbeat_at = now
             self._wake.set()
 
@@ -175,21 +196,46 @@ class Reporter:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            await self._flush()
+            try:
+                await self._flush()
+            except Exception:  # the host store failed: report later, never stop reporting
+                log.exception("host record reporting failed; the next update tries again")
 
     async def _flush(self) -> None:
         store = self._store
         if store is None or self._pending.empty():
             return
         pending, self._pending = self._pending, _Pending()
-        sessions = self._sessions
-        updates = [milestone_update(m, at) for m, at in pending.milestones.items()]
-        if pending.heartbeat_at is not None:  # carries the session count too
-            updates.append(heartbeat_update(pending.heartbeat_at, sessions))
-        elif pending.sessions:
-            updates.append(sessions_update(sessions))
+        host = self._host
+        updates = [
+            milestone_update(m, at)
+            for m, at in pending.milestones.items()
+            if await asyncio.to_thread(host.claim_milestone, m.value, at)
+        ]
+        heartbeat_at = pending.heartbeat_at
+        if heartbeat_at is not None:
+            last = await asyncio.to_thread(host.claim_heartbeat, heartbeat_at, self._heartbeat_s)
+            # The host's next one is due a period after its last, whoever sent that: try
+            # then, not a period after this try (which would leave up to two periods between
+            # heartbeats while frames go on).
+            self._next_heartbeat = last + self._heartbeat_s
+            if last != heartbeat_at:  # another worker sent the period's heartbeat
+                heartbeat_at = None
+        sessions: int | None = None
+        if heartbeat_at is not None or pending.sessions:
+            sessions = await asyncio.to_thread(host.session_count)
+            updates.append(
+                sessions_update(sessions)
+                if heartbeat_at is None
+                else heartbeat_update(heartbeat_at, sessions)  # carries the count too
+            )
         for update in updates:
             try:
                 await asyncio.to_thread(store.apply, update)
             except (BotoCoreError, ClientError) as exc:
                 log.warning("host record update failed: %s", exc)
+        # Another worker may have written an older count after we read ours, or the count
+        # changed while we wrote: the last writer to look sees the latest and writes it.
+        if sessions is not None and await asyncio.to_thread(host.session_count) != sessions:
+            self._pending.sessions = True
+            self._wake.set()

@@ -11,7 +11,6 @@ import socket
 import uvicorn
 from fastapi import FastAPI
 
-from gpu_host.backend.app import create_app
 from gpu_host.backend.context import Backend
 from gpu_host.backend.settings import Settings
 
@@ -22,6 +21,10 @@ are cut off by the WebSocket layer (1009) before they are buffered."""
 
 class BackendServer(uvicorn.Server):
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        # Stop accepting first: where other workers share the listening socket, new
+        # connections go to them instead of to one that is about to close them.
+        for server in getattr(self, "servers", ()):
+            server.close()
         app = self.config.app
         backend: Backend | None = getattr(getattr(app, "state", None), "backend", None)
         if backend is not None:
@@ -44,9 +47,3 @@ def server_config(
         forwarded_allow_ips="127.0.0.1",
         timeout_graceful_shutdown=5,
     )
-
-
-def serve(settings: Settings, *, host: str, port: int) -> None:
-    """Run until SIGTERM/SIGINT."""
-    app = create_app(settings)
-    BackendServer(server_config(app, settings, host=host, port=port)).run()

@@ -1,4 +1,5 @@
-"""Open WebSocket sessions: the per-user limit, and who to notify at shutdown."""
+"""Open WebSocket sessions: admitted host-wide (the per-user limit holds across the workers,
+through the host store), and this worker's own, to notify at shutdown."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from gpu_host.backend.host_store import HostStore, TooManySessionsError
+
+__all__ = ["SessionHandle", "SessionRegistry", "TooManySessionsError"]
+
 log = logging.getLogger(__name__)
-
-
-class TooManySessionsError(Exception):
-    """The user already has the maximum number of open sessions."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,36 +26,48 @@ class SessionHandle:
 
 
 class SessionRegistry:
-    def __init__(self, *, max_per_user: int) -> None:
+    """Admits sessions through the host store (SQLite: its calls run off the event loop)
+    and keeps this worker's handles."""
+
+    def __init__(self, *, store: HostStore, max_per_user: int) -> None:
+        self._store = store
         self._max_per_user = max_per_user
         self._sessions: dict[str, SessionHandle] = {}
 
     @property
-    def count(self) -> int:
+    def local_count(self) -> int:
+        """Open sessions of this worker."""
         return len(self._sessions)
 
-    def held_by(self, user: str) -> int:
-        """How many open sessions `user` has."""
-        return sum(1 for s in self._sessions.values() if s.user == user)
+    async def count(self) -> int:
+        """Open sessions of the host, every worker's."""
+        return await asyncio.to_thread(self._store.session_count)
 
-    def open(
+    async def held_by(self, user: str) -> int:
+        """How many open sessions `user` has on the host."""
+        return await asyncio.to_thread(self._store.sessions_of, user)
+
+    async def open(
         self, *, user: str, models: tuple[str, ...], shutdown: Callable[[], Awaitable[None]]
     ) -> SessionHandle:
         """Register a session for `user`, or raise `TooManySessionsError`."""
-        held = self.held_by(user)
-        if held >= self._max_per_user:
-            raise TooManySessionsError(
-                f"user already has {held} open sessions (limit {self._max_per_user})"
-            )
         handle = SessionHandle(id=uuid.uuid4().hex, user=user, models=models, shutdown=shutdown)
+        await asyncio.to_thread(
+            self._store.admit,
+            session_id=handle.id,
+            user=user,
+            models=models,
+            max_per_user=self._max_per_user,
+        )
         self._sessions[handle.id] = handle
         return handle
 
-    def close(self, session_id: str) -> None:
-        self._sessions.pop(session_id, None)
+    async def close(self, session_id: str) -> None:
+        if self._sessions.pop(session_id, None) is not None:
+            await asyncio.to_thread(self._store.release, session_id)
 
     async def shutdown_all(self) -> None:
-        """Notify and close every open session (server shutdown)."""
+        """Notify and close every open session of this worker (server shutdown)."""
         handles = list(self._sessions.values())
         if handles:
             log.info("closing %d sessions for shutdown", len(handles))

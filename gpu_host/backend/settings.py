@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -13,6 +14,13 @@ from lambdas.settings import Settings as ControlSettings
 from lambdas.settings_types import CommaList, TicketSecret
 
 _CONTROL_SESSION_LIMIT: int = ControlSettings.model_fields["max_sessions_per_user"].default
+MAX_WORKERS = 256
+
+
+def host_cores() -> int:
+    """The cores this process may run on (its CPU affinity, which a cgroup's cpuset narrows),
+    capped at MAX_WORKERS."""
+    return max(1, min(len(os.sched_getaffinity(0)), MAX_WORKERS))
 
 
 class Settings(BaseSettings):
@@ -62,7 +70,17 @@ class Settings(BaseSettings):
     breaker_cooldown_s: float = Field(default=5.0, gt=0)
     """How long the open breaker fails fast before it lets one probe through."""
     heartbeat_s: float = Field(default=30.0, gt=0)
-    """Minimum spacing of activity heartbeats to the host record."""
+    """Minimum spacing of activity heartbeats to the host record (host-wide, all workers)."""
+
+    workers: int = Field(default_factory=host_cores, ge=1, le=MAX_WORKERS)
+    """Worker processes serving the one port (`python -m gpu_host.backend`); default: the
+    host's cores. One process uses at most one core, and Triton's batcher merges the
+    workers' requests. The local mode passes 1 (`SPINUP_LOCAL_BACKEND_WORKERS`)."""
+    state_dir: Path | None = None
+    """Where the workers' shared host-local store lives (SQLite, `host.sqlite3`, and the
+    Prometheus multiprocess files under `metrics/`). The supervisor starts it afresh. None:
+    a private temporary directory, removed at exit (the local mode); systemd gives
+    `/run/spinup-backend`."""
 
     @field_validator("allowed_origins")
     @classmethod

@@ -44,6 +44,7 @@ from gpu_host.backend.protocol import (
 )
 from gpu_host.backend.sessions import SessionHandle, TooManySessionsError
 from gpu_host.backend.slot import NewestWinsSlot
+from gpu_host.backend.worker_header import worker_header
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ class InferenceSession:
         self._reads = SessionReads()
 
     async def run(self) -> None:
-        await self._ws.accept()
+        await self._ws.accept(headers=[worker_header()])
         settings = self._backend.settings
         if not origin_allowed(self._ws.headers.get("origin"), settings.allowed_origins):
             await self._refuse(CloseCode.FORBIDDEN_ORIGIN, "origin not allowed")
@@ -112,9 +113,9 @@ class InferenceSession:
         except _DisconnectedError:
             pass
         finally:
-            self._backend.sessions.close(handle.id)
             self._backend.metrics.active_sessions.dec()
-            self._backend.reporter.sessions_changed(self._backend.sessions.count)
+            await self._backend.sessions.close(handle.id)
+            self._backend.reporter.sessions_changed()
             log.info("session %s closed (user %s)", handle.id, handle.user)
 
     async def _handshake(self) -> SessionHandle:
@@ -133,9 +134,11 @@ class InferenceSession:
             backend.authenticator.verify, ticket=hello.ticket, token=hello.token
         )
         models = choose_models(hello.models, settings.models, settings.default_models)
-        handle = backend.sessions.open(user=caller.user, models=models, shutdown=self._shutdown)
+        handle = await backend.sessions.open(
+            user=caller.user, models=models, shutdown=self._shutdown
+        )
         backend.metrics.active_sessions.inc()
-        backend.reporter.sessions_changed(backend.sessions.count)
+        backend.reporter.sessions_changed()
         log.info(
             "session %s opened (user %s, control session %s, models %s)",
             handle.id,

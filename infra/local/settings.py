@@ -13,6 +13,7 @@ from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gpu_host.backend.protocol import WS_PATH
+from gpu_host.backend.settings import MAX_WORKERS
 from gpu_host.models.spec import USER_MODELS_FILE, model_catalog
 from lambdas.settings_types import CommaList
 
@@ -51,6 +52,10 @@ class LocalSettings(BaseSettings):
     served_models: CommaList = Field(default_factory=_every_model)
     """What the emulated instance's Triton loads and the backend serves (comma-separated);
     by default every model of the catalog: the built-in ones and those `user_models` declares."""
+
+    backend_workers: int = Field(default=1, ge=1, le=MAX_WORKERS)
+    """The backend's worker processes (`SPINUP_WORKERS`): one by default here, where Triton
+    shares the few cores with everything else; a deployment runs one per core."""
 
     require_tickets: bool = False
     """Make the local backend refuse sign-in token hellos, as a deployment does (the engine

@@ -173,6 +173,7 @@ def local_system(local: LocalSettings) -> Iterator[uvicorn.Server]:
             # The engine hellos with tickets here too; token hellos stay accepted unless asked.
             "SPINUP_REQUIRE_TICKETS": "true" if local.require_tickets else "false",
             "SPINUP_USER_MODELS": str(local.user_models),
+            "SPINUP_WORKERS": str(local.backend_workers),
         }
         agent = HostAgent(
             read_state=lambda: instance_state(ec2, instance_id),

@@ -24,7 +24,7 @@ import heapq
 import secrets
 import threading
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import jwt
 
@@ -39,8 +39,9 @@ MIN_SECRET_BYTES: Final = 32
 LEEWAY_S: Final = 5
 """Clock skew tolerated between the issuer (Lambda) and the verifier (the host)."""
 REPLAY_CACHE_SIZE: Final = 4096
-"""Tickets remembered per verifying process. Each is kept until its `exp` (+ leeway), so
-this admits ~4096 hellos per ticket lifetime — far above one host's sessions."""
+"""Tickets a replay cache remembers (the backend's is one per host, shared by its workers).
+Each is kept until its `exp` (+ leeway), so this admits ~4096 hellos per ticket lifetime —
+far above one host's sessions."""
 _REQUIRED: Final = ["sub", "sid", "host", "aud", "iat", "exp", "jti"]
 _MAX_CLAIM_LENGTH: Final = 256
 
@@ -168,8 +169,18 @@ def read_ticket(token: str | None, *, secret: str, host_id: str, now: float) -> 
     )
 
 
+class ReplayGuard(Protocol):
+    """Where a verifier records the tickets already used: `ReplayCache` in one process; the
+    backend's workers share one host-local store (`gpu_host.backend.host_store`). The
+    policy is the same for every implementation: refuse a ticket id seen before
+    (`ReplayedTicketError`); remember each one until `forget_at`; when full of live entries,
+    refuse the new one (`ReplayCacheFullError`) rather than forget a live one."""
+
+    def claim(self, ticket_id: str, *, forget_at: float, now: float) -> None: ...
+
+
 class ReplayCache:
-    """The ids of the tickets already used, each until it expires — bounded.
+    """The ids of the tickets already used, each until it expires — bounded, in memory.
 
     Drop policy: an entry is dropped once its ticket has expired (it could not be replayed
     anyway). When `max_entries` live entries are held, a new ticket is refused with
@@ -211,12 +222,12 @@ class ReplayCache:
 class TicketVerifier:
     """Verifies hello tickets for one host: signature, audience, lifetime, host, single use.
 
-    Its replay cache belongs to this process. Where several worker processes serve one host,
-    a ticket could be replayed once per worker; the throughput issue moves the cache to a
-    host-local store the workers share.
+    Single use is only as wide as its replay cache: the default `ReplayCache` belongs to this
+    process; where several worker processes serve one host they pass one they all share
+    (the backend's host-local store), so that a ticket opens one socket per host.
     """
 
-    def __init__(self, *, secret: str, host_id: str, cache: ReplayCache | None = None) -> None:
+    def __init__(self, *, secret: str, host_id: str, cache: ReplayGuard | None = None) -> None:
         self._secret = check_secret(secret)
         self._host_id = host_id
         self._cache = cache if cache is not None else ReplayCache()

@@ -3,8 +3,12 @@ reporter is what the control plane reads through its real store (moto's DynamoDB
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 
+from gpu_host.backend.host_store import HostStore
 from gpu_host.backend.reporter import DynamoHostRecord, Reporter
 from lambdas.aws.clients import Clients
 from lambdas.domain.actions import Transition
@@ -16,7 +20,15 @@ BACKEND_FIELDS = {*Milestone, *BackendField}
 
 
 @pytest.fixture
-def reporter(aws: Aws, settings: Settings, clock: Clock) -> Reporter:
+def host(tmp_path: Path) -> Iterator[HostStore]:
+    """The host store the backend's workers share (the session count comes from it)."""
+    store = HostStore.open(tmp_path)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def reporter(aws: Aws, settings: Settings, clock: Clock, host: HostStore) -> Reporter:
     """The backend's reporter, writing to the control plane's table and host record."""
     store = DynamoHostRecord(
         table_name=settings.table_name,
@@ -24,7 +36,12 @@ def reporter(aws: Aws, settings: Settings, clock: Clock) -> Reporter:
         region=settings.aws_region,
         endpoint_url=aws.endpoint,
     )
-    return Reporter(store, heartbeat_s=30, clock=clock)
+    return Reporter(store, host=host, heartbeat_s=30, clock=clock)
+
+
+def open_sessions(host: HostStore, count: int) -> None:
+    for n in range(count):
+        host.admit(session_id=f"s{n}", user=f"user-{n}", models=(), max_per_user=1)
 
 
 def changed_fields(before: HostRecord, after: HostRecord) -> set[str]:
@@ -34,7 +51,7 @@ def changed_fields(before: HostRecord, after: HostRecord) -> set[str]:
 
 
 async def test_what_the_backend_writes_the_control_plane_reads(
-    reporter: Reporter, clients: Clients, clock: Clock
+    reporter: Reporter, clients: Clients, clock: Clock, host: HostStore
 ) -> None:
     """Given a host record, when the backend reports its milestones, a session count and a
     heartbeat, then the store reads each value back in the field the control plane decides
@@ -44,7 +61,8 @@ async def test_what_the_backend_writes_the_control_plane_reads(
     for step, milestone in enumerate(Milestone, start=1):
         clock.now = times[milestone] = T0 + step + 0.125  # milliseconds survive the trip
         reporter.milestone(milestone)
-    reporter.sessions_changed(2)
+    open_sessions(host, 2)
+    reporter.sessions_changed()
     clock.now = T0 + 10.5
     reporter.frame_inferred()
     reporter.start()
@@ -61,9 +79,12 @@ async def test_what_the_backend_writes_the_control_plane_reads(
     assert changed_fields(before, after) == BACKEND_FIELDS
 
 
-async def test_a_session_count_alone_is_not_activity(reporter: Reporter, clients: Clients) -> None:
+async def test_a_session_count_alone_is_not_activity(
+    reporter: Reporter, clients: Clients, host: HostStore
+) -> None:
     before = clients.store.load_host()
-    reporter.sessions_changed(3)
+    open_sessions(host, 3)
+    reporter.sessions_changed()
     reporter.start()
     await reporter.stop()
 

@@ -9,7 +9,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import pytest
 
@@ -28,6 +29,7 @@ from tests.integration.gpu_host.dataplane_support import (
     render_text_image,
     serving_issuer,
 )
+from tests.integration.gpu_host.process_support import BackendProcess
 
 
 @pytest.fixture(scope="session")
@@ -99,6 +101,37 @@ def start_backend(token_issuer: TokenIssuer) -> Iterator[BackendFactory]:
     yield start
     for running in started:
         running.stop()
+
+
+class BackendProcessFactory(Protocol):
+    """The `start_backend_process` fixture."""
+
+    def __call__(self, *, workers: int, **settings: str) -> BackendProcess: ...
+
+
+@pytest.fixture
+def start_backend_process(
+    token_issuer: TokenIssuer, triton: LocalTriton, tmp_path: Path
+) -> Iterator[BackendProcessFactory]:
+    """Start `python -m gpu_host.backend` with `workers` on the shared Triton (and `SPINUP_*`
+    `settings`), ready; every one is stopped after the test."""
+    started: list[BackendProcess] = []
+
+    def start(*, workers: int, **settings: str) -> BackendProcess:
+        backend = BackendProcess(
+            token_issuer,
+            tmp_path / f"backend-{len(started)}.log",
+            SPINUP_TRITON_GRPC_URL=triton.grpc_url,
+            SPINUP_WORKERS=str(workers),
+            **settings,
+        )
+        started.append(backend.start())
+        backend.wait_ready(workers)
+        return backend
+
+    yield start
+    for backend in started:
+        backend.stop()
 
 
 @pytest.fixture(scope="session")

@@ -70,6 +70,7 @@ def test_runs_from_the_environment_and_stops_on_sigterm(
         SPINUP_MODELS="text",
         SPINUP_USER_MODELS=str(tmp_path / "no-user-models" / "user_models.json"),
         SPINUP_ALLOWED_ORIGINS="",
+        SPINUP_WORKERS="1",  # the default is the machine's cores; test_backend_workers has two
     )
     log = (tmp_path / "backend.log").open("wb")
     proc = subprocess.Popen(

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -14,10 +16,18 @@ import pytest
 import websockets
 from moto.server import ThreadedMotoServer
 
+from gpu_host.backend.host_store import HostStore
 from gpu_host.backend.reporter import DynamoHostRecord, Reporter
 from gpu_host.triton.local import LocalTriton
 from infra.local.ports import free_port
-from lambdas.domain.host_record import PARTITION_KEY, BackendField, Milestone, host_key
+from lambdas.domain.host_record import (
+    PARTITION_KEY,
+    BackendField,
+    BackendUpdate,
+    Milestone,
+    host_key,
+)
+from tests.integration.gpu_host.conftest import BackendProcessFactory
 from tests.integration.gpu_host.dataplane_support import (
     BackendFactory,
     TextImage,
@@ -62,6 +72,19 @@ def table(moto_endpoint: str) -> Any:
         BillingMode="PAY_PER_REQUEST",
     )
     return created
+
+
+@pytest.fixture
+def host(tmp_path: Path) -> Iterator[HostStore]:
+    """This worker's connection to the host store (the session count comes from it)."""
+    store = HostStore.open(tmp_path / "state")
+    yield store
+    store.close()
+
+
+def open_sessions(host: HostStore, count: int) -> None:
+    for n in range(count):
+        host.admit(session_id=f"s{n}", user=f"user-{n}", models=(), max_per_user=1)
 
 
 def host_record(table: Any, host_id: str = "gpu-0") -> dict[str, Any]:
@@ -127,12 +150,15 @@ async def test_backend_reports_its_life_to_the_host_record(
     assert record["desired"] == "running", "attributes the backend does not own are untouched"
 
 
-async def test_heartbeats_at_most_every_period(table: Any, moto_endpoint: str) -> None:
+async def test_heartbeats_at_most_every_period(
+    table: Any, moto_endpoint: str, host: HostStore
+) -> None:
     table.put_item(Item={PARTITION_KEY: host_key("gpu-0"), "generation": 0})
     clock = Clock()
-    reporter = Reporter(store_for(table, moto_endpoint), heartbeat_s=30, clock=clock)
+    reporter = Reporter(store_for(table, moto_endpoint), host=host, heartbeat_s=30, clock=clock)
     reporter.start()
-    reporter.sessions_changed(2)
+    open_sessions(host, 2)
+    reporter.sessions_changed()
     for step in (0, 10, 29.9):
         clock.now = 1_800_000_000.0 + step
         reporter.frame_inferred()
@@ -146,34 +172,160 @@ async def test_heartbeats_at_most_every_period(table: Any, moto_endpoint: str) -
     assert record[BackendField.CONNECTED_SESSIONS] == 2
 
 
-async def test_never_creates_a_host_record(table: Any, moto_endpoint: str) -> None:
-    reporter = Reporter(store_for(table, moto_endpoint))
+async def test_workers_report_the_host_once(
+    table: Any, moto_endpoint: str, host: HostStore
+) -> None:
+    """Two workers' reporters sharing the host store: each milestone is written once (the
+    first worker's time), one heartbeat per period for frames on both, and the session
+    count is the host's."""
+    table.put_item(Item={PARTITION_KEY: host_key("gpu-0"), "generation": 0})
+    clock = Clock()
+    other = HostStore(host.path, pid=os.getppid())  # another live worker's connection
+    reporters = [
+        Reporter(store_for(table, moto_endpoint), host=store, heartbeat_s=30, clock=clock)
+        for store in (host, other)
+    ]
+    first_ready = clock.now
+    for reporter in reporters:
+        reporter.milestone(Milestone.READY)
+        clock.now += 1
+    host.admit(session_id="a", user="ann", models=(), max_per_user=2)
+    other.admit(session_id="b", user="bob", models=(), max_per_user=2)
+    for reporter in reporters:
+        reporter.sessions_changed()
+        reporter.frame_inferred()
+        clock.now += 1
+    for reporter in reporters:
+        reporter.start()
+        await reporter.stop()
+    other.close()
+    record = host_record(table)
+    assert record[Milestone.READY] == Decimal(f"{first_ready:.3f}")
+    assert record[BackendField.GENERATION] == 1, "frames on two workers within 30 s: one"
+    assert record[BackendField.CONNECTED_SESSIONS] == 2
+
+
+async def test_frames_on_another_worker_heartbeat_when_the_hosts_period_ends(
+    table: Any, moto_endpoint: str, host: HostStore
+) -> None:
+    """Worker A sent the heartbeat at t; worker B, inferring from t + 29.9, sends the next at
+    t + 30 — the host's period, not a period after its own first try."""
+    table.put_item(Item={PARTITION_KEY: host_key("gpu-0"), "generation": 0})
+    clock = Clock()
+    start = clock.now
+    other = HostStore(host.path, pid=os.getppid())
+    a, b = (
+        Reporter(store_for(table, moto_endpoint), host=store, heartbeat_s=30, clock=clock)
+        for store in (host, other)
+    )
+    for reporter, at in ((a, start), (b, start + 29.9), (b, start + 30)):
+        clock.now = at
+        reporter.start()
+        reporter.frame_inferred()
+        await reporter.stop()  # flushes: the heartbeat is sent, or found not due
+    other.close()
+    record = host_record(table)
+    assert record[BackendField.GENERATION] == 2
+    assert record[BackendField.LAST_INFERENCE_AT] == Decimal(f"{start + 30:.3f}")
+
+
+async def test_a_stale_count_written_last_is_corrected(
+    table: Any, moto_endpoint: str, host: HostStore
+) -> None:
+    """A worker that wrote a count which changed meanwhile writes again: the record ends with
+    the host's count, whichever worker's write lands last."""
+    table.put_item(Item={PARTITION_KEY: host_key("gpu-0"), "generation": 0})
+
+    class LateRecord(DynamoHostRecord):
+        """Lets another session open right after each write, as another worker would."""
+
+        def apply(self, update: BackendUpdate) -> None:
+            super().apply(update)
+            if host.session_count() < 2:
+                host.admit(session_id="late", user="bob", models=(), max_per_user=2)
+
+    record_store = LateRecord(
+        table_name=table.name, host_id="gpu-0", region=REGION, endpoint_url=moto_endpoint
+    )
+    reporter = Reporter(record_store, host=host)
+    reporter.start()
+    host.admit(session_id="a", user="ann", models=(), max_per_user=2)
+    reporter.sessions_changed()
+    await host_record_where(
+        table, "2 sessions", lambda r: r.get(BackendField.CONNECTED_SESSIONS) == 2
+    )
+    await reporter.stop()
+
+
+@pytest.mark.triton
+async def test_a_two_worker_backend_reports_the_hosts_sessions(
+    start_backend_process: BackendProcessFactory,
+    table: Any,
+    moto_endpoint: str,
+    text_image: TextImage,
+) -> None:
+    """Sessions on both workers of `python -m gpu_host.backend`: the record's
+    connected_sessions is their total, frames on either worker make a heartbeat, and the
+    count is 0 once they closed."""
+    table.put_item(Item={PARTITION_KEY: host_key("gpu-0"), "generation": 5})
+    backend = start_backend_process(
+        workers=2,
+        SPINUP_TABLE_NAME=table.name,
+        SPINUP_AWS_ENDPOINT_URL=moto_endpoint,
+        SPINUP_AWS_REGION=REGION,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+    )
+    await host_record_where(table, "ready_at", lambda r: Milestone.READY in r)
+    clients = [await backend.session(worker) for worker in sorted(backend.worker_pids())]
+    await host_record_where(
+        table, "2 sessions", lambda r: r.get(BackendField.CONNECTED_SESSIONS) == 2
+    )
+    await clients[-1].send(frame(1, text_image.jpeg))
+    assert (await recv_json(clients[-1]))["type"] == "result"
+    await host_record_where(
+        table,
+        "a heartbeat with both sessions",
+        lambda r: BackendField.LAST_INFERENCE_AT in r and r[BackendField.GENERATION] == 6,
+    )
+    assert host_record(table)[BackendField.CONNECTED_SESSIONS] == 2
+    for ws in clients:
+        await ws.close()
+    await host_record_where(
+        table, "0 sessions", lambda r: r.get(BackendField.CONNECTED_SESSIONS) == 0
+    )
+
+
+async def test_never_creates_a_host_record(table: Any, moto_endpoint: str, host: HostStore) -> None:
+    reporter = Reporter(store_for(table, moto_endpoint), host=host)
     reporter.start()
     reporter.milestone(Milestone.BACKEND_UP)
-    reporter.sessions_changed(1)
+    reporter.sessions_changed()
     reporter.frame_inferred()
     await reporter.stop()
     assert table.scan()["Items"] == []
 
 
-async def test_dynamodb_outage_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
+async def test_dynamodb_outage_is_logged_not_raised(
+    caplog: pytest.LogCaptureFixture, host: HostStore
+) -> None:
     store = DynamoHostRecord(
         table_name="t",
         host_id="gpu-0",
         region=REGION,
         endpoint_url=f"http://127.0.0.1:{free_port()}",
     )
-    reporter = Reporter(store)
+    reporter = Reporter(store, host=host)
     reporter.start()
     reporter.milestone(Milestone.READY)
     await reporter.stop()
     assert "host record update failed" in caplog.text
 
 
-def test_disabled_reporter_does_nothing() -> None:
-    reporter = Reporter(None)
+def test_disabled_reporter_does_nothing(host: HostStore) -> None:
+    reporter = Reporter(None, host=host)
     reporter.start()  # outside an event loop: starting a task would raise
     reporter.milestone(Milestone.READY)
-    reporter.sessions_changed(3)
+    reporter.sessions_changed()
     reporter.frame_inferred()
     asyncio.run(reporter.stop())

@@ -321,7 +321,6 @@ async def test_per_user_session_limit_closes_4429(
         lambda: backend.state.sessions.held_by(user),
         lambda held: held == 1,
         what=f"the server counts one session of {user} after the close",
-        ignoring=(RuntimeError,),  # read from this thread while the server's may change it
     )
     again = await open_session(backend, token_issuer, user)
     for ws in (second, other, again):

@@ -7,6 +7,7 @@ only the public paths.
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -18,6 +19,7 @@ from pathlib import Path
 import pytest
 import websockets
 
+from gpu_host.backend.worker_header import HEADER
 from gpu_host.bootstrap.render_config import TEMPLATE, render_nginx_site
 from infra.local.ports import free_port
 from tests.integration.gpu_host.dataplane_support import (
@@ -107,12 +109,23 @@ async def test_websocket_round_trip_with_the_secret_header(
     async with websockets.connect(
         f"ws://{origin}/ws/inference", additional_headers={"X-Origin-Verify": SECRET}
     ) as ws:
+        assert ws.response is not None
+        assert HEADER not in ws.response.headers, "which worker answered stays on the host"
         ready = await say_hello(ws, token_issuer.token(unique_user()), ["text"])
         assert ready["type"] == "ready"
         await ws.send(frame(1, text_image.jpeg))
         result = await recv_json(ws)
     assert result["type"] == "result"
     assert result["detections"]
+
+
+def test_the_worker_header_stays_on_the_host(origin: str, backend: RunningBackend) -> None:
+    request = urllib.request.Request(f"http://{origin}/health/ready")
+    request.add_header("X-Origin-Verify", SECRET)
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert response.headers[HEADER] is None
+    with urllib.request.urlopen(f"{backend.http_url}/health/ready", timeout=5) as direct:
+        assert direct.headers[HEADER] == str(os.getpid()), "the backend does send it"
 
 
 @pytest.mark.parametrize("secret", [None, "wrong" + SECRET[5:]], ids=["none", "wrong"])

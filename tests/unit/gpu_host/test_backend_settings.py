@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -38,8 +39,20 @@ def test_defaults_match_the_architecture_page(env: pytest.MonkeyPatch) -> None:
     assert settings.table_name == ""
     assert settings.host_id == "gpu-0"
     assert settings.max_sessions_per_user == 2
+    assert settings.workers == len(os.sched_getaffinity(0))
+    assert settings.state_dir is None
     assert Settings.model_fields["user_models"].default == USER_MODELS_FILE
     assert settings.catalog() == BUILTIN_SPECS
+
+
+@pytest.mark.parametrize(("value", "ok"), [("1", True), ("64", True), ("0", False), ("257", False)])
+def test_workers_are_one_to_max_workers(env: pytest.MonkeyPatch, value: str, ok: bool) -> None:
+    env.setenv("SPINUP_WORKERS", value)
+    if ok:
+        assert Settings().workers == int(value)
+    else:
+        with pytest.raises(ValidationError, match="workers"):
+            Settings()
 
 
 @pytest.mark.parametrize(

@@ -30,6 +30,7 @@ def test_defaults_serve_every_model_on_the_documented_ports() -> None:
     assert settings.ws_url == "ws://127.0.0.1:8080/ws/inference"
     assert settings.ui_origin == "http://127.0.0.1:8000"
     assert settings.require_tickets is False, "local mode also takes token hellos"
+    assert settings.backend_workers == 1, "one backend worker locally, whatever the cores"
 
 
 def test_declared_user_models_are_served_by_default(
