@@ -61,6 +61,10 @@ class NanoDetProcessor:
         self._bins = np.arange(reg_max + 1, dtype=np.float32)
         self._centres = {s: _cell_centres(size // s, s) for s in self.strides}
 
+    @property
+    def input_hw(self) -> tuple[int, int]:
+        return (self.size, self.size)
+
     def preprocess(self, image: Image) -> tuple[dict[str, npt.NDArray[Any]], Letterbox]:
         canvas, box = letterbox(image, self.size, self.size)
         return {"image": canvas}, box
