@@ -32,6 +32,7 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 import numpy.typing as npt
+from prometheus_client import Histogram
 
 from gpu_host.backend.frames import Frame, dct_reduction, decode_jpeg
 from gpu_host.backend.metrics import Metrics
@@ -130,6 +131,13 @@ class FramePipeline:
         self._gateway = gateway
         self._metrics = metrics
         self._budget_s = budget_s
+        self._input_hw = {
+            name: model.processor.input_hw if isinstance(model.processor, FixedInput) else None
+            for name, model in self._models.items()
+        }
+        """Each model's fixed input size (None: unknown), looked up once: an isinstance check
+        against a runtime Protocol costs more than the rest of the per-frame bookkeeping."""
+        self._stages: dict[tuple[str, str], Histogram] = {}
         # A frame's OpenCV calls take well under a millisecond each: OpenCV's own thread pool
         # would cost more in hand-offs than it saves. Cores are used by sessions running
         # side by side (and by worker processes), not by splitting one resize.
@@ -230,11 +238,10 @@ class FramePipeline:
             return 1
         scale = 0.0
         for name in models:
-            processor = self._models[name].processor
-            if not isinstance(processor, FixedInput):
+            size = self._input_hw[name]
+            if size is None:
                 return 1
-            input_h, input_w = processor.input_hw
-            scale = max(scale, min(input_w / width, input_h / height))
+            scale = max(scale, min(size[1] / width, size[0] / height))
         return dct_reduction(scale)
 
     def _decode_and_prepare(
@@ -362,7 +369,12 @@ class FramePipeline:
             self._observe(stage, name, seconds)
 
     def _observe(self, stage: str, model: str, seconds: float) -> None:
-        self._metrics.stage_seconds.labels(stage=stage, model=model).observe(seconds)
+        # The labelled child is looked up once: `labels()` validates and locks on every call.
+        child = self._stages.get((stage, model))
+        if child is None:
+            child = self._metrics.stage_seconds.labels(stage=stage, model=model)
+            self._stages[(stage, model)] = child
+        child.observe(seconds)
 
 
 def _region_processor(
