@@ -148,13 +148,9 @@ DETECT = ModelSpec(
     name="detect",
     onnx_file="detect.onnx",
     inputs=(TensorSpec("image", DType.UINT8, (416, 416, 3)),),
-    # NanoDet-m's three grids (strides 8, 16, 32 over 416 px): sigmoid scores for 80 COCO
-    # classes and 4 × 11 distance-distribution logits per cell.
-    outputs=tuple(
-        TensorSpec(f"{kind}_{stride}", DType.FP32, ((416 // stride) ** 2, width))
-        for stride in (8, 16, 32)
-        for kind, width in (("cls", 80), ("reg", 44))
-    ),
+    # The 1000 best (cell, class) pairs of NanoDet-m's three grids, decoded in the graph:
+    # x1, y1, x2, y2, score, class (gpu_host.models.convert.box_head).
+    outputs=(TensorSpec("detections", DType.FP32, (1000, 6)),),
     max_batch_size=8,
     batching=_batching(8),
     processor="gpu_host.vision.detect:NanoDetProcessor",
