@@ -43,6 +43,7 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 BACKEND_MODULE = "gpu_host.backend"
 DEFAULT_SETS = ("face", "text", "detect,pose,face")
 METRIC_LINE = re.compile(r'^(?P<name>\w+)\{[^}]*model="(?P<model>[^"]+)"[^}]*\} (?P<value>\S+)$')
+IDLE_S = 5.0
 SESSION_LIMIT = 64
 """Per-user socket limit given to the local system here: every socket of the benchmark is
 the same user's, and the default limit (2) would refuse the third."""
@@ -287,6 +288,15 @@ def main() -> None:
         flush=True,
     )
     with running_system(local) as system:
+        pids = backend_processes()
+        before, t0 = cpu_snapshot(pids), time.monotonic()
+        time.sleep(IDLE_S)
+        idle = sum(cpu_snapshot(pids).values()) - sum(before.values())
+        print(
+            f"backend idle (ready, no socket): {idle * 1000 / (time.monotonic() - t0):.1f} ms "
+            f"CPU per second over {IDLE_S:.0f} s — part of every figure below",
+            flush=True,
+        )
         for models in sets:
             for sessions in args.sessions:
                 tickets = [system.ticket() for _ in range(sessions)]
