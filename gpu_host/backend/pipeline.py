@@ -14,9 +14,12 @@ one shared Triton client, so Triton's dynamic batcher merges them across session
 CPU work is placed by what it costs against the hop to a worker thread (≈0.1–0.4 ms of CPU
 here: a pool hand-off, a wake-up and the loop's wake-up back). The decode and every model's
 pre-processing run together in ONE worker-thread call (OpenCV and NumPy release the GIL), so
-one session's frame does not stall the event loop all sessions share; post-processing of a
-whole-frame model, a fraction of a millisecond, runs on the loop as its answer arrives.
-A region model's crops and reads, which grow with the number of regions, keep their threads.
+one session's frame does not stall the event loop all sessions share. Post-processing runs
+on the loop as a model's answer arrives when the answer is small (at most
+`INLINE_POSTPROCESS_BYTES`: the built-in detect, pose and face, a fraction of a millisecond
+each), and in a worker thread otherwise (the text detector's probability map, a YOLOv8
+export's 8400 anchors: milliseconds). A region model's crops and reads, which grow with the
+number of regions, keep their threads too.
 The frame is decoded once, at the smallest size libjpeg can decode it at that still covers
 every selected model's input (`frames.dct_reduction`).
 """
@@ -24,6 +27,7 @@ every selected model's input (`frames.dct_reduction`).
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -53,6 +57,10 @@ WARMUP_SIZE = (480, 640)
 """H×W of the blank frame used for the warm-up inference (a typical webcam frame)."""
 
 WHOLE_FRAME: Box = (0.0, 0.0, 1.0, 1.0)
+
+INLINE_POSTPROCESS_BYTES = 128 * 1024
+"""Largest output (bytes per item) post-processed on the event loop: post-processing cost
+grows with the output, and past this it costs more than the hop to a worker thread."""
 
 
 Arrays = dict[str, npt.NDArray[Any]]
@@ -137,6 +145,10 @@ class FramePipeline:
         }
         """Each model's fixed input size (None: unknown), looked up once: an isinstance check
         against a runtime Protocol costs more than the rest of the per-frame bookkeeping."""
+        self._inline_post = {
+            name: _output_bytes(model.spec) <= INLINE_POSTPROCESS_BYTES
+            for name, model in self._models.items()
+        }
         self._stages: dict[tuple[str, str], Histogram] = {}
         # A frame's OpenCV calls take well under a millisecond each: OpenCV's own thread pool
         # would cost more in hand-offs than it saves. Cores are used by sessions running
@@ -294,7 +306,12 @@ class FramePipeline:
         t1 = time.monotonic()
         outputs = await self._gateway.infer(model.spec, prepared.tensors)
         t2 = time.monotonic()
-        result = model.processor.postprocess(outputs, prepared.letterbox)
+        if self._inline_post[model.spec.name]:
+            result = model.processor.postprocess(outputs, prepared.letterbox)
+        else:
+            result = await asyncio.to_thread(
+                model.processor.postprocess, outputs, prepared.letterbox
+            )
         self._record(model.spec.name, timing, t1 - prepared.seconds, t1, t2, time.monotonic())
         return result
 
@@ -389,6 +406,11 @@ def _region_processor(
     if not isinstance(model.processor, RegionProcessor):
         raise TypeError(f"{model.spec.name}: its processor cannot take regions")
     return model.processor
+
+
+def _output_bytes(spec: ModelSpec) -> int:
+    """Bytes of one item's outputs."""
+    return sum(math.prod(t.dims) * np.dtype(t.dtype.numpy_name).itemsize for t in spec.outputs)
 
 
 def _read(output: ModelOutput, box: Box) -> Read:
