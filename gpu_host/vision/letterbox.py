@@ -42,12 +42,14 @@ def letterbox(image: Image, height: int, width: int, *, pad: int = 0) -> tuple[I
 
 def resize_to(image: Image, width: int, height: int) -> Image:
     """`image` resized to width×height, bilinear. When shrinking, it is first halved (2×2
-    means) while still at least twice the target, so no pixel is skipped: as free of
+    means) along each axis still at least twice the target, so no pixel is skipped: as free of
     aliasing as OpenCV's INTER_AREA and several times cheaper, since INTER_AREA takes a slow
     generic path for non-integer ratios (320×240 → 128×96: 0.5 ms against 0.07 ms here)."""
-    while image.shape[1] >= 2 * width and image.shape[0] >= 2 * height:
-        # Bilinear at exactly ½ samples between pixel pairs: the mean of each 2×2 block.
-        half = ((image.shape[1] + 1) // 2, (image.shape[0] + 1) // 2)
+    while image.shape[1] >= 2 * width or image.shape[0] >= 2 * height:
+        # Bilinear at exactly ½ samples between pixel pairs: the mean of each 2×2 block (of
+        # each pair, along an axis that is already small enough on the other).
+        w, h = image.shape[1], image.shape[0]
+        half = ((w + 1) // 2 if w >= 2 * width else w, (h + 1) // 2 if h >= 2 * height else h)
         image = cv2.resize(image, half, interpolation=cv2.INTER_LINEAR)  # type: ignore[assignment]
     if image.shape[:2] == (height, width):
         return image
