@@ -86,26 +86,26 @@ def _cmdline(pid: int) -> list[str]:
 
 
 def backend_processes() -> list[int]:
-    """The backend started under this process (`python -m gpu_host.backend`), then every
-    process under it (worker processes), in pid order after the first."""
+    """Every backend process started under this process (`python -m gpu_host.backend`, one,
+    or one per worker) and every process under them (workers a backend forks), roots first."""
     parents = _parents()
     children: dict[int, list[int]] = {}
     for pid, parent in parents.items():
         children.setdefault(parent, []).append(pid)
     mine = os.getpid()
-    roots = [
+    roots = sorted(
         pid
         for pid in children.get(mine, [])
         if BACKEND_MODULE in _cmdline(pid) and "-m" in _cmdline(pid)
-    ]
-    if len(roots) != 1:
-        raise SystemExit(f"expected one backend process under pid {mine}, found {roots}")
-    tree, todo = [], list(roots)
+    )
+    if not roots:
+        raise SystemExit(f"no backend process (python -m {BACKEND_MODULE}) under pid {mine}")
+    below, todo = [], [c for root in roots for c in children.get(root, [])]
     while todo:
         pid = todo.pop()
-        tree.append(pid)
+        below.append(pid)
         todo.extend(children.get(pid, []))
-    return [roots[0], *sorted(tree[1:])]
+    return [*roots, *sorted(below)]
 
 
 def cpu_snapshot(pids: Sequence[int]) -> dict[int, float]:
@@ -185,7 +185,7 @@ class RunFigures:
     results: int
     wall_s: float
     cpu_s: dict[int, float]
-    """Backend pid → CPU seconds used in the window (the first pid is the main process)."""
+    """Backend pid → CPU seconds used in the window (`backend_processes` order)."""
     rtts_ms: list[float]
     mean_batch: dict[str, float]
 
@@ -255,9 +255,8 @@ def report(figures: RunFigures) -> None:
     )
     if len(f.cpu_s) > 1:  # worker processes: each one's share
         for i, (pid, cpu) in enumerate(f.cpu_s.items()):
-            role = "main" if i == 0 else f"worker {i}"
             print(
-                f"{'':<18}     {role:<9} pid {pid:<7} CPU {cpu:7.2f} s  "
+                f"{'':<18}     process {i + 1:<2} pid {pid:<7} CPU {cpu:7.2f} s  "
                 f"{f.ms_per_result(cpu):6.2f} ms/result of all  {cpu / f.wall_s:.2f} cores"
             )
 
