@@ -29,8 +29,6 @@ from gpu_host.vision.types import Detection, Image, Letterbox, ModelOutput, Tens
 
 MODEL = "detect"
 OUTPUT = "detections"
-TOP_K = 1000
-"""Candidates the graph returns per frame: `DetectParams.max_candidates`' default."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +40,9 @@ class DetectParams:
     iou_threshold: float = 0.6
     """Overlap above which the weaker box of the same class is suppressed (NanoDet's 0.6)."""
     max_candidates: int = 1000
-    """Best (cell, class) pairs kept before NMS, so a noisy frame cannot stall the loop."""
+    """Best (cell, class) pairs kept before NMS, so a noisy frame cannot stall the loop. The
+    served graph returns `gpu_host.models.spec.DETECT_TOP_K` (1000) of them: more cannot be
+    had from it."""
     max_detections: int = 100
 
 

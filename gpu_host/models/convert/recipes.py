@@ -12,6 +12,7 @@ from gpu_host.models.convert.box_head import add_box_head
 from gpu_host.models.convert.graph import Prefix, fold_reshape_shapes
 from gpu_host.models.convert.movenet import batched_head
 from gpu_host.models.convert.sources import Package
+from gpu_host.models.spec import DETECT_TOP_K
 
 MEDIAPIPE = Package("pypi", "mediapipe", "0.10.21", pip_platform="manylinux_2_28_x86_64")
 RAPIDOCR = Package("pypi", "rapidocr-onnxruntime", "1.4.4")
@@ -73,7 +74,7 @@ RECIPES: tuple[Recipe, ...] = (
         preprocess="letterbox into 416x416 (centred, zero padding), RGB uint8",
         rewrite=fold_reshape_shapes,
         finish=lambda model: add_box_head(
-            model, size=416, strides=(8, 16, 32), reg_max=10, classes=80, top_k=1000
+            model, size=416, strides=(8, 16, 32), reg_max=10, classes=80, top_k=DETECT_TOP_K
         ),
         extra={
             "strides": [8, 16, 32],
