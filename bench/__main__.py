@@ -15,6 +15,7 @@ BENCHES = (
         "frame round trip, objects + pose + faces",
         ["bench.roundtrip", "--models", "detect,pose,face"],
     ),
+    ("the backend's CPU per result, 1 and 4 sessions", ["bench.backend"]),
 )
 
 

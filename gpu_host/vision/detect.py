@@ -4,6 +4,12 @@ NanoDet's GFL head predicts, for every cell of three grids (strides 8, 16, 32), 
 score per class and, for each side of the box (left, top, right, bottom), a distribution over
 0..reg_max cells; the distance to that side is the distribution's expectation times the
 stride, measured from the cell centre.
+
+The served graph does that decoding itself and returns its `top_k` best (cell, class) pairs
+as `detections` [top_k, 6] (x1, y1, x2, y2 in input pixels, score, class; see
+`gpu_host.models.convert.box_head`); the backend keeps those above the threshold and runs
+the per-class suppression. `grid_candidates` is the same decoding in NumPy from the raw
+grids: the reference the graph is checked against.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from gpu_host.vision.tensors import output
 from gpu_host.vision.types import Detection, Image, Letterbox, ModelOutput, Tensors
 
 MODEL = "detect"
+OUTPUT = "detections"
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +40,9 @@ class DetectParams:
     iou_threshold: float = 0.6
     """Overlap above which the weaker box of the same class is suppressed (NanoDet's 0.6)."""
     max_candidates: int = 1000
-    """Best (cell, class) pairs kept before NMS, so a noisy frame cannot stall the loop."""
+    """Best (cell, class) pairs kept before NMS, so a noisy frame cannot stall the loop. The
+    served graph returns `gpu_host.models.spec.DETECT_TOP_K` (1000) of them: more cannot be
+    had from it."""
     max_detections: int = 100
 
 
@@ -61,11 +70,44 @@ class NanoDetProcessor:
         self._bins = np.arange(reg_max + 1, dtype=np.float32)
         self._centres = {s: _cell_centres(size // s, s) for s in self.strides}
 
+    @property
+    def input_hw(self) -> tuple[int, int]:
+        return (self.size, self.size)
+
     def preprocess(self, image: Image) -> tuple[dict[str, npt.NDArray[Any]], Letterbox]:
         canvas, box = letterbox(image, self.size, self.size)
         return {"image": canvas}, box
 
     def postprocess(self, outputs: Tensors, letterbox: Letterbox) -> ModelOutput:
+        found = output(MODEL, outputs, OUTPUT, (None, 6))
+        return self.detections(*head_candidates(found, self.params), letterbox)
+
+    def detections(
+        self,
+        boxes: npt.NDArray[np.float32],
+        scores: npt.NDArray[np.float32],
+        classes: npt.NDArray[np.int64],
+        letterbox: Letterbox,
+    ) -> ModelOutput:
+        """Candidates (best first) → per-class suppression → labelled boxes in the frame."""
+        keep = class_nms(
+            boxes, scores, classes, self.params.iou_threshold, self.params.max_detections
+        )
+        detections = []
+        for i in keep:
+            box = box_to_frame(letterbox, *(float(v) for v in boxes[i]))
+            if box[2] <= box[0] or box[3] <= box[1]:
+                continue  # entirely inside the padding
+            label = self.labels[int(classes[i])]
+            detections.append(Detection(MODEL, label, float(scores[i]), box))
+        return ModelOutput(detections=tuple(detections))
+
+    def grid_candidates(
+        self, outputs: Tensors
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+        """The raw grids (`cls_{s}`, `reg_{s}`) → the candidates `head_candidates` gets from
+        the graph's `detections`: boxes above the threshold, best first (stable), at most
+        `max_candidates`. The NumPy reference of the in-graph decoding."""
         boxes, scores, classes = [], [], []
         for stride in self.strides:
             cells = (self.size // stride) ** 2
@@ -77,24 +119,11 @@ class NanoDetProcessor:
             classes.append(klass)
         all_scores = np.concatenate(scores)
         best = np.argsort(-all_scores, kind="stable")[: self.params.max_candidates]
-        all_boxes = np.concatenate(boxes)[best]
-        all_classes = np.concatenate(classes)[best].astype(np.int64)
-        all_scores = all_scores[best]
-        keep = class_nms(
-            all_boxes,
-            all_scores,
-            all_classes,
-            self.params.iou_threshold,
-            self.params.max_detections,
+        return (
+            np.concatenate(boxes)[best],
+            all_scores[best],
+            np.concatenate(classes)[best].astype(np.int64),
         )
-        detections = []
-        for i in keep:
-            box = box_to_frame(letterbox, *(float(v) for v in all_boxes[i]))
-            if box[2] <= box[0] or box[3] <= box[1]:
-                continue  # entirely inside the padding
-            label = self.labels[int(all_classes[i])]
-            detections.append(Detection(MODEL, label, float(all_scores[i]), box))
-        return ModelOutput(detections=tuple(detections))
 
     def _decode(
         self, reg: npt.NDArray[np.float32], centres: npt.NDArray[np.float32], stride: int
@@ -106,6 +135,19 @@ class NanoDetProcessor:
         x1y1 = centres - distances[:, :2]
         x2y2 = centres + distances[:, 2:]
         return np.concatenate([x1y1, x2y2], axis=1).astype(np.float32)
+
+
+def head_candidates(
+    found: npt.NDArray[np.float32], params: DetectParams
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+    """The graph's `detections` (best first) → boxes, scores and classes above the threshold,
+    at most `max_candidates`."""
+    above = found[found[:, 4] > params.score_threshold][: params.max_candidates]
+    return (
+        np.ascontiguousarray(above[:, :4]),
+        np.ascontiguousarray(above[:, 4]),
+        above[:, 5].astype(np.int64),
+    )
 
 
 def _cell_centres(grid: int, stride: int) -> npt.NDArray[np.float32]:

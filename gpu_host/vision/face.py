@@ -68,6 +68,10 @@ class BlazeFaceProcessor:
         self.params = params or FaceParams()
         self.anchors = ssd_anchors(size)
 
+    @property
+    def input_hw(self) -> tuple[int, int]:
+        return (self.size, self.size)
+
     def preprocess(self, image: Image) -> tuple[dict[str, npt.NDArray[Any]], Letterbox]:
         canvas, box = letterbox(image, self.size, self.size)
         return {"image": canvas}, box

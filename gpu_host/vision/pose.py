@@ -42,6 +42,10 @@ class MoveNetProcessor:
         self.size = size
         self.params = params or PoseParams()
 
+    @property
+    def input_hw(self) -> tuple[int, int]:
+        return (self.size, self.size)
+
     def preprocess(self, image: Image) -> tuple[dict[str, npt.NDArray[Any]], Letterbox]:
         canvas, box = letterbox(image, self.size, self.size)
         return {"image": canvas}, box

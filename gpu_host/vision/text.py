@@ -59,6 +59,10 @@ class TextProcessor:
         self.output_name = output_name
         self.params = params or DbParams()
 
+    @property
+    def input_hw(self) -> tuple[int, int]:
+        return (self.height, self.width)
+
     def preprocess(self, image: Image) -> tuple[dict[str, npt.NDArray[Any]], Letterbox]:
         canvas, box = letterbox(image, self.height, self.width)
         return {self.input_name: canvas}, box

@@ -92,6 +92,15 @@ class Processor(Protocol):
 
 
 @runtime_checkable
+class FixedInput(Protocol):
+    """A processor whose model takes a fixed height×width (letterboxed) image: the backend
+    may then decode a large frame at a reduced size that still covers it."""
+
+    @property
+    def input_hw(self) -> tuple[int, int]: ...
+
+
+@runtime_checkable
 class RegionProcessor(Processor, Protocol):
     """A processor that also takes one region of a frame as an item (OCR: a text line)."""
 

@@ -85,6 +85,10 @@ class Yolov8Processor:
             return 4 + len(self.labels)
         return 4 + 1 + 3 * self.num_keypoints
 
+    @property
+    def input_hw(self) -> tuple[int, int]:
+        return (self.size, self.size)
+
     def preprocess(self, image: Image) -> tuple[dict[str, npt.NDArray[Any]], Letterbox]:
         canvas, box = letterbox(image, self.size, self.size, pad=PAD)
         if self.uint8_input:

@@ -8,9 +8,11 @@ from typing import Any
 
 import onnx
 
+from gpu_host.models.convert.box_head import add_box_head
 from gpu_host.models.convert.graph import Prefix, fold_reshape_shapes
 from gpu_host.models.convert.movenet import batched_head
 from gpu_host.models.convert.sources import Package
+from gpu_host.models.spec import DETECT_TOP_K
 
 MEDIAPIPE = Package("pypi", "mediapipe", "0.10.21", pip_platform="manylinux_2_28_x86_64")
 RAPIDOCR = Package("pypi", "rapidocr-onnxruntime", "1.4.4")
@@ -38,6 +40,9 @@ class Recipe:
     """How a client fits a frame into `image` (written to the manifest)."""
     rewrite: Callable[[onnx.ModelProto], onnx.ModelProto] | None = None
     """A model-specific edit of the raw conversion, applied before the generic ones."""
+    finish: Callable[[onnx.ModelProto], onnx.ModelProto] | None = None
+    """An edit of the verified graph that changes its outputs (post-processing moved into
+    the graph); the finished graph must still take a batch."""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -68,11 +73,18 @@ RECIPES: tuple[Recipe, ...] = (
         },
         preprocess="letterbox into 416x416 (centred, zero padding), RGB uint8",
         rewrite=fold_reshape_shapes,
+        finish=lambda model: add_box_head(
+            model, size=416, strides=(8, 16, 32), reg_max=10, classes=80, top_k=DETECT_TOP_K
+        ),
         extra={
             "strides": [8, 16, 32],
             "reg_max": 10,
-            "cls_s": "[N, cells, 80] sigmoid class scores; cells row-major over the grid",
-            "reg_s": "[N, cells, 44] distribution-focal logits, 11 bins for each of l, t, r, b",
+            "detections": (
+                "[N, 1000, 6]: x1, y1, x2, y2 (input pixels), score, class; the 1000 best "
+                "(cell, class) pairs of the three grids, best first, decoded in the graph "
+                "(gpu_host.models.convert.box_head) from cls_s [N, cells, 80] sigmoid scores "
+                "and reg_s [N, cells, 44] distribution-focal logits (11 bins for l, t, r, b)"
+            ),
         },
     ),
     Recipe(

@@ -7,8 +7,9 @@ import io
 import numpy as np
 import pytest
 from PIL import Image
+from skimage import data as skimage_data
 
-from gpu_host.backend.frames import check_jpeg, decode_jpeg
+from gpu_host.backend.frames import check_jpeg, dct_reduction, decode_jpeg
 from gpu_host.backend.protocol import BadFrameError, FrameHeader, FrameTooLargeError
 from tests.unit.gpu_host.dataplane_unit_support import jpeg_bytes
 
@@ -81,3 +82,40 @@ def test_truncated_jpeg_passes_the_header_check_but_fails_decoding() -> None:
     frame = check_jpeg(HEADER, jpeg[: len(jpeg) // 2], max_pixels=10**6, received_at=0.0)
     with pytest.raises(BadFrameError, match="does not decode"):
         decode_jpeg(frame)
+
+
+@pytest.mark.parametrize(
+    ("scale", "reduction"),
+    [(1.5, 1), (1.0, 1), (0.6, 1), (0.5, 2), (0.4, 2), (0.25, 4), (0.2, 4), (0.125, 8), (0.05, 8)],
+)
+def test_dct_reduction_keeps_the_decoded_frame_at_least_as_large_as_the_models_need(
+    scale: float, reduction: int
+) -> None:
+    assert dct_reduction(scale) == reduction
+
+
+@pytest.mark.parametrize(("width", "height"), [(320, 240), (321, 241)])
+@pytest.mark.parametrize("reduction", [1, 2, 4, 8])
+def test_reduced_decode_is_the_frame_smaller_rounded_up(
+    width: int, height: int, reduction: int
+) -> None:
+    frame = check_jpeg(HEADER, jpeg_bytes(width, height, "red"), max_pixels=10**6, received_at=0)
+    image = decode_jpeg(frame, reduction)
+    assert image.shape == (-(-height // reduction), -(-width // reduction), 3)
+    assert image.dtype == np.uint8
+    assert image[0, 0].tolist() == pytest.approx([254, 0, 0], abs=2), "RGB, not BGR"
+
+
+def test_decode_matches_pillow_on_a_photograph() -> None:
+    """OpenCV's libjpeg-turbo gives the pixels Pillow gave (the decoder it replaced)."""
+    buf = io.BytesIO()
+    Image.fromarray(skimage_data.astronaut()).resize((320, 240)).save(buf, "JPEG", quality=80)
+    frame = check_jpeg(HEADER, buf.getvalue(), max_pixels=10**6, received_at=0)
+    pillow = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+    assert np.abs(decode_jpeg(frame).astype(int) - pillow).max() <= 1
+
+
+def test_an_unknown_reduction_is_refused(small_jpeg: bytes) -> None:
+    frame = check_jpeg(HEADER, small_jpeg, max_pixels=10**6, received_at=0)
+    with pytest.raises(ValueError, match="reduction"):
+        decode_jpeg(frame, 3)

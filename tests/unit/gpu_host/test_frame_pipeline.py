@@ -5,6 +5,8 @@ injected fault is a model that is slow (or failing)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -15,11 +17,13 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from gpu_host.backend.frames import Frame, check_jpeg
 from gpu_host.backend.metrics import Metrics
 from gpu_host.backend.pipeline import FramePipeline, ServedModel, SessionReads
-from gpu_host.backend.protocol import UnavailableError
+from gpu_host.backend.protocol import FrameHeader, UnavailableError
 from gpu_host.models.spec import DType, ModelSpec, TensorSpec
 from gpu_host.vision.types import Box, Detection, Image, Letterbox, ModelOutput, Tensors, TextRead
+from tests.unit.gpu_host.dataplane_unit_support import jpeg_bytes
 
 IMAGE = np.zeros((48, 64, 3), np.uint8)
 BUDGET_S = 0.5
@@ -275,3 +279,73 @@ def test_a_region_model_needs_a_region_processor() -> None:
             metrics=Metrics(),
             budget_s=1,
         )
+
+
+class SizedModel(BoxModel):
+    """A whole-frame model with a fixed input size; remembers the frames it was given and
+    the thread that post-processed its answers."""
+
+    def __init__(self, model: str, input_hw: tuple[int, int]) -> None:
+        super().__init__(model)
+        self.input_hw = input_hw
+        self.seen: list[tuple[int, ...]] = []
+        self.post_threads: list[int] = []
+
+    def preprocess(self, image: Image) -> tuple[dict[str, npt.NDArray[Any]], Letterbox]:
+        self.seen.append(image.shape)
+        return super().preprocess(image)
+
+    def postprocess(self, outputs: Tensors, letterbox: Letterbox) -> ModelOutput:
+        self.post_threads.append(threading.get_ident())
+        return super().postprocess(outputs, letterbox)
+
+
+def frame_of(width: int, height: int) -> Frame:
+    jpeg = jpeg_bytes(width, height)
+    return check_jpeg(FrameHeader(1, 0), jpeg, max_pixels=10**7, received_at=time.monotonic())
+
+
+@pytest.mark.parametrize(
+    ("selected", "shape"),
+    [
+        (["small"], (120, 160, 3)),  # 128 px of a 640×480 frame: a quarter still covers it
+        (["small", "large"], (480, 640, 3)),  # 416 px needs more than half
+        (["small", "plain"], (480, 640, 3)),  # a processor that does not say its size
+        (["small", "ocr"], (480, 640, 3)),  # regions are cropped at full resolution
+    ],
+)
+async def test_a_frame_is_decoded_once_at_the_size_every_model_needs(
+    selected: list[str], shape: tuple[int, ...]
+) -> None:
+    small, large = SizedModel("small", (128, 128)), SizedModel("large", (416, 416))
+    pipe = FramePipeline(
+        models={
+            "small": ServedModel(spec("small"), small),
+            "large": ServedModel(spec("large"), large),
+            "plain": ServedModel(spec("plain"), BoxModel("plain")),
+            "text": ServedModel(spec("text"), BoxModel("text")),
+            "ocr": ServedModel(spec("ocr", regions_from="text"), Reader("ocr")),
+        },
+        gateway=ScriptedGateway(),
+        metrics=Metrics(),
+        budget_s=BUDGET_S,
+    )
+    await pipe.run(frame_of(640, 480), selected, SessionReads())
+    assert small.seen == [shape]
+
+
+@pytest.mark.parametrize(("output_dims", "on_the_loop"), [((4,), True), ((1_000_000,), False)])
+async def test_small_answers_are_post_processed_on_the_loop_large_ones_in_a_thread(
+    output_dims: tuple[int, ...], on_the_loop: bool
+) -> None:
+    """A large output (a YOLOv8 export's anchors) would stall every session on the loop."""
+    model = SizedModel("m", (32, 32))
+    sized = dataclasses.replace(spec("m"), outputs=(TensorSpec("y", DType.FP32, output_dims),))
+    pipe = FramePipeline(
+        models={"m": ServedModel(sized, model)},
+        gateway=ScriptedGateway(),
+        metrics=Metrics(),
+        budget_s=BUDGET_S,
+    )
+    await pipe.run(frame_of(64, 48), ["m"], SessionReads())
+    assert (model.post_threads == [threading.get_ident()]) is on_the_loop

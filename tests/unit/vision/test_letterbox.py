@@ -50,3 +50,16 @@ def test_box_to_frame_clamps_to_the_frame() -> None:
 def test_bad_frames_are_refused(image: Any, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         letterbox(image, 32, 32)
+
+
+@pytest.mark.parametrize(("height", "width"), [(240, 320), (480, 640), (8, 400), (400, 8)])
+def test_shrinking_skips_no_pixel(height: int, width: int) -> None:
+    """Given a one-pixel black and white checkerboard, when shrunk several times, then every
+    output pixel is grey (their mean): no pixel was skipped, as plain bilinear would."""
+    ys, xs = np.mgrid[0:height, 0:width]
+    board = np.repeat((((ys + xs) % 2) * 255).astype(np.uint8)[..., None], 3, axis=2)
+    canvas, box = letterbox(board, 96, 96)
+    top, left = int(box.pad_y), int(box.pad_x)
+    content = canvas[top : top + round(height * box.scale), left : left + round(width * box.scale)]
+    assert content.size
+    assert np.abs(content.astype(int) - 127).max() <= 16

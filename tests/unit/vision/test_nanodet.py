@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import onnx
+import onnxruntime as ort
 import pytest
 
 from gpu_host.vision.coco import COCO_LABELS
-from gpu_host.vision.detect import DetectParams, NanoDetProcessor
+from gpu_host.vision.detect import OUTPUT, DetectParams, NanoDetProcessor, head_candidates
+from gpu_host.vision.types import Image
 from tests.unit.vision.harness import Photo, Run
 from tests.unit.vision.photos import OBJECTS, iou, to_pixels
 
@@ -60,8 +64,8 @@ def test_preprocess_letterboxes_into_the_model_input() -> None:
 @pytest.mark.parametrize(
     ("outputs", "message"),
     [
-        ({}, "output 'cls_8' missing"),
-        ({"cls_8": np.zeros((10, 80)), "reg_8": np.zeros((2704, 44))}, "'cls_8' has shape"),
+        ({}, "output 'detections' missing"),
+        ({"detections": np.zeros((1000, 5))}, "'detections' has shape"),
     ],
 )
 def test_bad_outputs_are_named(outputs: dict[str, npt.NDArray[Any]], message: str) -> None:
@@ -69,6 +73,51 @@ def test_bad_outputs_are_named(outputs: dict[str, npt.NDArray[Any]], message: st
     _, letterbox = processor.preprocess(np.zeros((8, 8, 3), np.uint8))
     with pytest.raises(ValueError, match=message):
         processor.postprocess(outputs, letterbox)
+
+
+@pytest.fixture(scope="module")
+def with_grids(zoo_dir: Path) -> ort.InferenceSession:
+    """The committed graph with its raw grids (the box head's inputs) as outputs too."""
+    model = onnx.load(str(zoo_dir / "detect.onnx"))
+    for name in GRIDS:
+        model.graph.output.append(onnx.helper.make_empty_tensor_value_info(name))
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.log_severity_level = 3
+    return ort.InferenceSession(model.SerializeToString(), opts, ["CPUExecutionProvider"])
+
+
+GRIDS = [f"{kind}_{s}" for s in (8, 16, 32) for kind in ("cls", "reg")]
+
+
+def noise() -> Image:
+    return np.random.default_rng(3).integers(0, 256, (240, 320, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("name", [*sorted(OBJECTS), "noise"])
+def test_in_graph_decoding_equals_the_numpy_path(
+    name: str, photo: Photo, with_grids: ort.InferenceSession
+) -> None:
+    """Given a real photograph (and noise), the graph's `detections` give the candidates and
+    the detections that decoding its raw grids in NumPy (the previous path) gives."""
+    processor = NanoDetProcessor()
+    image = noise() if name == "noise" else photo(name)
+    tensors, letterbox = processor.preprocess(image)
+    found, *grids = with_grids.run([OUTPUT, *GRIDS], {"image": tensors["image"][None]})
+    raw = {name: grid[0] for name, grid in zip(GRIDS, grids, strict=True)}
+    boxes, scores, classes = head_candidates(found[0], processor.params)
+    want_boxes, want_scores, want_classes = processor.grid_candidates(raw)
+    assert len(scores) == len(want_scores)
+    assert classes.tolist() == want_classes.tolist()
+    np.testing.assert_allclose(scores, want_scores, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(boxes, want_boxes, rtol=0, atol=1e-3)  # input pixels
+    got = processor.postprocess({OUTPUT: found[0]}, letterbox).detections
+    want = processor.detections(want_boxes, want_scores, want_classes, letterbox).detections
+    assert [(d.label, round(d.score, 5)) for d in got] == [
+        (d.label, round(d.score, 5)) for d in want
+    ]
+    for g, w in zip(got, want, strict=True):
+        assert g.box == pytest.approx(w.box, abs=1e-5)
 
 
 def test_size_must_fit_the_strides() -> None:
