@@ -15,22 +15,33 @@ from constructs import Construct
 from infra.nag import acknowledge
 
 
+def generated_secret(
+    scope: Construct, *, description: str, length: int, rotation: str
+) -> secretsmanager.Secret:
+    """A secret of letters and digits that Secrets Manager generates at deploy time (never in
+    the template), deleted with its stack; `rotation` says why it is rotated by hand (the
+    cdk-nag SMG4 acknowledgment)."""
+    secret = secretsmanager.Secret(
+        scope,
+        "Secret",
+        description=description,
+        generate_secret_string=secretsmanager.SecretStringGenerator(
+            password_length=length, exclude_punctuation=True, include_space=False
+        ),
+        removal_policy=RemovalPolicy.DESTROY,
+    )
+    acknowledge(secret, "AwsSolutions-SMG4", reason=rotation)
+    return secret
+
+
 class OriginSecret(Construct):
     def __init__(self, scope: Construct, construct_id: str) -> None:
         super().__init__(scope, construct_id)
-        self.secret = secretsmanager.Secret(
+        self.secret = generated_secret(
             self,
-            "Secret",
             description="Value of the X-Origin-Verify header CloudFront adds for the GPU origin",
-            generate_secret_string=secretsmanager.SecretStringGenerator(
-                password_length=48, exclude_punctuation=True, include_space=False
-            ),
-            removal_policy=RemovalPolicy.DESTROY,
-        )
-        acknowledge(
-            self.secret,
-            "AwsSolutions-SMG4",
-            reason="Rotating needs CloudFront and nginx to change together (redeploy the "
+            length=48,
+            rotation="Rotating needs CloudFront and nginx to change together (redeploy the "
             "hosting stack, restart the instance); done by hand, see docs/operations.md.",
         )
 

@@ -9,14 +9,12 @@ value at boot (gpu_host.bootstrap.render_config). Each reader is granted this on
 
 from __future__ import annotations
 
-from aws_cdk import RemovalPolicy
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from gpu_host.bootstrap import parameters
-from infra.nag import acknowledge
+from infra.constructs.origin_secret import generated_secret
 
 SECRET_LENGTH = 64
 """Letters and digits only (render_config refuses anything else): ~380 bits for HS256."""
@@ -25,19 +23,11 @@ SECRET_LENGTH = 64
 class TicketSecret(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, ssm_prefix: str) -> None:
         super().__init__(scope, construct_id)
-        self.secret = secretsmanager.Secret(
+        self.secret = generated_secret(
             self,
-            "Secret",
             description="Signs the single-use socket tickets of the WebSocket hello (HS256)",
-            generate_secret_string=secretsmanager.SecretStringGenerator(
-                password_length=SECRET_LENGTH, exclude_punctuation=True, include_space=False
-            ),
-            removal_policy=RemovalPolicy.DESTROY,
-        )
-        acknowledge(
-            self.secret,
-            "AwsSolutions-SMG4",
-            reason="Rotating needs the control Lambda and the host to change together (a new "
+            length=SECRET_LENGTH,
+            rotation="Rotating needs the control Lambda and the host to change together (a new "
             "Lambda environment, a host restart); done by hand, see docs/operations.md.",
         )
         self.arn_parameter = ssm.StringParameter(
