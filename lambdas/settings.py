@@ -15,6 +15,7 @@ from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from lambdas.domain import tickets
+from lambdas.domain.routing import WS_HOST_SUFFIX
 from lambdas.settings_types import InstanceTypes, TicketSecret
 
 DEFAULT_INSTANCE_TYPES: Final = ("g4dn.xlarge", "g5.xlarge", "g6.xlarge")
@@ -29,16 +30,21 @@ class Settings(BaseSettings):
     )
 
     table_name: str = Field(min_length=3, max_length=255)
-    host_id: str = Field(default="gpu-0", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
-    instance_id: str = Field(pattern=r"^i-[0-9a-f]{8,17}$")
+    group_name: str = Field(min_length=1, max_length=255)
+    """The GPU fleet's Auto Scaling group: hosts are found through it, never wired in."""
     # Lambda sets AWS_REGION itself; the prefixed name wins where both exist.
     aws_region: str = Field(
         default="us-east-1", validation_alias=AliasChoices("SPINUP_AWS_REGION", "AWS_REGION")
     )
     aws_endpoint_url: str | None = None
     """Only for the local mode (moto); empty in AWS."""
-    ws_url: str = ""
-    """What the browser connects to for inference, published in the status."""
+    ws_base_url: str = Field(default="", pattern=r"^(wss?://[^?#]+[^/?#])?$")
+    """Where the browser's sockets go, without the host: a session on host H connects to
+    `{ws_base_url}/{H}/inference` (`ws_url_for`), which CloudFront (or the local web front)
+    routes to H. Empty: no sockets here (tickets answer 503)."""
+    kvs_arn: str = ""
+    """The CloudFront KeyValueStore holding each running host's origin; empty in local mode,
+    where the local web front keeps the routes."""
     ticket_secret: TicketSecret | None = None
     """Signs socket tickets (lambdas.domain.tickets); the GPU host holds the same secret.
     Unset: `POST /api/sessions/{id}/ticket` answers 503."""
@@ -60,8 +66,14 @@ class Settings(BaseSettings):
     max_run_s: int = Field(default=28800, ge=60)
     daily_gpu_hours: float = Field(default=12.0, gt=0, le=24)
     max_sessions_per_user: int = Field(default=2, ge=1, le=100)
+    sessions_per_host: int = Field(default=8, ge=1, le=200)
+    """Sessions one host takes before the next starts (docs/performance.md: what a host carries)."""
+    max_replacements: int = Field(default=2, ge=0, le=10)
+    """Hosts replaced in a row because they never became ready, before the fleet gives up and
+    says so (never an endless replace loop)."""
     instance_types: InstanceTypes = DEFAULT_INSTANCE_TYPES
-    """Fallback order for `InsufficientInstanceCapacity`; the first is the default type."""
+    """The group's instance types, in its order of preference (the first is the launch
+    template's); shown in messages about capacity."""
 
     @model_validator(mode="after")
     def _jwks_mode_needs_its_settings(self) -> Settings:
@@ -81,6 +93,10 @@ class Settings(BaseSettings):
     @property
     def default_instance_type(self) -> str:
         return self.instance_types[0]
+
+    def ws_url_for(self, host_id: str) -> str:
+        """The socket URL of a session placed on `host_id`."""
+        return f"{self.ws_base_url}/{host_id}{WS_HOST_SUFFIX}" if self.ws_base_url else ""
 
     @property
     def daily_budget_s(self) -> float:
