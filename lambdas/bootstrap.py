@@ -1,7 +1,7 @@
-"""Create what the control plane expects to exist: the table and the host record.
+"""Create what the control plane expects to exist: the table and the fleet record.
 
 For the local mode and tests (in AWS the CDK stack creates the table; reconcile creates the
-host record on its first run). Idempotent: running it again changes nothing.
+records on its first run). Idempotent: running it again changes nothing.
 """
 
 from __future__ import annotations
@@ -13,4 +13,4 @@ from lambdas.settings import Settings
 
 def bootstrap(settings: Settings, clients: Clients) -> None:
     create_table(clients.store.client, settings.table_name)
-    clients.store.ensure_host()
+    clients.store.load_fleet()

@@ -1,17 +1,15 @@
-"""The domain's changes as DynamoDB conditional updates: a `Transition` (SET/REMOVE its changes,
-guarded by its expectations) and a `LeaseChange` (one session's lease, guarded by the user's
-leases). Every update is guarded by the item existing, so that it never creates a record."""
+"""The domain's `Update`s as DynamoDB conditional updates (or, inside a transaction, condition
+checks): SET/REMOVE/ADD its changes, guarded by its expectations. Every update is guarded by
+the item existing, so that it never creates a record."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from lambdas.aws.codec import encode
-from lambdas.domain.actions import Transition, Value
+from lambdas.domain.actions import Path, Update
 from lambdas.domain.host_record import PARTITION_KEY
-from lambdas.domain.leases import LeaseChange, LeaseGuard
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
@@ -20,90 +18,68 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class UpdateRequest:
     update: str
+    """Empty for a condition check."""
     condition: str
     names: dict[str, str]
     values: dict[str, AttributeValueTypeDef]
 
 
-def conditional_update(transition: Transition) -> UpdateRequest:
-    names: dict[str, str] = {"#pk": PARTITION_KEY}
+class _Names:
+    """Expression attribute names, one placeholder per distinct name."""
+
+    def __init__(self) -> None:
+        self.names: dict[str, str] = {"#pk": PARTITION_KEY}
+        self._by_name: dict[str, str] = {PARTITION_KEY: "#pk"}
+
+    def path(self, path: Path) -> str:
+        return ".".join(self._name(step) for step in path)
+
+    def _name(self, name: str) -> str:
+        if name not in self._by_name:
+            placeholder = f"#n{len(self._by_name)}"
+            self._by_name[name] = placeholder
+            self.names[placeholder] = name
+        return self._by_name[name]
+
+
+def update_request(update: Update) -> UpdateRequest:
+    names = _Names()
     values: dict[str, AttributeValueTypeDef] = {}
+
+    def value(v: object) -> str:
+        placeholder = f":v{len(values)}"
+        values[placeholder] = encode(v)
+        return placeholder
+
     conditions = ["attribute_exists(#pk)"]
-    for index, (field, expected) in enumerate(sorted(transition.expect.items())):
-        names[f"#e{index}"] = field
+    for field, expected in sorted(update.expect.items()):
+        name = names.path((field,))
         if expected is None:
-            conditions.append(f"attribute_not_exists(#e{index})")
+            conditions.append(f"attribute_not_exists({name})")
         else:
-            values[f":e{index}"] = encode(expected)
-            conditions.append(f"#e{index} = :e{index}")
-    assignments, removals = _changes(transition.changes, names, values)
-    return _request(transition.name, assignments, removals, conditions, names, values)
+            conditions.append(f"{name} = {value(expected)}")
+    conditions += [f"attribute_exists({names.path(p)})" for p in update.present]
+    conditions += [f"attribute_not_exists({names.path(p)})" for p in update.absent]
+    conditions += [f"size({names.path(p)}) < {value(n)}" for p, n in update.smaller]
 
-
-def lease_update(change: LeaseChange) -> UpdateRequest:
-    names: dict[str, str] = {"#sessions": "sessions", "#u": change.user}
-    values: dict[str, AttributeValueTypeDef] = {}
-    user_leases = "#sessions.#u"
-    lease_path = "#sessions.#u.#s"
-    match change.guard:
-        case LeaseGuard.FIRST:
-            conditions = ["attribute_exists(#sessions)", f"attribute_not_exists({user_leases})"]
-        case LeaseGuard.ROOM:
-            conditions = ["attribute_exists(#sessions)", f"size({user_leases}) < :limit"]
-            values[":limit"] = encode(change.limit)
-        case LeaseGuard.LIVE:
-            conditions = [f"attribute_exists({lease_path})"]
-    if change.guard is not LeaseGuard.FIRST:  # DynamoDB refuses names an expression leaves unused
-        names["#s"] = change.session_id
-    assignments, removals = _changes(change.changes, names, values)
-    if change.lease is not None:
-        lease = change.lease.model_dump()
-        if change.guard is LeaseGuard.FIRST:  # the user's map is created with the lease in it
-            assignments.append(f"{user_leases} = :lease")
-            values[":lease"] = encode({change.session_id: lease})
-        else:
-            assignments.append(f"{lease_path} = :lease")
-            values[":lease"] = encode(lease)
-    if change.drop:
-        removals.append(lease_path)
-    if change.bump_generation:
-        names["#generation"] = "generation"
-        values[":one"] = encode(1)
-        assignments.append("#generation = #generation + :one")
-    return _request(change.name, assignments, removals, conditions, names, values)
-
-
-def _changes(
-    changes: Mapping[str, Value], names: dict[str, str], values: dict[str, AttributeValueTypeDef]
-) -> tuple[list[str], list[str]]:
-    """Field → value as SET assignments and REMOVE paths (None removes)."""
     assignments: list[str] = []
     removals: list[str] = []
-    for index, (field, value) in enumerate(sorted(changes.items())):
-        names[f"#c{index}"] = field
-        if value is None:
-            removals.append(f"#c{index}")
+    for path, new in sorted(update.set.items()):
+        if new is None:
+            removals.append(names.path(path))
         else:
-            values[f":c{index}"] = encode(value)
-            assignments.append(f"#c{index} = :c{index}")
-    return assignments, removals
-
-
-def _request(
-    name: str,
-    assignments: list[str],
-    removals: list[str],
-    conditions: list[str],
-    names: dict[str, str],
-    values: dict[str, AttributeValueTypeDef],
-) -> UpdateRequest:
+            assignments.append(f"{names.path(path)} = {value(new)}")
+    for field, amount in sorted(update.add.items()):
+        name = names.path((field,))
+        assignments.append(f"{name} = if_not_exists({name}, {value(0)}) + {value(amount)}")
     clauses = []
     if assignments:
         clauses.append("SET " + ", ".join(assignments))
     if removals:
         clauses.append("REMOVE " + ", ".join(removals))
-    if not clauses:
-        raise ValueError(f"{name}: a transition must change something")
     return UpdateRequest(
-        update=" ".join(clauses), condition=" AND ".join(conditions), names=names, values=values
+        update=" ".join(clauses),
+        condition=" AND ".join(conditions),
+        names=names.names,
+        values=values,
     )

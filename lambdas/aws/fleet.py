@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from botocore.exceptions import ClientError
 
-from lambdas.aws.ec2 import error_code
+from lambdas.aws.errors import error_code
 from lambdas.domain.fleet import GroupInstance, GroupView, ScalingFailure
 
 if TYPE_CHECKING:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from botocore.exceptions import ClientError
 
-from lambdas.aws.ec2 import error_code
+from lambdas.aws.errors import error_code
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudfront_keyvaluestore import CloudFrontKeyValueStoreClient
@@ -79,4 +79,3 @@ class KeyValueStoreRoutes:
                 if error_code(error) not in ETAG_CONFLICTS or attempt == ETAG_ATTEMPTS:
                     raise
                 log.info("key value store changed under a write (attempt %d); retrying", attempt)
-

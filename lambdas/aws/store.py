@@ -1,4 +1,5 @@
-"""The thin DynamoDB adapter: the host record and the session items, one table (`pk` string).
+"""The thin DynamoDB adapter: the fleet record, the host records and the session items, one
+table (`pk` string).
 
 I/O only: what to change and under which condition is decided in `lambdas.domain` and made an
 expression by `lambdas.aws.expressions`. Every write that matters is conditional; the
@@ -9,30 +10,37 @@ in-process locks).
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from lambdas.aws.codec import decode_item, encode, encode_item
-from lambdas.aws.expressions import UpdateRequest, conditional_update, lease_update
+from lambdas.aws.errors import error_code
+from lambdas.aws.expressions import UpdateRequest, update_request
 from lambdas.domain.actions import Transition
 from lambdas.domain.host_record import (
+    FLEET_KEY,
     PARTITION_KEY,
     RECORD_EXISTS,
+    FleetRecord,
     HostRecord,
     SessionItem,
+    host_id_of,
     host_key,
     session_key,
 )
-from lambdas.domain.leases import LeaseChange
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
-    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef, TransactWriteItemTypeDef
 
 log = logging.getLogger(__name__)
 
 _CONDITION_FAILED = "ConditionalCheckFailedException"
+_TRANSACTION_CANCELED = "TransactionCanceledException"
+"""A transaction whose condition failed (or that conflicted with another): not applied."""
+_BATCH_GET_MAX = 100
 RECORD_ABSENT = f"attribute_not_exists({PARTITION_KEY})"
 
 
@@ -40,64 +48,114 @@ def is_condition_failure(error: ClientError) -> bool:
     return error.response.get("Error", {}).get("Code") == _CONDITION_FAILED
 
 
-class HostStore:
-    def __init__(
-        self, client: DynamoDBClient, table_name: str, host_id: str, instance_id: str
-    ) -> None:
+class ControlStore:
+    """The fleet record, the host records and the session items of one table."""
+
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
         self.client = client
         self.table_name = table_name
-        self.host_id = host_id
-        self.instance_id = instance_id
-        self._host_key: dict[str, AttributeValueTypeDef] = {PARTITION_KEY: {"S": host_key(host_id)}}
 
-    # --- the host record -------------------------------------------------------------------
+    # --- the fleet record and the host records ---------------------------------------------
 
-    def load_host(self) -> HostRecord:
-        """The host record, read consistently; created with defaults on first use."""
+    def load_fleet(self) -> FleetRecord:
+        """The fleet record, read consistently; created with defaults on first use."""
+        item = self._get(FLEET_KEY)
+        if item is None:
+            self._create(FLEET_KEY, FleetRecord().model_dump(exclude_none=True))
+            return self.load_fleet()
+        return FleetRecord.model_validate(item)
+
+    def load_host(self, host_id: str) -> HostRecord | None:
+        item = self._get(host_key(host_id))
+        return None if item is None else _host(host_id, item)
+
+    def load_hosts(self, host_ids: Iterable[str]) -> dict[str, HostRecord]:
+        """The records of `host_ids` that exist, read consistently."""
+        wanted = sorted(set(host_ids))
+        found: dict[str, HostRecord] = {}
+        for start in range(0, len(wanted), _BATCH_GET_MAX):
+            keys: list[Mapping[str, AttributeValueTypeDef]] = [
+                {PARTITION_KEY: {"S": host_key(h)}} for h in wanted[start : start + _BATCH_GET_MAX]
+            ]
+            request: dict[str, Any] = {self.table_name: {"Keys": keys, "ConsistentRead": True}}
+            while request:
+                answer = self.client.batch_get_item(RequestItems=request)
+                for item in answer.get("Responses", {}).get(self.table_name, []):
+                    decoded = decode_item(item)
+                    host_id = host_id_of(str(decoded.pop(PARTITION_KEY)))
+                    found[host_id] = _host(host_id, decoded)
+                request = dict(answer.get("UnprocessedKeys") or {})
+        return found
+
+    def ensure_host(self, host_id: str) -> None:
+        """Create host `host_id`'s record if it does not exist (idempotent)."""
+        fresh = HostRecord(host_id=host_id).model_dump(exclude_none=True, exclude={"host_id"})
+        self._create(host_key(host_id), fresh)
+
+    def _get(self, key: str) -> dict[str, Any] | None:
         answer = self.client.get_item(
-            TableName=self.table_name, Key=self._host_key, ConsistentRead=True
+            TableName=self.table_name, Key={PARTITION_KEY: {"S": key}}, ConsistentRead=True
         )
         item = answer.get("Item")
         if item is None:
-            self.ensure_host()
-            return self._fresh_host()
-        return HostRecord.model_validate({**decode_item(item), "host_id": self.host_id})
+            return None
+        decoded = decode_item(item)
+        decoded.pop(PARTITION_KEY, None)
+        return decoded
 
-    def ensure_host(self) -> None:
-        """Create the host record if it does not exist (idempotent)."""
-        fresh = self._fresh_host().model_dump(exclude_none=True, exclude={"host_id"})
+    def _create(self, key: str, fields: Mapping[str, object]) -> None:
         try:
             self.client.put_item(
                 TableName=self.table_name,
-                Item=encode_item({PARTITION_KEY: host_key(self.host_id), **fresh}),
+                Item=encode_item({PARTITION_KEY: key, **fields}),
                 ConditionExpression=RECORD_ABSENT,
             )
-            log.info("created host record %s", host_key(self.host_id))
+            log.info("created record %s", key)
         except ClientError as error:
             if not is_condition_failure(error):
                 raise
 
-    def _fresh_host(self) -> HostRecord:
-        return HostRecord(host_id=self.host_id, instance_id=self.instance_id)
-
     def apply(self, transition: Transition) -> bool:
-        """Apply a guarded transition; False when the record changed since it was read."""
-        return self._update_host(conditional_update(transition))
+        """Apply a transition's updates, atomically; False when a guard no longer holds (the
+        records changed since they were read)."""
+        requests = [(u.key, update_request(u)) for u in transition.updates]
+        if len(requests) == 1:
+            key, request = requests[0]
+            return self._update(key, request)
+        items: list[TransactWriteItemTypeDef] = []
+        for key, request in requests:
+            common: dict[str, Any] = {
+                "TableName": self.table_name,
+                "Key": {PARTITION_KEY: {"S": key}},
+                "ConditionExpression": request.condition,
+                "ExpressionAttributeNames": request.names,
+            }
+            if request.values:
+                common["ExpressionAttributeValues"] = request.values
+            if request.update:
+                items.append({"Update": {**common, "UpdateExpression": request.update}})  # type: ignore[typeddict-item]
+            else:
+                items.append({"ConditionCheck": common})  # type: ignore[typeddict-item]
+        try:
+            self.client.transact_write_items(TransactItems=items)
+        except ClientError as error:
+            if error_code(error) == _TRANSACTION_CANCELED:
+                return False
+            raise
+        return True
 
-    def apply_lease(self, change: LeaseChange) -> bool:
-        """Apply a lease change; False when its guard does not hold (the user's leases changed,
-        or the session has ended)."""
-        return self._update_host(lease_update(change))
-
-    def _update_host(self, request: UpdateRequest) -> bool:
+    def _update(self, key: str, request: UpdateRequest) -> bool:
+        kwargs: dict[str, Any] = {}
+        if request.values:
+            kwargs["ExpressionAttributeValues"] = request.values
         try:
             self.client.update_item(
                 TableName=self.table_name,
-                Key=self._host_key,
+                Key={PARTITION_KEY: {"S": key}},
                 UpdateExpression=request.update,
                 ConditionExpression=request.condition,
                 ExpressionAttributeNames=request.names,
-                ExpressionAttributeValues=request.values,
+                **kwargs,
             )
         except ClientError as error:
             if is_condition_failure(error):
@@ -163,3 +221,7 @@ def create_table(client: DynamoDBClient, table_name: str) -> None:
     client.get_waiter("table_exists").wait(
         TableName=table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 30}
     )
+
+
+def _host(host_id: str, fields: Mapping[str, Any]) -> HostRecord:
+    return HostRecord.model_validate({**fields, "host_id": host_id})

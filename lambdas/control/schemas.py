@@ -22,15 +22,20 @@ class SessionInfo(BaseModel):
     session_id: str
     created_at: float
     expires_at: float
+    host_id: str | None = Field(description="The GPU host it is placed on; null while waiting.")
+    phase: Phase = Field(description="Its host's phase.")
+    ws_url: str | None = Field(description="Its host's socket, once the host is ready.")
 
 
 class StatusResponse(BaseModel):
     phase: Phase
-    instance_state: str = Field(description="EC2's state name, or 'missing'.")
-    ws_url: str | None
+    instance_state: str = Field(
+        description="EC2's state of the newest session's host; 'none' without a session."
+    )
+    ws_url: str | None = Field(description="The newest session's socket, once ready.")
     eta_s: int | None = Field(description="Seconds until ready (estimate); 0 when ready.")
     stop_at: float | None = Field(
-        description="Epoch seconds when the running instance stops unless it is used."
+        description="Epoch seconds when the newest session's host stops unless it is used."
     )
     message: str
     sessions: list[SessionInfo] = Field(description="The caller's open sessions.")

@@ -1,203 +1,498 @@
-"""Reconcile's one decision: given the host record, EC2's view and the clock, what to do.
+"""Reconcile's one decision: given the records, the group and the clock, what to do.
 
 Pure: no I/O, no clock of its own. The service reads the snapshot, calls `decide`, and applies
-the returned actions, each guarded by the values it was decided on (see `actions`).
+the returned actions in order, each guarded by the values it was decided on (see `actions`).
+
+Per host (an instance of the group, keyed by its instance id):
+- an instance the group puts in service gets a run (`open_run`), its route once it runs
+  (`route`), and protection from scale-in;
+- when its stop is due (`stop_rules`) it leaves: one transaction closes its run (guarded by its
+  generation) and lowers the fleet's desired capacity (guarded by the fleet's version); then it
+  is unprotected and the group's desired capacity lowered, so the group takes exactly this
+  instance back to the warm pool;
+- a host that is not ready within the boot grace is replaced (its sessions wait for the
+  replacement), at most `max_replacements` times in a row;
+- a host that left the group some other way has its run closed and its sessions put back.
+Then, for the fleet: sessions waiting for a host are placed (`placement`), the desired capacity
+raised when they need more hosts, a failed scale-out reported, and the group converged on the
+fleet record.
+
+Fleet transitions are chained: each expects the version the one before it writes, so one
+reconcile can make several (and a concurrent reconcile makes none of them twice).
 """
 
 from __future__ import annotations
 
-from lambdas.domain import budget
-from lambdas.domain.actions import Action, Ec2Call, RetryStop, Transition, Value
-from lambdas.domain.host_record import HostRecord
-from lambdas.domain.model import InstanceView, Snapshot
-from lambdas.domain.stop_rules import StopPlan, explain, plan_stop
-from lambdas.settings import Settings
+from collections.abc import Mapping
 
-START_IN_FLIGHT_S = 120.0
-"""A claimed start whose instance still reads `stopped` is in flight for this long (EC2's
-view lags StartInstances); after that the run is taken as ended outside Spinup."""
+from lambdas.domain import budget
+from lambdas.domain.actions import (
+    Action,
+    Call,
+    Converge,
+    DeleteRoute,
+    Path,
+    Protect,
+    PutRoute,
+    Replace,
+    SetDesired,
+    Transition,
+    Update,
+    Value,
+    fields,
+)
+from lambdas.domain.fleet import GroupInstance
+from lambdas.domain.host_record import FLEET_KEY, FleetRecord, HostRecord, host_key
+from lambdas.domain.model import Snapshot
+from lambdas.domain.placement import Candidate, place
+from lambdas.domain.stop_rules import StopPlan, StopReason, explain, plan_stop
+from lambdas.settings import Settings
 
 COLD_STARTS_KEPT = 10
 
 
 def decide(snapshot: Snapshot, settings: Settings, now: float) -> list[Action]:
-    host, instance = snapshot.host, snapshot.instance
-    if instance is None:
-        return _instance_gone(host, instance, settings, now)
-    match instance.state:
-        case "shutting-down" | "terminated":
-            return _instance_gone(host, instance, settings, now)
-        case "stopped":
-            return _when_stopped(host, settings, now)
-        case "pending":
-            return [] if host.run_open or host.stop_pending else [_adopt(host, instance, now)]
-        case "running":
-            return _when_running(host, instance, settings, now)
-        case "stopping":
-            return []
+    return _Planner(snapshot, settings, now).plan()
 
 
-def missing_instance_message(instance: InstanceView | None, settings: Settings) -> str:
-    if instance is None:
-        return (
-            f"The GPU instance {settings.instance_id} does not exist in {settings.aws_region}. "
-            "Redeploy the stack (cdk deploy) or set SPINUP_INSTANCE_ID to the instance's id."
-        )
+def fleet_capacity_text(settings: Settings, max_size: int) -> str:
     return (
-        f"The GPU instance {instance.instance_id} is {instance.state}; it cannot be started. "
-        "Redeploy the stack (cdk deploy) to create a new one."
+        f"All {max_size} GPU host{'s' if max_size != 1 else ''} are full "
+        f"({settings.sessions_per_host} sessions each)"
     )
 
 
-def _when_stopped(host: HostRecord, settings: Settings, now: float) -> list[Action]:
-    if host.run_open:
-        if host.started_at is not None and now - host.started_at < START_IN_FLIGHT_S:
-            return []
-        return [_ended_outside(host, now)]
-    if host.desired == "running":
-        refusal = budget.refusal(host, settings, now)
-        return [_cancel_start(host, refusal)] if refusal else [_claim_start(host, now)]
-    if host.stop_pending:
-        return [
-            Transition(
-                "stop_finished",
-                expect={"stop_pending": True, "run_open": False},
-                changes={"stop_pending": False},
-            )
-        ]
-    return []
+class _Planner:
+    def __init__(self, snapshot: Snapshot, settings: Settings, now: float) -> None:
+        self.snapshot = snapshot
+        self.settings = settings
+        self.now = now
+        self.fleet = snapshot.fleet
+        """The fleet record as the transitions decided so far leave it."""
+        self.actions: list[Action] = []
+        self.leaving: set[str] = set()
+        self.desired_set = False
 
+    # --- the plan --------------------------------------------------------------------------
 
-def _when_running(
-    host: HostRecord, instance: InstanceView, settings: Settings, now: float
-) -> list[Action]:
-    if host.stop_pending:
-        # The stop was decided and written; a start requested since then runs once EC2
-        # reports `stopped`, so the stop is finished first.
-        return [RetryStop()]
-    if not host.run_open:
-        return [_adopt(host, instance, now)]
-    actions: list[Action] = []
-    ready = host.ready_this_run
-    first_look = host.cold_start_seq != host.run_seq and not host.run_adopted
-    if ready is not None and host.started_at is not None and first_look:
-        actions.append(_record_cold_start(host, ready - host.started_at))
-    plan = plan_stop(host, settings, now)
-    if plan is not None and plan.at <= now:
-        actions.append(_stop(host, plan, settings, now))
-    return actions
-
-
-def _claim_start(host: HostRecord, now: float) -> Transition:
-    return Transition(
-        "claim_start",
-        expect={"run_seq": host.run_seq, "run_open": False, "desired": "running"},
-        changes={
-            "run_seq": host.run_seq + 1,
-            "run_open": True,
-            "run_adopted": False,
-            "started_at": now,
-            "stop_pending": False,
-            "connected_sessions": 0,
-            "error": None,
-            "message": "",
-        },
-        then=Ec2Call.START,
-    )
-
-
-def _stop(host: HostRecord, plan: StopPlan, settings: Settings, now: float) -> Transition:
-    """The stop lock: applied only if no start, keepalive or heartbeat bumped `generation`."""
-    return Transition(
-        "stop",
-        expect={"generation": host.generation, "run_seq": host.run_seq, "run_open": True},
-        changes={
-            "desired": "stopped",
-            "run_open": False,
-            "stop_pending": True,
-            "stopped_at": now,
-            "stop_reason": plan.reason.value,
-            "sessions": {},
-            "message": explain(plan.reason, settings),
-            **budget.close_run(host, now),
-        },
-        then=Ec2Call.STOP,
-    )
-
-
-def _adopt(host: HostRecord, instance: InstanceView, now: float) -> Transition:
-    """An instance running without a run of ours (started from the console, say): the idle
-    rules apply to it from its launch."""
-    launched = instance.launch_time
-    fresh = launched is not None and (host.stopped_at or 0.0) < launched <= now
-    return Transition(
-        "adopt_run",
-        expect={"run_seq": host.run_seq, "run_open": False, "stop_pending": False},
-        changes={
-            "run_seq": host.run_seq + 1,
-            "run_open": True,
-            "run_adopted": True,
-            "started_at": launched if fresh else now,
-            "message": "The instance was started outside Spinup; it stops when idle.",
-        },
-    )
-
-
-def _ended_outside(host: HostRecord, now: float) -> Transition:
-    return Transition(
-        "run_ended_outside",
-        expect={"run_seq": host.run_seq, "run_open": True},
-        changes={
-            "desired": "stopped",
-            "run_open": False,
-            "stopped_at": now,
-            "stop_reason": "outside",
-            "sessions": {},
-            "message": (
-                "The instance stopped outside Spinup (console, on-host watchdog, or a start "
-                "that did not go through). Press Start to start it again."
-            ),
-            **budget.close_run(host, now),
-        },
-    )
-
-
-def _cancel_start(host: HostRecord, refusal: str) -> Transition:
-    return Transition(
-        "cancel_start",
-        expect={"generation": host.generation, "run_open": False, "desired": "running"},
-        changes={"desired": "stopped", "sessions": {}, "message": refusal},
-    )
-
-
-def _record_cold_start(host: HostRecord, seconds: float) -> Transition:
-    kept = (*host.cold_starts, round(seconds, 3))[-COLD_STARTS_KEPT:]
-    return Transition(
-        "record_cold_start",
-        expect={"cold_start_seq": host.cold_start_seq},
-        changes={"cold_start_seq": host.run_seq, "cold_starts": kept},
-    )
-
-
-def _instance_gone(
-    host: HostRecord, instance: InstanceView | None, settings: Settings, now: float
-) -> list[Action]:
-    """Nothing can start: make sure nothing is left wanting it (the phase says `error`)."""
-    if host.desired == "stopped" and not host.run_open and not host.sessions:
-        return []
-    changes: dict[str, Value] = {
-        "desired": "stopped",
-        "run_open": False,
-        "stop_pending": False,
-        "sessions": {},
-        "message": missing_instance_message(instance, settings),
-    }
-    if host.run_open:
-        changes.update(budget.close_run(host, now))
-    return [
-        Transition(
-            "instance_gone",
-            expect={"run_seq": host.run_seq, "run_open": host.run_open},
-            changes=changes,
+    def plan(self) -> list[Action]:
+        snapshot = self.snapshot
+        ids = sorted(
+            {i.instance_id for i in snapshot.group.instances}
+            | set(snapshot.fleet.runs)
+            | {h for h, record in snapshot.hosts.items() if record.run_open or record.stop_pending}
         )
-    ]
+        for host_id in ids:
+            self._host(host_id, snapshot.host(host_id), snapshot.instance(host_id))
+        self._scale_out_failed()
+        self._place()
+        self._stale_routes()
+        self._converge_capacity()
+        return self.actions
+
+    # --- one host --------------------------------------------------------------------------
+
+    def _host(self, host_id: str, host: HostRecord, instance: GroupInstance | None) -> None:
+        serving = instance is not None and instance.serving
+        if host.stop_pending:
+            self._leaving(host, instance)
+            return
+        if not host.run_open:
+            if serving and instance is not None:
+                self._open_run(host, instance)
+            return
+        if not serving or instance is None:
+            self._run_ended(host)
+            return
+        self._route(host, instance)
+        if not instance.protected:
+            self.actions.append(Converge("protect", (Protect(host_id, protected=True),)))
+        if host.ready_this_run is not None and host.cold_start_seq != host.run_seq:
+            self._record_cold_start(host)
+        plan = plan_stop(
+            host,
+            self.settings,
+            placed=len(self.fleet.placed_on(host_id)),
+            out_of_budget=budget.exhausted_at(self.fleet, self.settings, self.now),
+        )
+        if plan is None or plan.at > self.now:
+            return
+        if plan.reason is StopReason.BOOT_TIMEOUT:
+            if self.fleet.replacements < self.settings.max_replacements:
+                self._replace(host, plan)
+                return
+            self._leave(host, plan, error=self._gave_up_text())
+            return
+        self._leave(host, plan)
+
+    def _open_run(self, host: HostRecord, instance: GroupInstance) -> None:
+        """An instance the group put in service: its run starts now (the boot grace, the
+        budget and the ETA count from here)."""
+        runs = len(self.fleet.runs) + 1
+        self._transition(
+            "open_run",
+            host_update=Update(
+                key=host_key(host.host_id),
+                expect={"run_seq": host.run_seq, "run_open": False, "stop_pending": False},
+                set=fields(
+                    {
+                        "run_seq": host.run_seq + 1,
+                        "run_open": True,
+                        "started_at": self.now,
+                        "instance_type": instance.instance_type,
+                        "routed_at": None,
+                        "route_origin": None,
+                        "connected_sessions": 0,
+                        "error": None,
+                        "message": "",
+                    }
+                ),
+            ),
+            fleet_set={
+                **budget.open_run(host.host_id, self.now),
+                # An instance put in service by someone else (the console) counts too, so that
+                # converging the group never takes it away while it runs.
+                ("desired_capacity",): max(self.fleet.desired_capacity, runs),
+            },
+        )
+
+    def _route(self, host: HostRecord, instance: GroupInstance) -> None:
+        """Sockets reach a running host once its route is written; only then is it ready."""
+        origin = instance.public_dns
+        if instance.ec2_state != "running" or not origin:
+            return
+        if self.snapshot.routes.get(host.host_id) != origin:
+            self.actions.append(Converge("route", (PutRoute(host.host_id, origin),)))
+        if host.routed_this_run and host.route_origin == origin:
+            return
+        self.actions.append(
+            Transition(
+                "routed",
+                (
+                    Update(
+                        key=host_key(host.host_id),
+                        expect={"run_seq": host.run_seq, "run_open": True},
+                        set=fields({"routed_at": self.now, "route_origin": origin}),
+                    ),
+                ),
+            )
+        )
+
+    def _record_cold_start(self, host: HostRecord) -> None:
+        ready = host.ready_this_run
+        if ready is None or host.started_at is None:
+            return
+        kept = (*self.fleet.cold_starts, round(ready - host.started_at, 3))[-COLD_STARTS_KEPT:]
+        self._transition(
+            "record_cold_start",
+            host_update=Update(
+                key=host_key(host.host_id),
+                expect={"cold_start_seq": host.cold_start_seq, "run_seq": host.run_seq},
+                set=fields({"cold_start_seq": host.run_seq}),
+            ),
+            fleet_set={("cold_starts",): kept, ("replacements",): 0},
+        )
+
+    def _leave(self, host: HostRecord, plan: StopPlan, *, error: str | None = None) -> None:
+        """The stop lock: applied only if no placement, keepalive or heartbeat bumped the
+        host's generation, and no other fleet change came first. The sessions placed on the
+        host end with it."""
+        host_id = host.host_id
+        capacity = max(0, self.fleet.desired_capacity - 1)
+        text = explain(plan.reason, self.settings)
+        fleet_set: dict[Path, Value] = {
+            **self._drop_placed(host_id),
+            **budget.close_run(self.fleet, host_id, self.now),
+            ("desired_capacity",): capacity,
+        }
+        if error is not None:
+            fleet_set[("error",)] = error
+            fleet_set[("message",)] = error
+        self.leaving.add(host_id)
+        self.desired_set = True
+        # The group scales in an unprotected instance: make sure this host is the only one.
+        guard_others = tuple(
+            Protect(i.instance_id, protected=True)
+            for i in self.snapshot.group.serving
+            if not i.protected and i.instance_id != host_id and i.instance_id not in self.leaving
+        )
+        self._transition(
+            "leave",
+            host_update=Update(
+                key=host_key(host_id),
+                expect={"generation": host.generation, "run_seq": host.run_seq, "run_open": True},
+                set=fields(
+                    {
+                        "run_open": False,
+                        "stop_pending": True,
+                        "stopped_at": self.now,
+                        "stop_reason": plan.reason.value,
+                        "message": text,
+                        "error": error,
+                    }
+                ),
+            ),
+            fleet_set=fleet_set,
+            then=(
+                *self._unroute(host_id),
+                *guard_others,
+                Protect(host_id, protected=False),
+                SetDesired(capacity),
+            ),
+        )
+
+    def _replace(self, host: HostRecord, plan: StopPlan) -> None:
+        """Not ready within the boot grace: the group replaces the instance; its sessions wait
+        for the replacement."""
+        host_id = host.host_id
+        self.leaving.add(host_id)
+        self._transition(
+            "replace",
+            host_update=Update(
+                key=host_key(host_id),
+                expect={"generation": host.generation, "run_seq": host.run_seq, "run_open": True},
+                set=fields(
+                    {
+                        "run_open": False,
+                        "stopped_at": self.now,
+                        "stop_reason": plan.reason.value,
+                        "message": explain(plan.reason, self.settings) + " It was replaced.",
+                    }
+                ),
+            ),
+            fleet_set={
+                **self._unplace(host_id),
+                **budget.close_run(self.fleet, host_id, self.now),
+                ("replacements",): self.fleet.replacements + 1,
+            },
+            then=(*self._unroute(host_id), Replace(host_id)),
+        )
+
+    def _run_ended(self, host: HostRecord) -> None:
+        """The instance left service without a leave of ours (the group replaced it after a
+        failed health check or an abandoned launch, or someone terminated it): its sessions
+        wait for another host."""
+        self._transition(
+            "run_ended",
+            host_update=Update(
+                key=host_key(host.host_id),
+                expect={"run_seq": host.run_seq, "run_open": True},
+                set=fields(
+                    {
+                        "run_open": False,
+                        "stopped_at": self.now,
+                        "stop_reason": "outside",
+                        "message": "The host left the fleet outside Spinup.",
+                    }
+                ),
+            ),
+            fleet_set={
+                **self._unplace(host.host_id),
+                **budget.close_run(self.fleet, host.host_id, self.now),
+            },
+            then=self._unroute(host.host_id),
+        )
+
+    def _leaving(self, host: HostRecord, instance: GroupInstance | None) -> None:
+        """A leave was written: converge until the group has taken the host out of service.
+
+        The group may start the same instance again from the warm pool soon after; EC2's
+        launch time moves on every start, so a launch after the stop is a new run."""
+        relaunched = (
+            instance is not None
+            and instance.serving
+            and instance.launch_time is not None
+            and host.stopped_at is not None
+            and instance.launch_time > host.stopped_at
+        )
+        if instance is None or not instance.serving or relaunched:
+            self.actions.append(
+                Transition(
+                    "left",
+                    (
+                        Update(
+                            key=host_key(host.host_id),
+                            expect={"run_seq": host.run_seq, "stop_pending": True},
+                            set=fields({"stop_pending": False}),
+                        ),
+                    ),
+                )
+            )
+            return
+        self.leaving.add(host.host_id)
+        calls: list[Call] = list(self._unroute(host.host_id))
+        if instance.protected:
+            calls.append(Protect(host.host_id, protected=False))
+        if calls:
+            self.actions.append(Converge("leave_again", tuple(calls)))
+
+    # --- the fleet -------------------------------------------------------------------------
+
+    def _scale_out_failed(self) -> None:
+        """A scale-out the group could not carry out (no capacity for any of its types in any
+        zone): say so, and stop waiting for it."""
+        fleet, group = self.fleet, self.snapshot.group
+        since = fleet.scaled_out_at
+        if since is None:
+            return
+        failures = [f for f in group.failures if f.at >= since]
+        if not failures:
+            return
+        serving = [i for i in group.serving if i.instance_id not in self.leaving]
+        if len(serving) >= fleet.desired_capacity:
+            return
+        capacity = len(serving)
+        tried = ", ".join(self.settings.instance_types)
+        error = (
+            f"No GPU host could be started: {failures[0].message} "
+            f"(instance types: {tried}). Try again in a few minutes."
+        )
+        waiting: dict[Path, Value] = {
+            ("sessions", user, sid): None for user, sid, _ in fleet.unplaced()
+        }
+        self.desired_set = True
+        self._transition(
+            "scale_out_failed",
+            fleet_set={
+                **waiting,
+                ("desired_capacity",): capacity,
+                ("scaled_out_at",): None,
+                ("error",): error,
+                ("message",): error,
+            },
+            then=(SetDesired(capacity),),
+        )
+
+    def _place(self) -> None:
+        fleet, group = self.fleet, self.snapshot.group
+        waiting = [(u, s, lease) for u, s, lease in fleet.unplaced() if lease.expires_at > self.now]
+        if not waiting:
+            return
+        candidates = []
+        for instance in group.serving:
+            host = self.snapshot.host(instance.instance_id)
+            if instance.instance_id in self.leaving or not host.run_open:
+                continue
+            candidates.append(
+                Candidate(
+                    host_id=instance.instance_id,
+                    ready=host.ready_this_run is not None,
+                    placed=len(fleet.placed_on(instance.instance_id)),
+                )
+            )
+        on_the_way = max(0, fleet.desired_capacity - len(fleet.runs))
+        placement = place(
+            [sid for _, sid, _ in waiting],
+            candidates,
+            per_host=self.settings.sessions_per_host,
+            on_the_way=on_the_way,
+        )
+        capacity = min(group.max_size, fleet.desired_capacity + placement.hosts_needed)
+        if not placement.assignments and capacity <= fleet.desired_capacity:
+            return
+        owner = {sid: user for user, sid, _ in waiting}
+        created = {sid: lease.created_at for _, sid, lease in waiting}
+        fleet_set: dict[Path, Value] = {
+            ("sessions", owner[sid], sid, "host_id"): host_id
+            for sid, host_id in placement.assignments.items()
+        }
+        then: tuple[Call, ...] = ()
+        if capacity > fleet.desired_capacity:
+            fleet_set[("desired_capacity",)] = capacity
+            fleet_set[("scaled_out_at",)] = self.now
+            fleet_set[("message",)] = ""
+            self.desired_set = True
+            then = (SetDesired(capacity),)
+        host_updates = []
+        for host_id in sorted(set(placement.assignments.values())):
+            host = self.snapshot.host(host_id)
+            newest = max(created[s] for s, h in placement.assignments.items() if h == host_id)
+            host_updates.append(
+                Update(
+                    key=host_key(host_id),
+                    expect={"run_seq": host.run_seq, "run_open": True},
+                    set=fields({"last_start_request_at": newest}),
+                    add={"generation": 1},
+                )
+            )
+        self._transition(
+            "place",
+            fleet_set=fleet_set,
+            present=tuple(("sessions", owner[sid], sid) for sid in placement.assignments),
+            others=tuple(host_updates),
+            then=then,
+        )
+
+    def _stale_routes(self) -> None:
+        """Routes of hosts without an open run (a reconcile that failed midway)."""
+        for host_id in sorted(self.snapshot.routes):
+            host = self.snapshot.hosts.get(host_id)
+            if host_id in self.leaving or (host is not None and host.run_open):
+                continue
+            self.actions.append(Converge("unroute", (DeleteRoute(host_id),)))
+
+    def _converge_capacity(self) -> None:
+        """The group's desired capacity is the fleet record's (after a failed or lost call)."""
+        if self.desired_set:
+            return
+        wanted = self.fleet.desired_capacity
+        if self.snapshot.group.desired_capacity != wanted:
+            self.actions.append(Converge("converge_capacity", (SetDesired(wanted),)))
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    def _transition(
+        self,
+        name: str,
+        *,
+        host_update: Update | None = None,
+        fleet_set: Mapping[Path, Value] | None = None,
+        present: tuple[Path, ...] = (),
+        others: tuple[Update, ...] = (),
+        then: tuple[Call, ...] = (),
+    ) -> None:
+        updates = [u for u in (host_update, *others) if u is not None]
+        if fleet_set is not None:
+            version = self.fleet.version
+            changes = {**fleet_set, ("version",): version + 1}
+            updates.insert(
+                0, Update(key=FLEET_KEY, expect={"version": version}, present=present, set=changes)
+            )
+            self.fleet = applied(self.fleet, changes)
+        self.actions.append(Transition(name, tuple(updates), then))
+
+    def _unplace(self, host_id: str) -> dict[Path, Value]:
+        placed = self.fleet.placed_on(host_id)
+        return {("sessions", user, sid, "host_id"): None for user, sid in placed}
+
+    def _drop_placed(self, host_id: str) -> dict[Path, Value]:
+        return {("sessions", user, sid): None for user, sid in self.fleet.placed_on(host_id)}
+
+    def _unroute(self, host_id: str) -> tuple[Call, ...]:
+        return (DeleteRoute(host_id),) if host_id in self.snapshot.routes else ()
+
+    def _gave_up_text(self) -> str:
+        return (
+            f"{self.settings.max_replacements + 1} GPU hosts in a row were not ready within "
+            f"{self.settings.boot_grace_s} s; Spinup stopped trying. An operator should check "
+            "the hosts' logs (spinup-backend, spinup-triton). Press Start to try again."
+        )
+
+
+def applied(fleet: FleetRecord, changes: Mapping[Path, Value]) -> FleetRecord:
+    """The fleet record with `changes` made, as the store would make them (for decisions that
+    follow in the same reconcile)."""
+    data = fleet.model_dump()
+    for path, value in changes.items():
+        parent = data
+        for step in path[:-1]:
+            child = parent.get(step)
+            if not isinstance(child, dict):
+                break
+            parent = child
+        else:
+            if value is None:
+                parent.pop(path[-1], None)
+            else:
+                parent[path[-1]] = value
+    return FleetRecord.model_validate(data)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from lambdas.domain.model import Ec2State
+Ec2State = Literal["pending", "running", "stopping", "stopped", "shutting-down", "terminated"]
 
 LifecycleState = Literal[
     "Pending",

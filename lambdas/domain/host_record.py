@@ -15,11 +15,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Final, Literal
+from typing import Final
 
 from pydantic import BaseModel, ConfigDict, Field
 
 PARTITION_KEY: Final = "pk"
+FLEET_KEY: Final = "fleet"
 HOST_PREFIX: Final = "host#"
 SESSION_PREFIX: Final = "session#"
 
@@ -32,12 +33,13 @@ def host_key(host_id: str) -> str:
     return HOST_PREFIX + host_id
 
 
+def host_id_of(key: str) -> str:
+    return key.removeprefix(HOST_PREFIX)
+
+
 def session_key(session_id: str) -> str:
     """The partition key of a session item."""
     return SESSION_PREFIX + session_id
-
-
-Desired = Literal["running", "stopped"]
 
 
 class Milestone(StrEnum):
@@ -86,38 +88,44 @@ def heartbeat_update(at: float, sessions: int) -> BackendUpdate:
     )
 
 
-class SessionLease(BaseModel):
-    """One API session's claim on the GPU, kept in the host record (`HostRecord.sessions`)."""
+class Lease(BaseModel):
+    """One API session's claim on the fleet, kept in the fleet record (`FleetRecord.sessions`)."""
 
     model_config = ConfigDict(frozen=True)
 
     created_at: float
     expires_at: float
+    host_id: str | None = None
+    """The host reconcile placed the session on; None while it waits for one."""
 
 
 class HostRecord(BaseModel):
-    """The host record `host#<host_id>` as read. Defaults are what a fresh record holds."""
+    """The host record `host#<instance id>` as read. Defaults are what a fresh record holds.
+
+    One per instance of the fleet; a *run* is one stretch of the instance in service, from the
+    moment reconcile sees it serving (`open_run`) until it leaves."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     host_id: str
-    """From the key, not stored as an attribute."""
-    instance_id: str | None = None
-    desired: Desired = "stopped"
+    """The instance id, from the key (not stored as an attribute)."""
     generation: int = 0
-    """Bumped by every start request, keepalive and backend heartbeat; a stop must match it."""
+    """Bumped by every placement, keepalive and backend heartbeat; a stop must match it."""
 
-    # The current run: one StartInstances (or an instance found running) until its stop.
     run_seq: int = 0
     run_open: bool = False
-    run_adopted: bool = False
-    """The run was started outside Spinup and adopted; its boot time is not a cold start."""
     started_at: float | None = None
     stop_pending: bool = False
-    """A stop was decided and written; StopInstances is issued until EC2 reports `stopped`."""
+    """The host was told to leave (unprotected, desired capacity lowered); it is no longer
+    placed on, and the leave is converged until the group has taken it out of service."""
     stopped_at: float | None = None
     stop_reason: str | None = None
     instance_type: str | None = None
+    cold_start_seq: int = 0
+    """The run whose cold start was recorded last (so it is recorded once)."""
+    routed_at: float | None = None
+    """When its route (host id → origin) was written this run: sockets reach it from then."""
+    route_origin: str | None = None
 
     # Written by the backend: `Milestone` and `BackendField` (with `generation`).
     last_inference_at: float | None = None
@@ -128,24 +136,13 @@ class HostRecord(BaseModel):
 
     # Activity and intent from the control API.
     last_start_request_at: float | None = None
+    """The last session placed on it (a start request is activity)."""
     last_keepalive_at: float | None = None
     last_release_at: float | None = None
-    sessions: dict[str, dict[str, SessionLease]] = Field(default_factory=dict)
-    """user → session_id → lease. Kept here so that one conditional write can enforce the
-    per-user limit; cleared whenever the instance is stopped (a session lasts one run)."""
-
-    budget_day: str | None = None
-    """UTC day (YYYY-MM-DD) that `budget_used_s` counts; closed runs only."""
-    budget_used_s: float = 0.0
-    cold_starts: tuple[float, ...] = ()
-    """Seconds from start to ready of the last runs, oldest first."""
-    cold_start_seq: int = 0
-    """The run whose cold start was recorded last (so it is recorded once)."""
 
     message: str = ""
-    """The last noteworthy event, for people: capacity attempts, why it stopped."""
+    """The last noteworthy event of this host, for people: why it stopped."""
     error: str | None = None
-    """Why the last start failed; the phase is `error` until the next start request."""
 
     def after_start(self, value: float | None) -> float | None:
         """A readiness step counts only when it happened in the current run."""
@@ -154,15 +151,73 @@ class HostRecord(BaseModel):
         return value
 
     @property
+    def routed_this_run(self) -> bool:
+        at, start = self.routed_at, self.started_at
+        return at is not None and start is not None and at >= start
+
+    @property
     def ready_this_run(self) -> float | None:
-        return self.after_start(self.ready_at)
+        """Ready: the backend warmed up and the route to it is written, both in this run."""
+        ready = self.after_start(self.ready_at)
+        if ready is None or not self.routed_this_run:
+            return None
+        return max(ready, self.routed_at or ready)
+
+
+class FleetRecord(BaseModel):
+    """The fleet record `fleet`: the sessions and where they are placed, the capacity reconcile
+    wants, and what the whole fleet has used of today's GPU budget."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    version: int = 0
+    """Bumped by every placement, scale change and leave: two reconciles deciding at once end
+    up with one capacity change."""
+    desired_capacity: int = 0
+    """What reconcile wants the group's desired capacity to be (the group is converged on it)."""
+    scaled_out_at: float | None = None
+    """When the desired capacity was last raised: failures after it are this scale-out's."""
+    sessions: dict[str, dict[str, Lease]] = Field(default_factory=dict)
+    """user → session_id → lease. One map, so that one conditional write enforces the
+    per-user limit however many requests race for it."""
+    runs: dict[str, float] = Field(default_factory=dict)
+    """host id → start of its open run: the budget counts open runs from here."""
+    replacements: int = 0
+    """Hosts replaced in a row because they never became ready; reset by a ready host."""
+    budget_day: str | None = None
+    """UTC day (YYYY-MM-DD) that `budget_used_s` counts; closed runs only."""
+    budget_used_s: float = 0.0
+    cold_starts: tuple[float, ...] = ()
+    """Seconds from a host's start to ready, the last runs, oldest first."""
+    message: str = ""
+    error: str | None = None
+    """Why the last scale-out failed; shown until the next start request."""
 
     @property
     def open_session_count(self) -> int:
         return sum(len(leases) for leases in self.sessions.values())
 
-    def sessions_of(self, user: str) -> dict[str, SessionLease]:
+    def sessions_of(self, user: str) -> dict[str, Lease]:
         return self.sessions.get(user, {})
+
+    def placed_on(self, host_id: str) -> dict[tuple[str, str], Lease]:
+        """(user, session id) → lease of the sessions placed on `host_id`."""
+        return {
+            (user, sid): lease
+            for user, leases in self.sessions.items()
+            for sid, lease in leases.items()
+            if lease.host_id == host_id
+        }
+
+    def unplaced(self) -> list[tuple[str, str, Lease]]:
+        """(user, session id, lease) of the sessions waiting for a host, oldest first."""
+        waiting = [
+            (user, sid, lease)
+            for user, leases in self.sessions.items()
+            for sid, lease in leases.items()
+            if lease.host_id is None
+        ]
+        return sorted(waiting, key=lambda entry: (entry[2].created_at, entry[1]))
 
 
 class SessionItem(BaseModel):

@@ -1,31 +1,31 @@
-"""What reconcile decides on: the host record (`lambdas.domain.host_record`), the EC2 view of
-the instance, and both together."""
+"""What reconcile decides on: the fleet record, the host records, the group as Auto Scaling
+describes it, and the route table — all read at one moment."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Literal
 
-from lambdas.domain.host_record import HostRecord
+from lambdas.domain.fleet import Ec2State, GroupInstance, GroupView
+from lambdas.domain.host_record import FleetRecord, HostRecord
 
-Ec2State = Literal["pending", "running", "stopping", "stopped", "shutting-down", "terminated"]
 Phase = Literal["stopped", "starting", "booting", "ready", "stopping", "error"]
 
 
 @dataclass(frozen=True)
-class InstanceView:
-    """What EC2 says about the instance right now."""
-
-    instance_id: str
-    state: Ec2State
-    instance_type: str
-    launch_time: float | None = None
-    zone: str | None = None
-
-
-@dataclass(frozen=True)
 class Snapshot:
-    """Everything `decide` looks at. `instance` is None when EC2 does not know the id."""
+    fleet: FleetRecord
+    group: GroupView
+    hosts: Mapping[str, HostRecord] = field(default_factory=dict)
+    """host id → record, for every instance of the group and every open run."""
+    routes: Mapping[str, str] = field(default_factory=dict)
 
-    host: HostRecord
-    instance: InstanceView | None
+    def host(self, host_id: str) -> HostRecord:
+        return self.hosts.get(host_id) or HostRecord(host_id=host_id)
+
+    def instance(self, host_id: str) -> GroupInstance | None:
+        return self.group.get(host_id)
+
+
+__all__ = ["Ec2State", "Phase", "Snapshot"]

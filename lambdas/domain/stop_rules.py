@@ -1,17 +1,17 @@
-"""When a running instance stops if nothing else happens, and why.
+"""When a host leaves the fleet if nothing else happens, and why.
 
 Idle means no frames inferred; status polls and health checks never count. Activity is the
 latest of: ready, a frame inferred (as reported by the backend), a keepalive, a start request.
-The instance stops at the earliest of:
+The host leaves at the earliest of:
 
 - idle: activity + IDLE_AFTER_DISCONNECT_S when no client is connected, else
   activity + IDLE_WHILE_CONNECTED_S (a hidden tab keeps its socket but sends nothing);
-- released: the last API session was released (DELETE) and RELEASE_GRACE_S passed. Frames
-  inferred after the release mean someone still uses the instance: the idle rules decide then;
+- released: the last API session placed on it was released (DELETE) and RELEASE_GRACE_S
+  passed. Frames inferred after the release mean someone still uses it: the idle rules decide;
 - boot timeout: not ready BOOT_GRACE_S after the start;
-- the MAX_RUN_S cap on one run, and the daily GPU budget running out.
+- the MAX_RUN_S cap on one run, and the daily GPU budget (across the fleet) running out.
 
-Nothing stops an instance between its start and ready, however slow, up to BOOT_GRACE_S.
+Nothing stops a host between its start and ready, however slow, up to BOOT_GRACE_S.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from lambdas.domain import budget
 from lambdas.domain.host_record import HostRecord
 from lambdas.settings import Settings
 
@@ -54,9 +53,9 @@ def last_activity(host: HostRecord) -> float | None:
     return max(mark for mark in marks if mark is not None)
 
 
-def _release_stop_at(host: HostRecord, settings: Settings) -> float | None:
+def _release_stop_at(host: HostRecord, placed: int, settings: Settings) -> float | None:
     released = host.after_start(host.last_release_at)
-    if released is None or host.open_session_count > 0:
+    if released is None or placed > 0:
         return None
     frames = host.last_inference_at
     if frames is not None and frames > released:
@@ -66,14 +65,22 @@ def _release_stop_at(host: HostRecord, settings: Settings) -> float | None:
     return max(released, last_frame) + settings.release_grace_s
 
 
-def plan_stop(host: HostRecord, settings: Settings, now: float) -> StopPlan | None:
-    """When and why the open run stops if nothing else happens; None without an open run."""
+def plan_stop(
+    host: HostRecord,
+    settings: Settings,
+    *,
+    placed: int,
+    out_of_budget: float | None,
+) -> StopPlan | None:
+    """When and why the open run stops if nothing else happens; None without an open run.
+
+    `placed`: the sessions placed on the host; `out_of_budget`: when the fleet's daily budget
+    runs out (`budget.exhausted_at`)."""
     if not host.run_open or host.started_at is None:
         return None
     start = host.started_at
     boot_deadline = start + settings.boot_grace_s
     candidates = [StopPlan(start + settings.max_run_s, StopReason.MAX_RUN)]
-    out_of_budget = budget.exhausted_at(host, settings, now)
     if out_of_budget is not None:
         candidates.append(StopPlan(out_of_budget, StopReason.BUDGET))
     activity = last_activity(host)
@@ -87,7 +94,7 @@ def plan_stop(host: HostRecord, settings: Settings, now: float) -> StopPlan | No
                 activity + settings.idle_after_disconnect_s, StopReason.IDLE_DISCONNECTED
             )
         candidates.append(idle)
-        released = _release_stop_at(host, settings)
+        released = _release_stop_at(host, placed, settings)
         if released is not None:
             candidates.append(StopPlan(released, StopReason.RELEASED))
     plan = min(candidates, key=lambda candidate: candidate.at)
@@ -113,7 +120,7 @@ def explain(reason: StopReason, settings: Settings) -> str:
         case StopReason.BOOT_TIMEOUT:
             return (
                 f"It was not ready {settings.boot_grace_s} s after its start; check the "
-                "instance's logs (spinup-backend, spinup-triton) before starting again."
+                "host's logs (spinup-backend, spinup-triton)."
             )
         case StopReason.MAX_RUN:
             return f"One run may last at most {settings.max_run_s} s (SPINUP_MAX_RUN_S)."

@@ -1,7 +1,9 @@
-"""The reconcile Lambda: EventBridge's one-minute schedule and EC2 state-change events.
+"""The reconcile Lambda: EventBridge's one-minute schedule, EC2 state-change events and the
+fleet group's Auto Scaling events.
 
-Both run the same idempotent reconcile; a state-change event for another instance is ignored.
-Any other event (an EventBridge Scheduler payload, a manual test invoke) counts as a tick.
+All run the same idempotent reconcile of the whole fleet (an EC2 event of an instance outside
+the group costs one reconcile that changes nothing). Any other event (a manual test invoke)
+counts as a tick.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lambdas.aws.clients import Clients, make_clients
-from lambdas.domain.status import host_status
 from lambdas.reconcile.service import ReconcileResult, reconcile_once
 from lambdas.settings import Settings
 
@@ -59,21 +60,18 @@ def handle(
     event: Mapping[str, Any], settings: Settings, clients: Clients, now: float
 ) -> dict[str, Any]:
     change = state_change_of(event)
-    if change is not None and change.instance_id != settings.instance_id:
-        log.info("ignored a state change of %s (not %s)", change.instance_id, settings.instance_id)
-        return {"ignored": change.instance_id}
     if change is not None:
         log.info("EC2 reports %s %s", change.instance_id, change.state)
     result = reconcile_once(settings, clients, now)
-    return _summary(result, settings, now)
+    return _summary(result)
 
 
-def _summary(result: ReconcileResult, settings: Settings, now: float) -> dict[str, Any]:
-    status = host_status(result.after, settings, now)
+def _summary(result: ReconcileResult) -> dict[str, Any]:
+    after = result.after
     return {
-        "phase": status.phase,
-        "instance_state": status.instance_state,
-        "stop_at": status.stop_at,
+        "desired_capacity": after.fleet.desired_capacity,
+        "hosts": {i.instance_id: i.lifecycle_state for i in after.group.instances if i.serving},
+        "sessions": after.fleet.open_session_count,
         "done": list(result.done),
     }
 
