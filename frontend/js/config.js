@@ -87,10 +87,22 @@ export function parseConfig(json, pageHref) {
   };
 }
 
+/**
+ * config.json next to the page. The page's own `?user=` is passed on: the local mode then
+ * hands out a development token for that user, so that two tabs can be two users (a
+ * deployment ignores it).
+ */
+export function configUrl(pageHref, path = "config.json") {
+  const url = new URL(path, pageHref);
+  const user = new URL(pageHref).searchParams.get("user");
+  if (user !== null) url.searchParams.set("user", user);
+  return url;
+}
+
 export async function loadConfig(fetchFn, pageHref, path = "config.json") {
   let response;
   try {
-    response = await fetchFn(new URL(path, pageHref), { cache: "no-store" });
+    response = await fetchFn(configUrl(pageHref, path), { cache: "no-store" });
   } catch (err) {
     throw new ConfigError(`Could not load ${path}: ${err.message}`);
   }

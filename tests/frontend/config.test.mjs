@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
-import { ConfigError, loadConfig, parseConfig, parseOidc, resolveWsUrl } from "../../frontend/js/config.js";
+import { ConfigError, configUrl, loadConfig, parseConfig, parseOidc, resolveWsUrl } from "../../frontend/js/config.js";
 
 const PAGE = "http://127.0.0.1:8000/";
 const AUTH = "https://spinup-123.auth.us-east-1.amazoncognito.com";
@@ -106,6 +106,17 @@ describe("loadConfig", () => {
     assert.equal(asked, "http://h/app/config.json");
     assert.equal(config.apiBase, "http://h/api");
   });
+
+  for (const [page, expected] of [
+    ["http://h/app/index.html", "http://h/app/config.json"],
+    ["http://h/?user=bob", "http://h/config.json?user=bob"],
+    ["http://h/?user=a%20b&x=1", "http://h/config.json?user=a+b"],
+    ["http://h/?x=1", "http://h/config.json"],
+  ]) {
+    test(`asks for ${expected} from ${page}`, () => {
+      assert.equal(String(configUrl(page)), expected);
+    });
+  }
 
   for (const [name, fetchFn, message] of [
     ["HTTP 404", respond(404, {}), /HTTP 404/],
