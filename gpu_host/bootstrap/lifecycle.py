@@ -18,13 +18,14 @@ The instance learns which pause this boot is from instance metadata
 
 *Initialize* (`spinup-bootstrap initialize`) runs once per instance: an on-disk marker,
 written only after it succeeded, makes it a no-op afterwards. While a step runs the agent
-records a heartbeat every few seconds so that the hook does not time out; after the steps it
+records a heartbeat every minute (`heartbeat_s`) so that the hook does not time out; then it
 completes the action with CONTINUE, or ABANDON when a step failed or the backend did not
 become ready in time (the group then replaces the instance). A completion nobody waits for
 (a reboot while in service) is logged and ignored.
 
-`plan` and `execute` are pure over small ports (`Steps`, `LifecycleActions`); the adapters
-are in `lifecycle_steps.py` (commands, readiness, marker) and `launch_hook.py` (Auto Scaling).
+`plan` is pure; `execute` runs a plan over two small ports (`Steps`, `LifecycleActions`)
+whose adapters are `lifecycle_steps.py` (commands, readiness, marker) and `launch_hook.py`
+(Auto Scaling).
 Runs on the host's system Python (3.10 on the Deep Learning AMI) before any release is
 installed: standard library + boto3 only, as `python3 -m gpu_host.bootstrap.lifecycle` with
 the agent's copy of this package on PYTHONPATH (`bootstrap.sh install_agent`).
