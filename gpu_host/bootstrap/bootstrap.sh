@@ -1,15 +1,23 @@
 #!/bin/bash
 # Installs and updates the Spinup GPU host. Idempotent; safe to run at every boot.
 #
-#   bootstrap.sh install DIR   first boot (from first-boot.sh): install this script and the
-#                              systemd units from the unpacked release DIR, enable and start
-#                              spinup.target (whose first unit runs "update").
-#   bootstrap.sh update        every boot (spinup-release.service): make the installed release
+#   bootstrap.sh install DIR   first boot (from first-boot.sh): install this script, the
+#                              systemd units and the lifecycle agent from the unpacked release
+#                              DIR, enable and start spinup-lifecycle.service. The agent
+#                              (gpu_host/bootstrap/lifecycle.py) answers the Auto Scaling launch
+#                              hook: it runs "initialize" once, and starts spinup.target only
+#                              when the instance goes into service.
+#   bootstrap.sh initialize    once per instance (from the agent): "update", then pull the
+#                              container images, so that a start from the warm pool downloads
+#                              nothing.
+#   bootstrap.sh update        every start (spinup-release.service): make the installed release
 #                              the one the SSM parameter "$SPINUP_SSM_PREFIX/release" names.
 #
 # Layout: /opt/spinup/releases/<asset hash>/{gpu_host,lambdas,systemd,pyproject.toml,.venv,
 # model_repository,frontend/js/protocol.json (the socket protocol the backend loads)},
-# /opt/spinup/current -> the active release, /etc/spinup/*.env.
+# /opt/spinup/current -> the active release, /etc/spinup/*.env, and the lifecycle agent's
+# own copy of its modules in /usr/local/lib/spinup (it runs before any release is installed,
+# on the system Python).
 set -euo pipefail
 
 readonly ROOT=/opt/spinup
@@ -20,6 +28,18 @@ readonly UNIT_DIR=/etc/systemd/system
 readonly UV_VERSION=0.13.9
 readonly PYTHON_VERSION=3.11
 readonly KEEP_RELEASES=2
+readonly AGENT_DIR=/usr/local/lib/spinup
+# The lifecycle agent's modules: standard library + boto3, nothing else from the release.
+readonly AGENT_FILES=(
+  gpu_host/__init__.py
+  gpu_host/bootstrap/__init__.py
+  gpu_host/bootstrap/parameters.py
+  gpu_host/bootstrap/imds.py
+  gpu_host/bootstrap/lifecycle.py
+  gpu_host/bootstrap/lifecycle_steps.py
+  gpu_host/bootstrap/launch_hook.py
+)
+readonly PULL_ATTEMPTS=4
 # uv's interpreters and cache outside /root, so that the backend's DynamicUser can run them.
 export UV_PYTHON_INSTALL_DIR=$ROOT/python UV_CACHE_DIR=/var/cache/spinup/uv
 export DEBIAN_FRONTEND=noninteractive
@@ -44,6 +64,14 @@ release_id() {
   echo "$name"
 }
 
+# The agent's modules from a release (or the unpacked first-boot copy) into DEST.
+install_agent() {
+  local release=$1 dest=$2 file
+  for file in "${AGENT_FILES[@]}"; do
+    install -D -m 0644 "$release/$file" "$dest/$file"
+  done
+}
+
 install_units() {
   local release=$1 changed=0 unit
   for unit in "$release"/systemd/*.service "$release"/systemd/*.target "$release"/systemd/*.timer; do
@@ -53,6 +81,7 @@ install_units() {
     fi
   done
   install -m 0755 "$release/gpu_host/bootstrap/bootstrap.sh" "$SELF"
+  install_agent "$release" "$AGENT_DIR"
   if ((changed)); then systemctl daemon-reload; fi
 }
 
@@ -126,21 +155,44 @@ cmd_update() {
   log "release $id active"
 }
 
+# The images spinup-triton.service runs, pulled now so that a start pulls nothing.
+pull_images() {
+  local attempt
+  for ((attempt = 1; ; attempt++)); do
+    if SPINUP_MODEL_REPOSITORY="$CURRENT/model_repository" docker compose --project-name spinup \
+      --file "$CURRENT/gpu_host/bootstrap/docker-compose.yml" pull --quiet; then
+      return 0
+    fi
+    ((attempt < PULL_ATTEMPTS)) || die "could not pull the images after $attempt attempts"
+    log "pulling the images failed (attempt $attempt); trying again"
+    sleep $((attempt * 15))
+  done
+}
+
+cmd_initialize() {
+  cmd_update
+  [[ -e $CURRENT ]] || die "no release installed"
+  pull_images
+  log "initialized"
+}
+
 cmd_install() {
   local unpacked=${1:?usage: bootstrap.sh install DIR}
   [[ -d $unpacked/systemd && -d $unpacked/gpu_host && -d $unpacked/lambdas ]] || die "$unpacked is not an unpacked release"
   install_units "$unpacked"
-  systemctl enable spinup.target
-  # spinup-release.service (the target's first unit) does the real installation; started
-  # without waiting so that cloud-init finishes and the boot is not held up.
-  systemctl start --no-block spinup.target
+  # The instance does not serve yet: the launch hook holds it until the agent has
+  # initialized it (entering the warm pool) or also started it (going into service).
+  # Started without waiting so that cloud-init finishes and the boot is not held up.
+  systemctl enable spinup-lifecycle.service
+  systemctl start --no-block spinup-lifecycle.service
 }
 
 main() {
   case "${1:-}" in
   install) cmd_install "${2:-}" ;;
+  initialize) cmd_initialize ;;
   update) cmd_update ;;
-  *) die "usage: bootstrap.sh install DIR | update" ;;
+  *) die "usage: bootstrap.sh install DIR | initialize | update" ;;
   esac
 }
 

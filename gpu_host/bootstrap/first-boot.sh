@@ -1,9 +1,14 @@
 #!/bin/bash
-# First boot of the GPU instance (EC2 user data, run once by cloud-init).
+# First boot of a GPU host (EC2 user data of the fleet's launch template, run once by
+# cloud-init).
 #
 # Fetches the release the SSM parameter "$SPINUP_SSM_PREFIX/release" names and hands over to
-# that release's bootstrap.sh, which installs the systemd units and starts spinup.target.
-# Later boots never come back here: spinup-release.service keeps the release current.
+# that release's bootstrap.sh, which installs the systemd units and the lifecycle agent and
+# starts the agent. Nothing here serves: the instance is held by the group's launch hook
+# (entering the warm pool, or going straight into service when the pool is empty) until the
+# agent completes it (gpu_host/bootstrap/lifecycle.py). If this script fails, the agent never
+# runs, the hook times out with its default result (ABANDON) and the group replaces the
+# instance. Later boots never come back here: spinup-lifecycle.service runs at every boot.
 # The CDK app prepends: export SPINUP_SSM_PREFIX=... AWS_REGION=...
 set -euo pipefail
 
@@ -15,7 +20,7 @@ printf 'SPINUP_SSM_PREFIX=%s\nAWS_REGION=%s\n' "$SPINUP_SSM_PREFIX" "$AWS_REGION
   >/etc/spinup/bootstrap.env
 
 work=$(mktemp -d /var/tmp/spinup-first-boot.XXXXXX)
-# The Elastic IP is associated a moment after launch; until then there may be no route out.
+# The network (and the instance role's credentials) may need a moment after launch.
 for ((attempt = 1; ; attempt++)); do
   if url=$(aws ssm get-parameter --region "$AWS_REGION" --name "$SPINUP_SSM_PREFIX/release" \
     --query Parameter.Value --output text) &&

@@ -1,7 +1,11 @@
-"""The SSM parameters a GPU host reads at boot, relative to its prefix (`/<app>/<host id>`).
+"""The SSM parameters a GPU host reads at boot, relative to the hosts' prefix.
 
-The CDK app writes them (infra/), the host reads them (bootstrap.sh, render_config); both
-take the names from here.
+The CDK app writes them (infra/), the host reads them (bootstrap.sh, render_config,
+lifecycle); both take the names from here. Every host of the fleet reads the same prefix:
+what differs per host (its id) comes from instance metadata, never from SSM.
+
+Importable by the host's system Python (3.10) without the release installed: the lifecycle
+agent runs before it (`lifecycle.py`); keep this module standard-library only.
 """
 
 from __future__ import annotations
@@ -18,6 +22,12 @@ ORIGIN_DNS_NAME: Final = "origin-dns-name"
 TICKET_SECRET_ARN: Final = "ticket-secret-arn"
 """ARN of the secret that signs socket tickets; its value becomes `SPINUP_TICKET_SECRET`."""
 TICKET_SECRET_ENV: Final = "SPINUP_TICKET_SECRET"
+HOST_ID_ENV: Final = "SPINUP_HOST_ID"
+"""Set by render_config from instance metadata (the instance id), never published in SSM."""
+FLEET_GROUP_NAME: Final = "fleet/group-name"
+"""Name of the hosts' Auto Scaling group (the lifecycle agent completes its launch hook)."""
+FLEET_LAUNCH_HOOK_NAME: Final = "fleet/launch-hook-name"
+"""Name of the group's launch lifecycle hook (autoscaling:EC2_INSTANCE_LAUNCHING)."""
 
 
 def parameter_name(prefix: str, name: str) -> str:

@@ -1,10 +1,12 @@
 """Render the GPU host's settings from SSM at every boot (run by spinup-config.service).
 
 Writes the backend's environment file (`SPINUP_*` from `<prefix>/env/*`, plus the socket
-ticket secret from Secrets Manager) and the nginx site (origin port and the X-Origin-Verify
-secret). Secrets are read with GetSecretValue, never published in SSM. Rendering is pure;
-only `main` touches AWS and the file system. When AWS cannot be reached and both files exist
-from an earlier boot, the host keeps them rather than not starting.
+ticket secret from Secrets Manager and `SPINUP_HOST_ID`, this instance's id from instance
+metadata: every host of the fleet reads the same parameters, and its id is its own) and the
+nginx site (origin port and the X-Origin-Verify secret). Secrets are read with
+GetSecretValue, never published in SSM. Rendering is pure; only `main` touches AWS, the
+instance metadata and the file system. When they cannot be reached and both files exist from
+an earlier boot, the host keeps them rather than not starting.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gpu_host.bootstrap import parameters
+from gpu_host.bootstrap.imds import DEFAULT_URL as IMDS_URL
+from gpu_host.bootstrap.imds import INSTANCE_ID, Imds, ImdsError
 
 if TYPE_CHECKING:
     from mypy_boto3_ssm import SSMClient
@@ -56,6 +60,7 @@ class RenderSettings(BaseSettings):
     env_file: Path = Path("/etc/spinup/host.env")
     nginx_site: Path = Path("/etc/nginx/sites-enabled/spinup.conf")
     backend_address: str = Field(default="127.0.0.1:8080", pattern=_BACKEND.pattern)
+    imds_url: str = IMDS_URL
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -98,6 +103,14 @@ def with_ticket_secret(env: Mapping[str, str], ticket_secret: str) -> dict[str, 
     if not _SECRET.match(ticket_secret):
         raise ConfigError("the ticket secret must be 32-128 letters and digits")
     return {**env, parameters.TICKET_SECRET_ENV: ticket_secret}
+
+
+def with_host_id(env: Mapping[str, str], instance_id: str) -> dict[str, str]:
+    """The backend's environment with `SPINUP_HOST_ID` = this instance's id (its host record
+    is `host#<instance id>`); the instance's own id wins over anything published."""
+    if not INSTANCE_ID.fullmatch(instance_id):
+        raise ConfigError(f"not an instance id: {instance_id!r}")
+    return {**env, parameters.HOST_ID_ENV: instance_id}
 
 
 def render_env_file(env: Mapping[str, str]) -> str:
@@ -172,7 +185,8 @@ def main() -> int:
         secrets = session.client("secretsmanager", config=_AWS_TIMEOUTS)
         secret = secrets.get_secret_value(SecretId=config.origin_secret_arn)["SecretString"]
         ticket_secret = secrets.get_secret_value(SecretId=config.ticket_secret_arn)["SecretString"]
-    except (BotoCoreError, ClientError) as exc:
+        instance_id = Imds(settings.imds_url).instance_id()
+    except (BotoCoreError, ClientError, ImdsError) as exc:
         if settings.env_file.exists() and settings.nginx_site.exists():
             log.warning("AWS unreachable (%s); keeping the settings of the previous boot", exc)
             return 0
@@ -184,7 +198,7 @@ def main() -> int:
         origin_secret=secret,
         backend=settings.backend_address,
     )
-    env = with_ticket_secret(config.env, ticket_secret)
+    env = with_host_id(with_ticket_secret(config.env, ticket_secret), instance_id)
     write_atomically(settings.env_file, render_env_file(env), mode=0o640)
     write_atomically(settings.nginx_site, site, mode=0o640)
     log.info("rendered %d settings and the nginx site (port %d)", len(env), config.origin_port)

@@ -1,10 +1,12 @@
 """The on-host safety net: power off when idle for long *and* the control plane is unreachable.
 
-The control plane stops an idle instance within minutes. If it cannot (reconcile broken, no
-route to DynamoDB), a GPU could run for days; this check, run every minute by
-spinup-watchdog.timer, powers the machine off instead (EC2 then stops it, it is not
-terminated). While the control plane answers, the watchdog leaves every decision to it: a
-user's "Keep running" is visible there, not here.
+The control plane returns an idle host to the warm pool within minutes. If it cannot
+(reconcile broken, no route to DynamoDB), a GPU could run for days; this check, run every
+minute by spinup-watchdog.timer, powers the machine off instead. (EC2 stops it; in the Auto
+Scaling group a stopped in-service instance then fails its health check and is replaced
+while the desired capacity stays.) While the control plane answers, the watchdog leaves
+every decision to it: a user's "Keep running" is visible there, not here. It reads its own
+host record, `host#<instance id>`.
 
 Activity is what the control plane counts too: frames inferred (the backend's
 `spinup_frames_inferred_total`), never connections or status polls. `step` is pure; the
@@ -29,6 +31,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from gpu_host.bootstrap.imds import INSTANCE_ID
 from lambdas.domain.host_record import PARTITION_KEY, host_key
 
 log = logging.getLogger(__name__)
@@ -43,7 +46,9 @@ class WatchdogSettings(BaseSettings):
     )
 
     table_name: str = Field(min_length=3)
-    host_id: str = "gpu-0"
+    host_id: str = Field(pattern=INSTANCE_ID.pattern)
+    """This instance's id (`SPINUP_HOST_ID`, rendered from instance metadata into host.env):
+    the watchdog reads its own host record, `host#<instance id>`."""
     aws_region: str = Field(validation_alias=AliasChoices("SPINUP_AWS_REGION", "AWS_REGION"))
     watchdog_state_file: Path = Path("/var/lib/spinup-watchdog/state.json")
     watchdog_idle_s: float = Field(default=3600.0, gt=0)

@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.infra.host.fakes import INSTANCE_ID, FakeImds, ReadyServer, serving
 from tests.infra.host.host_boot_support import SYSTEMD_DIR
 
 # Executables and files the units name; stubs stand in for them inside the fake root.
 _STUB_EXECUTABLES = (
+    "usr/bin/python3",
     "usr/bin/systemctl",
     "usr/bin/docker",
     "usr/local/sbin/spinup-bootstrap",
@@ -89,3 +91,20 @@ def aws_env(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
     with urllib.request.urlopen(request, timeout=10):
         pass
     return os.environ["AWS_ENDPOINT_URL"]
+
+
+@pytest.fixture
+def imds() -> Iterator[FakeImds]:
+    """Instance metadata of an instance entering the warm pool (tests change `items`)."""
+    fake = FakeImds(
+        {"instance-id": INSTANCE_ID, "autoscaling/target-lifecycle-state": "Warmed:Stopped"}
+    )
+    with serving(fake.server):
+        yield fake
+
+
+@pytest.fixture
+def backend_ready() -> Iterator[ReadyServer]:
+    server = ReadyServer()
+    with serving(server.server):
+        yield server

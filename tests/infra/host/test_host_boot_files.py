@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ from tests.infra.host.host_boot_support import BOOTSTRAP_DIR, SYSTEMD_DIR
 
 SCRIPTS = ("first-boot.sh", "bootstrap.sh")
 ASSET_HASH = "a" * 64
+REPO_ROOT = BOOTSTRAP_DIR.parents[1]
 
 
 def _bash(
@@ -104,7 +107,12 @@ def test_scripts_read_the_release_parameter_the_app_writes(script: str) -> None:
 
 @pytest.mark.parametrize(
     "path",
-    ["/opt/spinup/current", "/usr/local/sbin/spinup-bootstrap", "/etc/spinup/bootstrap.env"],
+    [
+        "/opt/spinup/current",
+        "/usr/local/sbin/spinup-bootstrap",
+        "/etc/spinup/bootstrap.env",
+        "/usr/local/lib/spinup",
+    ],
 )
 def test_units_and_bootstrap_agree_on_paths(path: str) -> None:
     bootstrap = (BOOTSTRAP_DIR / "bootstrap.sh").read_text(encoding="utf-8")
@@ -145,3 +153,94 @@ def test_triton_gets_the_gpu_and_the_model_repository_read_only() -> None:
 
 def test_triton_grpc_port_matches_the_backend_setting() -> None:
     assert DeployConfig().triton_grpc_port == 8001
+
+
+# --- the lifecycle agent: what bootstrap.sh installs for it, and what it may import ---------
+
+
+def _agent_files() -> list[str]:
+    result = _bash(
+        f'source "{BOOTSTRAP_DIR / "bootstrap.sh"}"; printf "%s\\n" "${{AGENT_FILES[@]}}"'
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split()
+
+
+def _imports(path: Path) -> list[tuple[str, bool]]:
+    """(module, only for type checking) for every import in `path`."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    typing_only: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            typing_only.update(id(n) for n in ast.walk(node))
+    found: list[tuple[str, bool]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, id(node) in typing_only) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.append((node.module, id(node) in typing_only))
+    return found
+
+
+def test_the_agent_is_self_contained() -> None:
+    """The agent runs on the host's system Python before any release (no venv): it may use
+    the standard library, boto3/botocore, and the modules bootstrap.sh copies for it."""
+    files = _agent_files()
+    modules = {f.removesuffix(".py").removesuffix("/__init__").replace("/", ".") for f in files}
+    assert "gpu_host.bootstrap.lifecycle" in modules
+    for file in files:
+        for module, typing_only in _imports(REPO_ROOT / file):
+            top = module.split(".")[0]
+            if typing_only and top.startswith("mypy_boto3_"):
+                continue
+            allowed = (
+                top in sys.stdlib_module_names
+                or top in {"boto3", "botocore"}
+                or module in modules
+                or module == "__future__"
+            )
+            assert allowed, f"{file} imports {module}"
+
+
+def test_install_agent_copies_what_python3_m_needs(tmp_path: Path) -> None:
+    agent = tmp_path / "agent"
+    result = _bash(
+        f'source "{BOOTSTRAP_DIR / "bootstrap.sh"}"; install_agent "{REPO_ROOT}" "{agent}"'
+    )
+    assert result.returncode == 0, result.stderr
+    probe = (
+        f"import sys; sys.path.insert(0, {str(agent)!r}); "
+        "import gpu_host.bootstrap.lifecycle as l, gpu_host.bootstrap.launch_hook, "
+        "gpu_host.bootstrap.lifecycle_steps; print(l.__file__)"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-I", "-c", probe], capture_output=True, text=True, check=False
+    )
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.strip().startswith(str(agent))
+
+
+def test_the_agent_is_python_3_10(tmp_path: Path) -> None:
+    """The Deep Learning AMI's system Python is 3.10: syntax and standard library as of 3.10
+    (mypy checks the names against 3.10's typeshed, e.g. no enum.StrEnum, no datetime.UTC)."""
+    files = [REPO_ROOT / f for f in _agent_files() if f.endswith(".py")]
+    for path in files:
+        ast.parse(path.read_text(encoding="utf-8"), feature_version=(3, 10))
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--python-version",
+            "3.10",
+            "--cache-dir",
+            str(tmp_path / "mypy-cache"),
+            *map(str, files),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=REPO_ROOT,
+        timeout=240,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

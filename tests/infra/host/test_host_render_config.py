@@ -16,11 +16,13 @@ from gpu_host.bootstrap.render_config import (
     host_config,
     render_env_file,
     render_nginx_site,
+    with_host_id,
     with_ticket_secret,
 )
 from infra.local.ports import free_port
+from tests.infra.host.fakes import INSTANCE_ID, FakeImds
 
-PREFIX = "/spinup/gpu-0"
+PREFIX = "/spinup/hosts"
 SECRET = "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8S9t0"
 TICKET_SECRET = "T1c2K3e4T5s6E7c8R9e0T1o2F3a4T5l6E7a8S9t0Thirty2"
 PUBLISHED = {
@@ -69,8 +71,23 @@ def test_host_config_needs_environment_parameters() -> None:
 
 
 def test_the_ticket_secret_joins_the_environment() -> None:
-    env = with_ticket_secret({"SPINUP_HOST_ID": "gpu-0"}, TICKET_SECRET)
-    assert env == {"SPINUP_HOST_ID": "gpu-0", "SPINUP_TICKET_SECRET": TICKET_SECRET}
+    env = with_ticket_secret({"SPINUP_TABLE_NAME": "t"}, TICKET_SECRET)
+    assert env == {"SPINUP_TABLE_NAME": "t", "SPINUP_TICKET_SECRET": TICKET_SECRET}
+
+
+@pytest.mark.parametrize("published", [{}, {"SPINUP_HOST_ID": "gpu-0"}])
+def test_the_host_id_is_the_instance_id(published: dict[str, str]) -> None:
+    """Every host reads the same parameters; its id is its own, whatever SSM says."""
+    env = with_host_id({"SPINUP_TABLE_NAME": "t", **published}, INSTANCE_ID)
+    assert env == {"SPINUP_TABLE_NAME": "t", "SPINUP_HOST_ID": INSTANCE_ID}
+
+
+@pytest.mark.parametrize(
+    "instance_id", ["gpu-0", "", "i-0123456789abcdef0\nX=1", "i-0123456789abcdef0\n"]
+)
+def test_a_host_id_that_is_no_instance_id_is_refused(instance_id: str) -> None:
+    with pytest.raises(ConfigError, match="not an instance id"):
+        with_host_id({}, instance_id)
 
 
 @pytest.mark.parametrize("secret", ["short", 'with"quote' + "x" * 40, "two\nlines" + "x" * 40])
@@ -110,8 +127,8 @@ def test_nginx_site_leaves_no_placeholder() -> None:
 # --- main() against moto -------------------------------------------------------------------
 
 
-def test_main_renders_both_files_from_ssm_and_the_secret(
-    aws_env: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_main_renders_both_files_from_ssm_the_secret_and_metadata(
+    aws_env: str, imds: FakeImds, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     secrets = boto3.client("secretsmanager")
     secret_arn = secrets.create_secret(Name="origin", SecretString=SECRET)["ARN"]
@@ -128,10 +145,12 @@ def test_main_renders_both_files_from_ssm_and_the_secret(
     monkeypatch.setenv("AWS_REGION", "us-east-1")
     monkeypatch.setenv("SPINUP_ENV_FILE", str(env_file))
     monkeypatch.setenv("SPINUP_NGINX_SITE", str(site))
+    monkeypatch.setenv("SPINUP_IMDS_URL", imds.url)
 
     assert render_config.main() == 0
 
     assert 'SPINUP_TABLE_NAME="spinup-control-State"' in env_file.read_text()
+    assert f'SPINUP_HOST_ID="{INSTANCE_ID}"' in env_file.read_text()
     assert f'SPINUP_TICKET_SECRET="{TICKET_SECRET}"' in env_file.read_text()
     assert oct(env_file.stat().st_mode & 0o777) == "0o640"
     assert f'"{SECRET}" 1;' in site.read_text()
@@ -152,6 +171,7 @@ def test_main_without_aws_keeps_earlier_files_or_fails(
         "SPINUP_ENV_FILE": str(env_file),
         "SPINUP_NGINX_SITE": str(site),
         "AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}",  # nothing listens
+        "SPINUP_IMDS_URL": f"http://127.0.0.1:{free_port()}",
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_MAX_ATTEMPTS": "1",
@@ -160,3 +180,33 @@ def test_main_without_aws_keeps_earlier_files_or_fails(
     assert render_config.main() == exit_code
     if rendered_before:
         assert env_file.read_text() == "OLD=1\n"
+
+
+def test_main_without_instance_metadata_keeps_earlier_files_or_fails(
+    aws_env: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SSM and Secrets Manager answer, the metadata service does not: no host id, so no
+    new settings; the first boot fails rather than render a host without an id."""
+    secrets = boto3.client("secretsmanager")
+    ssm = boto3.client("ssm")
+    arns = {
+        f"{PREFIX}/origin-verify-secret-arn": secrets.create_secret(
+            Name="origin", SecretString=SECRET
+        )["ARN"],
+        f"{PREFIX}/ticket-secret-arn": secrets.create_secret(
+            Name="tickets", SecretString=TICKET_SECRET
+        )["ARN"],
+    }
+    for name, value in {**PUBLISHED, **arns}.items():
+        ssm.put_parameter(Name=name, Value=value, Type="String")
+    env_file, site = tmp_path / "host.env", tmp_path / "spinup.conf"
+    for name, value in {
+        "SPINUP_SSM_PREFIX": PREFIX,
+        "AWS_REGION": "us-east-1",
+        "SPINUP_ENV_FILE": str(env_file),
+        "SPINUP_NGINX_SITE": str(site),
+        "SPINUP_IMDS_URL": f"http://127.0.0.1:{free_port()}",
+    }.items():
+        monkeypatch.setenv(name, value)
+    assert render_config.main() == 1
+    assert not env_file.exists()

@@ -30,6 +30,7 @@ def test_the_expected_units_exist() -> None:
     assert UNITS == [
         "spinup-backend.service",
         "spinup-config.service",
+        "spinup-lifecycle.service",
         "spinup-release.service",
         "spinup-triton.service",
         "spinup-watchdog.service",
@@ -69,13 +70,38 @@ def test_hardening_exposure_is_low(unit_root: Path, unit: str, threshold: float)
     assert float(match.group(1)) <= threshold
 
 
-def test_the_target_starts_every_piece_at_boot() -> None:
-    target = (SYSTEMD_DIR / "spinup.target").read_text(encoding="utf-8")
-    wanted = " ".join(line for line in target.splitlines() if line.startswith("Wants="))
-    for unit in (*UNITS[:5], "spinup-watchdog.timer", "nginx.service"):
-        if unit != "spinup-watchdog.service":  # started by its timer
-            assert unit in wanted
-    assert "WantedBy=multi-user.target" in target
+def _lines(unit: str, key: str) -> str:
+    text = (SYSTEMD_DIR / unit).read_text(encoding="utf-8")
+    return " ".join(line for line in text.splitlines() if line.startswith(f"{key}="))
+
+
+def test_the_target_starts_every_serving_piece() -> None:
+    wanted = _lines("spinup.target", "Wants")
+    serving = {"spinup-lifecycle.service", "spinup-watchdog.service", "spinup.target"}
+    for unit in {*UNITS, "nginx.service"} - serving:
+        assert unit in wanted
+    assert "spinup-watchdog.service" not in wanted  # started by its timer
+
+
+def test_only_the_lifecycle_agent_runs_at_boot() -> None:
+    """A warm-pool instance being initialized must not start the GPU stack: spinup.target is
+    not enabled; the agent starts it when the instance goes into service."""
+    assert _lines("spinup-lifecycle.service", "WantedBy") == "WantedBy=multi-user.target"
+    for unit in UNITS:
+        if unit != "spinup-lifecycle.service":
+            assert _lines(unit, "WantedBy") == "", unit
+
+
+def test_the_agent_neither_holds_the_boot_nor_waits_on_the_target() -> None:
+    """It starts spinup.target and then waits for the backend: an ordering between the two
+    would make that start wait for the agent's end (a dead lock until the ready bound)."""
+    assert _lines("spinup-lifecycle.service", "Type") == "Type=exec"
+    for unit, other in (("spinup-lifecycle.service", "spinup"), ("spinup.target", "lifecycle")):
+        ordering = _lines(unit, "After") + _lines(unit, "Before")
+        assert f"{other}.target" not in ordering
+        assert "spinup-lifecycle" not in _lines("spinup.target", "After")
+    exec_start = _lines("spinup-lifecycle.service", "ExecStart")
+    assert exec_start == "ExecStart=/usr/bin/python3 -m gpu_host.bootstrap.lifecycle"
 
 
 @pytest.mark.parametrize(

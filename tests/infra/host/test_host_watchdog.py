@@ -9,17 +9,20 @@ from pathlib import Path
 import boto3
 import pytest
 from prometheus_client import CollectorRegistry, Counter, generate_latest
+from pydantic import ValidationError
 
 from gpu_host.bootstrap.watchdog import (
     Observation,
     Policy,
     State,
+    WatchdogSettings,
     control_plane_reachable,
     load_state,
     parse_counter,
     save_state,
     step,
 )
+from tests.infra.host.fakes import INSTANCE_ID
 
 POLICY = Policy(idle_s=3600, unreachable_s=900)
 BOOT = 1_000_000.0
@@ -141,10 +144,32 @@ def test_control_plane_reachable_reads_the_table(aws_env: str) -> None:
         AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
         BillingMode="PAY_PER_REQUEST",
     )
-    assert control_plane_reachable(table_name="spinup-test", host_id="gpu-0", region="us-east-1")
-    assert not control_plane_reachable(
-        table_name="no-such-table", host_id="gpu-0", region="us-east-1"
+    assert control_plane_reachable(
+        table_name="spinup-test", host_id=INSTANCE_ID, region="us-east-1"
     )
+    assert not control_plane_reachable(
+        table_name="no-such-table", host_id=INSTANCE_ID, region="us-east-1"
+    )
+
+
+def test_the_watchdog_reads_its_own_instance_record(monkeypatch: pytest.MonkeyPatch) -> None:
+    """host.env carries this instance's id (render_config, from instance metadata)."""
+    monkeypatch.setenv("SPINUP_TABLE_NAME", "spinup-test")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    monkeypatch.setenv("SPINUP_HOST_ID", INSTANCE_ID)
+    assert WatchdogSettings().host_id == INSTANCE_ID
+
+
+@pytest.mark.parametrize("host_id", [None, "gpu-0"])
+def test_without_an_instance_id_the_watchdog_does_not_guess(
+    monkeypatch: pytest.MonkeyPatch, host_id: str | None
+) -> None:
+    monkeypatch.setenv("SPINUP_TABLE_NAME", "spinup-test")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    if host_id is not None:
+        monkeypatch.setenv("SPINUP_HOST_ID", host_id)
+    with pytest.raises(ValidationError, match="host_id"):
+        WatchdogSettings()
 
 
 def test_observation_is_frozen() -> None:
