@@ -101,6 +101,7 @@ class GpuHostStack(Stack):
             launch_hook_heartbeat_s=config.launch_hook_heartbeat_s,
             name_tag=host_name,
         )
+        settings = [release, self.host_role]
         for construct_id, name, value, description in (
             (
                 "OriginSecretArn",
@@ -127,14 +128,16 @@ class GpuHostStack(Stack):
                 "The launch lifecycle hook a host completes when initialized or ready",
             ),
         ):
-            ssm.StringParameter(
-                self,
-                construct_id,
-                parameter_name=name,
-                string_value=value,
-                description=description,
+            settings.append(
+                ssm.StringParameter(
+                    self,
+                    construct_id,
+                    parameter_name=name,
+                    string_value=value,
+                    description=description,
+                )
             )
-        HostParameters(
+        host_env = HostParameters(
             self,
             "HostEnv",
             prefix=config.ssm_prefix,
@@ -145,4 +148,8 @@ class GpuHostStack(Stack):
                 "SPINUP_REQUIRE_TICKETS": "true" if config.require_tickets else "false",
             },
         )
+        # The warm pool's first instance launches as soon as the group exists and initializes
+        # at once: its release, its settings and its rights must be there before it boots.
+        # (The hosting and control stacks' settings are read later, at every start.)
+        self.fleet.group.node.add_dependency(*settings, host_env)
         CfnOutput(self, "GroupNameOutput", value=self.fleet.group.auto_scaling_group_name)

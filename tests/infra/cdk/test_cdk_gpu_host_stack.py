@@ -26,7 +26,7 @@ def _only(s: Synthesized, resource_type: str) -> dict[str, Any]:
     resources = s.gpu.find_resources(resource_type)
     assert len(resources) == 1, f"{len(resources)} × {resource_type}"
     (resource,) = resources.values()
-    return resource
+    return dict(resource)
 
 
 def _group(s: Synthesized) -> dict[str, Any]:
@@ -190,6 +190,24 @@ def test_launch_hook_is_part_of_the_group_and_abandons_a_silent_host(
         }
     ]
     synthesized.gpu.resource_count_is("AWS::AutoScaling::LifecycleHook", 0)
+
+
+def test_the_group_launches_only_once_the_hosts_settings_and_rights_exist(
+    synthesized: Synthesized,
+) -> None:
+    """The warm pool's first instance initializes at once: the release, every SSM setting of
+    this stack and the hosts' policy are created before the group."""
+    (group,) = synthesized.gpu.find_resources("AWS::AutoScaling::AutoScalingGroup").values()
+    depends_on = set(group["DependsOn"])
+    parameters = set(synthesized.gpu.find_resources("AWS::SSM::Parameter"))
+    assert len(parameters) >= 8
+    assert parameters <= depends_on
+    (host_policy,) = [
+        lid
+        for lid, policy in synthesized.gpu.find_resources("AWS::IAM::Policy").items()
+        if "autoscaling:CompleteLifecycleAction" in json.dumps(policy)
+    ]
+    assert host_policy in depends_on
 
 
 def test_warm_pool_holds_exactly_the_prepared_hosts_stopped(synthesized: Synthesized) -> None:
