@@ -18,9 +18,9 @@ from typing import Any, Final
 from aws_cdk import aws_logs as logs
 from pydantic import TypeAdapter, ValidationError, create_model
 
-from gpu_host.backend.protocol import WS_PATH
 from gpu_host.bootstrap import parameters as host_parameters
 from gpu_host.models.spec import BUILTIN_SPECS, model_catalog
+from lambdas.domain.routing import WS_PREFIX
 from lambdas.settings import DEFAULT_INSTANCE_TYPES, Settings
 from lambdas.settings_types import InstanceTypes
 
@@ -38,6 +38,17 @@ DEFAULT_SERVED_MODELS: Final = tuple(BUILTIN_SPECS)
 
 CONTEXT_PREFIX: Final = "spinup:"
 """CDK context keys this app reads, e.g. `-c spinup:instanceTypes=g5.xlarge,g4dn.xlarge`."""
+
+FLEET_TAG_KEY: Final = "spinup:fleet"
+"""Tag on the GPU fleet's Auto Scaling group (value: the app name), propagated to its instances.
+IAM scopes every Auto Scaling action on the group by it (`autoscaling:ResourceTag/…`)."""
+
+MAX_FLEET_SIZE: Final = 20
+"""Upper bound of `spinup:maxHosts`: a typo must not be able to buy a hundred GPUs."""
+
+MIN_ZONES: Final = 2
+"""The fleet spans the public subnets of at least this many availability zones, so that a zone
+without capacity for the instance types is not the end of a start."""
 
 _PREFIX_LIST_ID = re.compile(r"^pl-[0-9a-f]{8,17}$")
 _AVAILABILITY_ZONE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d[a-z]$")
@@ -57,6 +68,8 @@ CONTROL_TUNABLES: Final = (
     "max_run_s",
     "daily_gpu_hours",
     "max_sessions_per_user",
+    "sessions_per_host",
+    "max_replacements",
 )
 """The control plane's settings a deployment may change (`spinup:controlSettings`). Their
 defaults are `lambdas.settings.Settings`' own: this app never restates them."""
@@ -89,16 +102,26 @@ class SignInLifetimes:
 @dataclass(frozen=True, kw_only=True)
 class DeployConfig:
     app_name: str = "spinup"
-    host_id: str = "gpu-0"
     instance_types: tuple[str, ...] = DEFAULT_INSTANCE_TYPES
-    """The first is launched; the rest are the capacity fallback list, in order."""
-    availability_zone: str | None = None
-    """None: the region's first AZ (`Fn::GetAZs`), which keeps the app environment-agnostic."""
+    """The group's types in its order of preference: the first is the launch template's, the
+    rest are what the group launches when a zone has no capacity for the ones before."""
+    max_hosts: int = 2
+    """The group's maximum size (`spinup:maxHosts`): how many GPUs may run at once."""
+    warm_hosts: int = 1
+    """Stopped, pre-initialized hosts kept in the warm pool (`spinup:warmHosts`); each one's
+    root volume is paid for while it waits. 0: no warm pool, every start is a cold launch."""
+    launch_hook_heartbeat_s: int = 900
+    """How long a host may stay paused in the launch hook without a heartbeat before the group
+    abandons (terminates) it; the host sends heartbeats while it initializes."""
+    availability_zones: tuple[str, ...] | None = None
+    """None: the region's first `MIN_ZONES` zones (`Fn::GetAZs`), which keeps the app
+    environment-agnostic; else at least `MIN_ZONES` zones of one region."""
     root_volume_gib: int = 150
     """The DLAMI's own root, the Triton image, the Python environment and models, headroom."""
     machine_image_ssm_parameter: str = DLAMI_SSM_PARAMETER
     machine_image_id: str | None = None
-    """None: the latest DLAMI at each deploy (a newer one replaces the instance); set it to pin."""
+    """None: the latest DLAMI at each deploy (a new launch template version, used by the
+    instances launched after it); set it to pin."""
     vpc_cidr: str = "10.42.0.0/24"
 
     origin_port: int = 80
@@ -110,8 +133,6 @@ class DeployConfig:
     """None: looked up at deploy time by a custom resource; set it to skip the lookup."""
 
     api_path_prefix: str = "/api"
-    ws_path: str = WS_PATH
-    health_path: str = "/health"
 
     require_tickets: bool = True
     """The host refuses a WebSocket hello that carries a sign-in token instead of a socket
@@ -140,12 +161,25 @@ class DeployConfig:
 
     @property
     def ssm_prefix(self) -> str:
-        """SSM path holding the instance's runtime configuration (read at every boot)."""
-        return f"/{self.app_name}/{self.host_id}"
+        """SSM path holding the GPU hosts' runtime configuration, the same for every host of
+        the fleet (read at every boot)."""
+        return f"/{self.app_name}/fleet"
 
     @property
     def instance_type(self) -> str:
+        """The launch template's type."""
         return self.instance_types[0]
+
+    @property
+    def group_name(self) -> str:
+        """The fleet's Auto Scaling group, named so that IAM policies and the hosts' settings
+        can name it without a reference to the group's stack."""
+        return f"{self.app_name}-gpu-fleet"
+
+    @property
+    def launch_hook_name(self) -> str:
+        """The group's launch lifecycle hook, which a host completes when it is ready."""
+        return f"{self.app_name}-host-launch"
 
     def control_values(self) -> dict[str, object]:
         """Every tunable as the Lambdas get it: this deployment's override, or the default of
@@ -156,10 +190,14 @@ class DeployConfig:
         }
 
     @property
-    def host_path_patterns(self) -> tuple[str, ...]:
-        """CloudFront path patterns the GPU host serves: the socket and the health checks."""
-        socket_dir = self.ws_path.rsplit("/", 1)[0]
-        return (f"{socket_dir}/*", self.health_path, f"{self.health_path}/*")
+    def ws_path_pattern(self) -> str:
+        """The CloudFront path pattern of every routed host path (`/ws/<host>/…`)."""
+        return f"{WS_PREFIX}*"
+
+    def ws_base_url(self, domain_name: str) -> str:
+        """The sockets' URL without the host (`SPINUP_WS_BASE_URL`): a session on host H
+        connects to `<this>/H/inference` (`lambdas.domain.routing`)."""
+        return f"wss://{domain_name}{WS_PREFIX.rstrip('/')}"
 
 
 def config_from_context(context: Mapping[str, Any], *, user_models: Path | None) -> DeployConfig:
@@ -172,9 +210,10 @@ def config_from_context(context: Mapping[str, Any], *, user_models: Path | None)
     """
     known = {
         "appName",
-        "hostId",
         "instanceTypes",
-        "availabilityZone",
+        "maxHosts",
+        "warmHosts",
+        "availabilityZones",
         "rootVolumeGiB",
         "cloudfrontPrefixListId",
         "amiId",
@@ -191,13 +230,13 @@ def config_from_context(context: Mapping[str, Any], *, user_models: Path | None)
         raise ConfigError(f"unknown context keys {unknown}; known: {sorted(known)}")
 
     defaults = DeployConfig()
+    max_hosts = _count(ours.get("maxHosts", defaults.max_hosts), "maxHosts", 1, MAX_FLEET_SIZE)
     return DeployConfig(
         app_name=_app_name(ours.get("appName", defaults.app_name)),
-        host_id=_host_id(ours.get("hostId", defaults.host_id)),
         instance_types=_instance_types(ours.get("instanceTypes", defaults.instance_types)),
-        availability_zone=_optional_match(
-            ours.get("availabilityZone"), _AVAILABILITY_ZONE, "availabilityZone", "us-east-1a"
-        ),
+        max_hosts=max_hosts,
+        warm_hosts=_count(ours.get("warmHosts", defaults.warm_hosts), "warmHosts", 0, max_hosts),
+        availability_zones=_zones(ours.get("availabilityZones")),
         root_volume_gib=_volume(ours.get("rootVolumeGiB", defaults.root_volume_gib)),
         served_models=tuple(model_catalog(user_models)),
         machine_image_id=_optional_match(
@@ -222,10 +261,43 @@ def _app_name(value: object) -> str:
     return value
 
 
-def _host_id(value: object) -> str:
-    if not isinstance(value, str) or not _APP_NAME.match(value):
-        raise ConfigError(f"spinup:hostId must match {_APP_NAME.pattern}, got {value!r}")
-    return value
+def _count(value: object, key: str, low: int, high: int) -> int:
+    """A whole number within low..high, from cdk.json (a number) or `-c` (its text)."""
+    if isinstance(value, bool):
+        raise ConfigError(f"spinup:{key} must be an integer, got {value!r}")
+    try:
+        number = int(str(value))
+    except ValueError:
+        raise ConfigError(f"spinup:{key} must be an integer, got {value!r}") from None
+    if not low <= number <= high:
+        raise ConfigError(f"spinup:{key} must be within {low}..{high}, got {number}")
+    return number
+
+
+def _zones(value: object) -> tuple[str, ...] | None:
+    """Availability zones as a list (cdk.json) or comma-separated text (`-c`): at least
+    `MIN_ZONES` distinct zones of one region; None or empty: the region's first ones."""
+    if value is None or value == "" or value == []:
+        return None
+    if isinstance(value, str):
+        value = [zone.strip() for zone in value.split(",")]
+    if not isinstance(value, list | tuple) or not all(isinstance(z, str) for z in value):
+        raise ConfigError(
+            f"spinup:availabilityZones must be a comma-separated string or a list, got {value!r}"
+        )
+    zones = tuple(value)
+    bad = [zone for zone in zones if not _AVAILABILITY_ZONE.match(zone)]
+    if bad:
+        raise ConfigError(f"spinup:availabilityZones must look like 'us-east-1a', got {bad}")
+    if len(set(zones)) != len(zones):
+        raise ConfigError(f"spinup:availabilityZones names a zone twice: {list(zones)}")
+    if len(zones) < MIN_ZONES:
+        raise ConfigError(
+            f"spinup:availabilityZones needs at least {MIN_ZONES} zones, got {list(zones)}"
+        )
+    if len({zone[:-1] for zone in zones}) != 1:
+        raise ConfigError(f"spinup:availabilityZones must be of one region, got {list(zones)}")
+    return zones
 
 
 def _instance_types(value: object) -> tuple[str, ...]:
@@ -313,6 +385,17 @@ def origin_port_parameter(ssm_prefix: str) -> str:
     return host_parameters.parameter_name(ssm_prefix, host_parameters.ORIGIN_PORT)
 
 
-def origin_dns_name_parameter(ssm_prefix: str) -> str:
-    """SSM parameter holding the Elastic IP's public DNS name (CloudFront's origin)."""
-    return host_parameters.parameter_name(ssm_prefix, host_parameters.ORIGIN_DNS_NAME)
+GROUP_NAME_PARAMETER: Final = "group-name"
+LAUNCH_HOOK_PARAMETER: Final = "launch-hook-name"
+
+
+def group_name_parameter(ssm_prefix: str) -> str:
+    """SSM parameter holding the name of the fleet's Auto Scaling group (for the host's
+    `CompleteLifecycleAction` and `RecordLifecycleActionHeartbeat`)."""
+    return host_parameters.parameter_name(ssm_prefix, GROUP_NAME_PARAMETER)
+
+
+def launch_hook_parameter(ssm_prefix: str) -> str:
+    """SSM parameter holding the name of the group's launch lifecycle hook, which a host
+    completes (CONTINUE) once it is initialized (entering the warm pool) or ready (starting)."""
+    return host_parameters.parameter_name(ssm_prefix, LAUNCH_HOOK_PARAMETER)

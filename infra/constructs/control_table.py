@@ -1,4 +1,5 @@
-"""The control plane's one table: the host record and the session items (docs/architecture.md)."""
+"""The control plane's one table: the fleet record, one record per host and the session items
+(docs/architecture.md)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from lambdas.domain.host_record import PARTITION_KEY
+from lambdas.domain.host_record import HOST_PREFIX, PARTITION_KEY
 
 
 class ControlTable(Construct):
@@ -26,13 +27,15 @@ class ControlTable(Construct):
             encryption=dynamodb.TableEncryption.AWS_MANAGED,
             # Session items carry `expires_at`; DynamoDB deletes them some time after it.
             time_to_live_attribute="expires_at",
-            # Everything here is rebuilt on first use: the host record by the control API,
-            # sessions by users. `cdk destroy` should leave nothing behind.
+            # Everything here is rebuilt on first use: the fleet and host records by the
+            # control plane, sessions by users. `cdk destroy` should leave nothing behind.
             removal_policy=RemovalPolicy.DESTROY,
         )
 
-    def grant_host_record_access(self, role: iam.IRole, *, host_key: str) -> iam.Policy:
-        """What the GPU host may do: read and update its own host record, nothing else.
+    def grant_host_record_access(self, role: iam.IRole) -> iam.Policy:
+        """What a GPU host may do: read and update host records (`host#…`), nothing else. The
+        hosts share one role, and a host's id (its instance id) is known only once it runs, so
+        IAM admits the key prefix; each backend writes only its own record.
 
         The policy is created here, in the table's stack, and attached to the (imported) role:
         granting on the role's own default policy would make the host's stack depend on this one.
@@ -45,7 +48,9 @@ class ControlTable(Construct):
                 iam.PolicyStatement(
                     actions=["dynamodb:GetItem", "dynamodb:UpdateItem"],
                     resources=[self.table.table_arn],
-                    conditions={"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [host_key]}},
+                    conditions={
+                        "ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{HOST_PREFIX}*"]}
+                    },
                 )
             ],
         )

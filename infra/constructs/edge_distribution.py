@@ -3,17 +3,22 @@
 - default: the private site bucket through origin access control (cached);
 - `/api/*`: the HTTP API (not cached; every viewer header but Host, so `Authorization` gets
   through);
-- `/ws/*`, `/health`, `/health/*`: nginx on the GPU instance, as a custom origin named by its
-  Elastic IP's public DNS name. CloudFront VPC origins do not carry WebSockets, hence the
-  public origin; it is closed to everything but CloudFront by the security group (CloudFront's
+- `/ws/*`: nginx on one GPU host of the fleet. The behavior's CloudFront Function
+  (`HostRoutes`) reads the host's public DNS name from the KeyValueStore and switches the
+  request's origin to it; the behavior's own origin is a placeholder the function always
+  replaces (`UNROUTED_ORIGIN`). CloudFront VPC origins do not carry WebSockets, hence public
+  origins; a host is closed to everything but CloudFront by its security group (CloudFront's
   origin-facing prefix list) and by nginx, which requires the secret `X-Origin-Verify` header
-  that only CloudFront adds. `AllViewer` forwards the WebSocket upgrade headers.
+  that only CloudFront adds — a custom header of the behavior's origin, which the function
+  keeps. `AllViewer` forwards the WebSocket upgrade headers.
 
-CloudFront talks HTTP to that origin: it accepts an origin certificate only from a public CA
-for the origin's own name, which an `ec2-….amazonaws.com` name cannot have (docs/operations.md).
+CloudFront talks HTTP to the hosts: it accepts an origin certificate only from a public CA for
+the origin's own name, which an `ec2-….amazonaws.com` name cannot have (docs/operations.md).
 """
 
 from __future__ import annotations
+
+from typing import Final
 
 from aws_cdk import Duration
 from aws_cdk import aws_cloudfront as cloudfront
@@ -22,6 +27,12 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra.nag import acknowledge
+
+UNROUTED_ORIGIN: Final = "unrouted.invalid"
+"""The `/ws/*` behavior's origin as configured: the function replaces it on every request it
+forwards and answers every other one itself. `.invalid` is reserved and never resolves (RFC 6761,
+section 6.4), so even a request that escaped the function could only fail (502), never carry
+the origin secret to a host that somebody else controls."""
 
 
 class EdgeDistribution(Construct):
@@ -34,9 +45,9 @@ class EdgeDistribution(Construct):
         log_bucket: s3.IBucket,
         api_domain_name: str,
         api_path_prefix: str,
-        host_domain_name: str,
         host_port: int,
-        host_paths: tuple[str, ...],
+        host_path_pattern: str,
+        host_router: cloudfront.FunctionAssociation,
         origin_verify_header: str,
         origin_verify_value: str,
         content_security_policy: str,
@@ -48,11 +59,11 @@ class EdgeDistribution(Construct):
             origin_ssl_protocols=[cloudfront.OriginSslPolicy.TLS_V1_2],
         )
         host_origin = origins.HttpOrigin(
-            host_domain_name,
+            UNROUTED_ORIGIN,
             protocol_policy=cloudfront.OriginProtocolPolicy.HTTP_ONLY,
             http_port=host_port,
             custom_headers={origin_verify_header: origin_verify_value},
-            # A stopped instance refuses fast; no point in CloudFront's 3 x 10 s retries.
+            # A stopping host refuses fast; no point in CloudFront's 3 x 10 s retries.
             connection_attempts=1,
             connection_timeout=Duration.seconds(5),
             read_timeout=Duration.seconds(60),
@@ -70,6 +81,7 @@ class EdgeDistribution(Construct):
             allowed_methods=cloudfront.AllowedMethods.ALLOW_GET_HEAD_OPTIONS,
             cache_policy=cloudfront.CachePolicy.CACHING_DISABLED,
             origin_request_policy=cloudfront.OriginRequestPolicy.ALL_VIEWER,
+            function_associations=[host_router],
         )
         self.distribution = cloudfront.Distribution(
             self,
@@ -85,7 +97,7 @@ class EdgeDistribution(Construct):
             ),
             additional_behaviors={
                 f"{api_path_prefix}/*": uncached_api,
-                **{path: uncached_host for path in host_paths},
+                host_path_pattern: uncached_host,
             },
             price_class=cloudfront.PriceClass.PRICE_CLASS_100,
             http_version=cloudfront.HttpVersion.HTTP2_AND_3,
@@ -105,8 +117,8 @@ class EdgeDistribution(Construct):
             ),
             (
                 "AwsSolutions-CFR5",
-                "The GPU origin is an EC2 public DNS name; no public CA issues certificates "
-                "for it and CloudFront accepts no other, so that leg is HTTP. It is limited to "
+                "The GPU origins are EC2 public DNS names; no public CA issues certificates "
+                "for them and CloudFront accepts no other, so that leg is HTTP. It is limited to "
                 "CloudFront's prefix list and a secret header (docs/operations.md: custom domain).",
             ),
         ):

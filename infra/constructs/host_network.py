@@ -1,7 +1,11 @@
-"""A one-subnet public VPC (no NAT gateway to pay for) and the GPU host's security group.
+"""A public VPC over several availability zones (one public subnet each, no NAT gateway to pay
+for) and the GPU hosts' security group.
 
-The only inbound rule admits CloudFront's origin-facing addresses on the origin port; the
-instance needs outbound access for S3, SSM, DynamoDB, PyPI and the Triton image registry.
+The fleet spans every subnet, so that a zone without capacity for the instance types is not the
+end of a start. Each host gets a public IPv4 address and DNS name: CloudFront reaches it there
+(VPC origins do not carry WebSockets). The only inbound rule admits CloudFront's origin-facing
+addresses on the origin port; a host needs outbound access for S3, SSM, DynamoDB, Auto Scaling,
+PyPI and the Triton image registry.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ class HostNetwork(Construct):
         construct_id: str,
         *,
         cidr: str,
-        availability_zone: str | None,
+        availability_zones: tuple[str, ...] | None,
+        zone_count: int,
         origin_port: int,
         cloudfront_prefix_list_id: str,
         log_retention: logs.RetentionDays,
@@ -34,9 +39,12 @@ class HostNetwork(Construct):
                     name="public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=26
                 )
             ],
-            # One AZ: the instance lives in one anyway, and a second subnet would be unused.
-            max_azs=None if availability_zone else 1,
-            availability_zones=[availability_zone] if availability_zone else None,
+            # Without named zones, the region's first ones (`Fn::GetAZs`): environment-agnostic.
+            max_azs=None if availability_zones else zone_count,
+            availability_zones=list(availability_zones) if availability_zones else None,
+            # A host's public DNS name (CloudFront's origin) needs both.
+            enable_dns_hostnames=True,
+            enable_dns_support=True,
         )
         self.vpc.add_flow_log(
             "RejectedFlows",
@@ -51,7 +59,7 @@ class HostNetwork(Construct):
             self,
             "HostSecurityGroup",
             vpc=self.vpc,
-            description="GPU host: origin port from CloudFront only",
+            description="GPU hosts: origin port from CloudFront only",
             allow_all_outbound=True,
         )
         self.security_group.add_ingress_rule(

@@ -31,8 +31,20 @@ from aws_cdk import aws_lambda as lambda_
 
 log = logging.getLogger(__name__)
 
-LAMBDA_DISTRIBUTIONS: Final = ("fastapi", "mangum", "pydantic", "pydantic-settings", "pyjwt")
-"""What the control plane needs beyond the runtime (which already ships boto3)."""
+LAMBDA_DISTRIBUTIONS: Final = (
+    "fastapi",
+    "mangum",
+    "pydantic",
+    "pydantic-settings",
+    "pyjwt",
+    "boto3",
+)
+"""What the control plane needs. The runtime ships a boto3, but without the AWS CRT
+(`awscrt`), and the CloudFront KeyValueStore data plane signs its requests with SigV4A, which
+botocore can only do with it: pyproject's `boto3[crt]` brings a boto3 and its matching CRT
+(a manylinux wheel) into the bundle.
+https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/kvs-with-functions-kvp-using-api.html
+(boto3 signs SigV4A only through the CRT, e.g. https://github.com/boto/boto3/issues/3980)."""
 
 # Lambda's Python 3.12 runtime is Amazon Linux 2023 (glibc 2.34): manylinux_2_28 wheels and
 # the older manylinux2014 ones both load there.

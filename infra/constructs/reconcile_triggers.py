@@ -1,4 +1,11 @@
-"""What runs the reconcile Lambda: a one-minute schedule and the instance's state changes."""
+"""What runs the reconcile Lambda: a one-minute schedule, every EC2 instance state change, and
+every Auto Scaling event of the fleet's group. Any of them reconciles the whole fleet.
+
+EC2 state-change events carry no tags, and a host's instance id is never wired in, so that rule
+takes every instance of the account and region; reconcile looks only at the group's members.
+Auto Scaling events name their group (`detail.AutoScalingGroupName`):
+https://docs.aws.amazon.com/autoscaling/ec2/userguide/ec2-auto-scaling-event-reference.html
+"""
 
 from __future__ import annotations
 
@@ -16,7 +23,7 @@ class ReconcileTriggers(Construct):
         construct_id: str,
         *,
         reconcile: lambda_.IFunction,
-        instance_id: str,
+        group_name: str,
         period_minutes: int,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -24,7 +31,7 @@ class ReconcileTriggers(Construct):
         self.schedule = events.Rule(
             self,
             "Schedule",
-            description="Reconcile the GPU host every minute (idle stop, lease expiry, retries)",
+            description="Reconcile the GPU fleet every minute (idle stop, lease expiry, retries)",
             schedule=events.Schedule.rate(Duration.minutes(period_minutes)),
             targets=[
                 targets.LambdaFunction(
@@ -35,11 +42,20 @@ class ReconcileTriggers(Construct):
         self.state_changes = events.Rule(
             self,
             "InstanceStateChange",
-            description="Reconcile as soon as the GPU instance changes state",
+            description="Reconcile as soon as an EC2 instance changes state",
             event_pattern=events.EventPattern(
                 source=["aws.ec2"],
                 detail_type=["EC2 Instance State-change Notification"],
-                detail={"instance-id": [instance_id]},
+            ),
+            targets=[targets.LambdaFunction(reconcile, retry_attempts=2)],
+        )
+        self.group_events = events.Rule(
+            self,
+            "GroupEvents",
+            description="Reconcile on every launch, termination and lifecycle action of the fleet",
+            event_pattern=events.EventPattern(
+                source=["aws.autoscaling"],
+                detail={"AutoScalingGroupName": [group_name]},
             ),
             targets=[targets.LambdaFunction(reconcile, retry_attempts=2)],
         )

@@ -1,5 +1,7 @@
 """The control plane: table, control API and reconcile Lambdas, their triggers and alarms, and
-the secret that signs socket tickets."""
+the secret that signs socket tickets. The Lambdas find the GPU hosts through the fleet's group
+(by name) and write their routes into the edge's KeyValueStore; nothing here names an
+instance."""
 
 from __future__ import annotations
 
@@ -14,15 +16,15 @@ from constructs import Construct
 from infra.config import DeployConfig
 from infra.constructs.control_api_routes import ControlApiRoutes
 from infra.constructs.control_table import ControlTable
+from infra.constructs.fleet_control import grant_fleet_control
+from infra.constructs.fleet_scope import FleetScope
 from infra.constructs.host_parameters import HostParameters
-from infra.constructs.instance_control import grant_instance_control
 from infra.constructs.python_lambda_code import python_package_code
 from infra.constructs.reconcile_alarms import ReconcileAlarms
 from infra.constructs.reconcile_triggers import ReconcileTriggers
 from infra.constructs.service_function import ServiceFunction
 from infra.constructs.ticket_secret import TicketSecret
 from infra.paths import LAMBDAS_DIR, PYPROJECT
-from lambdas.domain.host_record import host_key
 from lambdas.settings import Settings
 
 CONTROL_HANDLER = "lambdas.control.lambda_handler.handler"
@@ -40,24 +42,25 @@ class ControlStack(Stack):
         authorizer: apigwv2.IHttpRouteAuthorizer,
         jwt_issuer: str,
         jwt_audience: str,
-        ws_url: str,
-        instance_id: str,
-        instance_arn: str,
-        instance_role: iam.IRole,
+        ws_base_url: str,
+        kvs_arn: str,
+        fleet: FleetScope,
+        host_role: iam.IRole,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         retention = config.log_retention
         table = ControlTable(self, "State")
-        table.grant_host_record_access(instance_role, host_key=host_key(config.host_id))
+        table.grant_host_record_access(host_role)
         tickets = TicketSecret(self, "Tickets", ssm_prefix=config.ssm_prefix)
-        tickets.grant_host_read(instance_role)
+        tickets.grant_host_read(host_role)
 
         environment = control_environment(
             config,
             table_name=table.table.table_name,
-            instance_id=instance_id,
-            ws_url=ws_url,
+            group_name=fleet.group_name,
+            kvs_arn=kvs_arn,
+            ws_base_url=ws_base_url,
             jwt_issuer=jwt_issuer,
             jwt_audience=jwt_audience,
         )
@@ -83,7 +86,7 @@ class ControlStack(Stack):
             )
             # The control API reconciles on every call, so both need the same rights.
             table.table.grant_read_write_data(fn.role)
-            grant_instance_control(fn.role, instance_arn=instance_arn)
+            grant_fleet_control(fn.role, fleet=fleet, kvs_arn=kvs_arn)
             return fn
 
         # Only the control API issues tickets: it alone knows where the secret is and may read it.
@@ -110,7 +113,7 @@ class ControlStack(Stack):
             self,
             "ReconcileTriggers",
             reconcile=reconcile,
-            instance_id=instance_id,
+            group_name=fleet.group_name,
             period_minutes=config.reconcile_period_minutes,
         )
         ReconcileAlarms(
@@ -138,20 +141,22 @@ def control_environment(
     config: DeployConfig,
     *,
     table_name: str,
-    instance_id: str,
-    ws_url: str,
+    group_name: str,
+    kvs_arn: str,
+    ws_base_url: str,
     jwt_issuer: str,
     jwt_audience: str,
 ) -> dict[str, str]:
     """The `SPINUP_*` settings of both Lambdas (lambdas.settings.Settings): this deployment's
     facts, and every tunable with the value `config` gives it (Settings' default unless
-    overridden), so the console shows what the Lambdas run with."""
+    overridden), so the console shows what the Lambdas run with. No instance: the hosts are
+    the group's."""
     prefix = Settings.model_config["env_prefix"]
     return {
         "SPINUP_TABLE_NAME": table_name,
-        "SPINUP_HOST_ID": config.host_id,
-        "SPINUP_INSTANCE_ID": instance_id,
-        "SPINUP_WS_URL": ws_url,
+        "SPINUP_GROUP_NAME": group_name,
+        "SPINUP_KVS_ARN": kvs_arn,
+        "SPINUP_WS_BASE_URL": ws_base_url,
         "SPINUP_AUTH_MODE": "apigw",
         "SPINUP_JWT_ISSUER": jwt_issuer,
         "SPINUP_JWT_AUDIENCE": jwt_audience,

@@ -1,4 +1,9 @@
-"""The GPU host: network, instance, Elastic IP, its release and the origin secret."""
+"""The GPU fleet: network, the hosts' role and launch template, the Auto Scaling group with its
+warm pool and launch hook, the hosts' release and settings, and the origin secret.
+
+Nothing here names an instance: the hosts are found through the group, and each reads its own
+instance id from instance metadata.
+"""
 
 from __future__ import annotations
 
@@ -9,20 +14,33 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from infra.config import (
+    FLEET_TAG_KEY,
+    MIN_ZONES,
     DeployConfig,
-    origin_dns_name_parameter,
+    group_name_parameter,
+    launch_hook_parameter,
     origin_port_parameter,
     origin_secret_parameter,
     release_parameter,
 )
 from infra.constructs.cloudfront_prefix_list import CloudFrontPrefixList
-from infra.constructs.gpu_instance import GpuInstance
+from infra.constructs.fleet_scope import FleetScope
+from infra.constructs.gpu_fleet import GpuFleet
 from infra.constructs.host_image import host_machine_image
+from infra.constructs.host_launch_template import HostLaunchTemplate
 from infra.constructs.host_network import HostNetwork
 from infra.constructs.host_parameters import HostParameters
 from infra.constructs.host_release import HostRelease
+from infra.constructs.host_role import HostRole
 from infra.constructs.origin_secret import OriginSecret
 from infra.paths import GPU_HOST_DIR
+
+
+def fleet_scope(config: DeployConfig) -> FleetScope:
+    """The fleet as IAM names it, the same in every stack."""
+    return FleetScope(
+        group_name=config.group_name, tag_key=FLEET_TAG_KEY, tag_value=config.app_name
+    )
 
 
 class GpuHostStack(Stack):
@@ -30,7 +48,7 @@ class GpuHostStack(Stack):
         self, scope: Construct, construct_id: str, *, config: DeployConfig, **kwargs: Any
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        retention = config.log_retention
+        fleet = fleet_scope(config)
         prefix_list = CloudFrontPrefixList(
             self, "CloudFrontPrefixList", prefix_list_id=config.cloudfront_prefix_list_id
         )
@@ -38,18 +56,28 @@ class GpuHostStack(Stack):
             self,
             "Network",
             cidr=config.vpc_cidr,
-            availability_zone=config.availability_zone,
+            availability_zones=config.availability_zones,
+            zone_count=MIN_ZONES,
             origin_port=config.origin_port,
             cloudfront_prefix_list_id=prefix_list.prefix_list_id,
-            log_retention=retention,
+            log_retention=config.log_retention,
         )
         self.origin_secret = OriginSecret(self, "OriginSecret")
         release = HostRelease(self, "Release", parameter_name=release_parameter(config.ssm_prefix))
-        self.host = GpuInstance(
+        self.host_role = HostRole(
             self,
-            "Gpu",
-            name=f"{config.app_name}-{config.host_id}",
-            vpc=network.vpc,
+            "HostRole",
+            ssm_prefix=config.ssm_prefix,
+            release=release,
+            origin_secret=self.origin_secret.secret,
+            fleet=fleet,
+        )
+        host_name = f"{config.app_name}-gpu-host"
+        launch_template = HostLaunchTemplate(
+            self,
+            "LaunchTemplate",
+            name=host_name,
+            role=self.host_role.role,
             security_group=network.security_group,
             instance_type=config.instance_type,
             machine_image=host_machine_image(
@@ -59,41 +87,69 @@ class GpuHostStack(Stack):
             root_volume_gib=config.root_volume_gib,
             first_boot_script=GPU_HOST_DIR / "bootstrap" / "first-boot.sh",
             ssm_prefix=config.ssm_prefix,
-            release=release,
-            origin_secret=self.origin_secret.secret,
         )
-        ssm.StringParameter(
+        self.fleet = GpuFleet(
             self,
-            "OriginSecretArn",
-            parameter_name=origin_secret_parameter(config.ssm_prefix),
-            string_value=self.origin_secret.secret.secret_arn,
+            "Fleet",
+            fleet=fleet,
+            vpc=network.vpc,
+            launch_template=launch_template.template,
+            instance_types=config.instance_types,
+            max_hosts=config.max_hosts,
+            warm_hosts=config.warm_hosts,
+            launch_hook_name=config.launch_hook_name,
+            launch_hook_heartbeat_s=config.launch_hook_heartbeat_s,
+            name_tag=host_name,
         )
-        ssm.StringParameter(
-            self,
-            "OriginPort",
-            parameter_name=origin_port_parameter(config.ssm_prefix),
-            string_value=str(config.origin_port),
-        )
-        HostParameters(
+        settings = [release, self.host_role]
+        for construct_id, name, value, description in (
+            (
+                "OriginSecretArn",
+                origin_secret_parameter(config.ssm_prefix),
+                self.origin_secret.secret.secret_arn,
+                "ARN of the X-Origin-Verify secret nginx checks",
+            ),
+            (
+                "OriginPort",
+                origin_port_parameter(config.ssm_prefix),
+                str(config.origin_port),
+                "Port nginx listens on for CloudFront",
+            ),
+            (
+                "GroupName",
+                group_name_parameter(config.ssm_prefix),
+                config.group_name,
+                "The GPU fleet's Auto Scaling group (lifecycle actions name it)",
+            ),
+            (
+                "LaunchHookName",
+                launch_hook_parameter(config.ssm_prefix),
+                config.launch_hook_name,
+                "The launch lifecycle hook a host completes when initialized or ready",
+            ),
+        ):
+            settings.append(
+                ssm.StringParameter(
+                    self,
+                    construct_id,
+                    parameter_name=name,
+                    string_value=value,
+                    description=description,
+                )
+            )
+        host_env = HostParameters(
             self,
             "HostEnv",
             prefix=config.ssm_prefix,
             env={
-                "SPINUP_HOST_ID": config.host_id,
                 "SPINUP_AWS_REGION": Aws.REGION,
                 "SPINUP_TRITON_GRPC_URL": f"127.0.0.1:{config.triton_grpc_port}",
                 "SPINUP_MODELS": ",".join(config.served_models),
                 "SPINUP_REQUIRE_TICKETS": "true" if config.require_tickets else "false",
             },
         )
-        # The name is a CloudFormation condition on the region, and a condition cannot cross
-        # stacks; a parameter holds the computed value and other stacks reference that.
-        self.origin_dns_name = ssm.StringParameter(
-            self,
-            "OriginDnsName",
-            parameter_name=origin_dns_name_parameter(config.ssm_prefix),
-            string_value=self.host.public_dns_name,
-            description="Public DNS name of the GPU host's Elastic IP (CloudFront's origin)",
-        ).string_value
-        CfnOutput(self, "InstanceId", value=self.host.instance.instance_id)
-        CfnOutput(self, "OriginDnsNameOutput", value=self.host.public_dns_name)
+        # The warm pool's first instance launches as soon as the group exists and initializes
+        # at once: its release, its settings and its rights must be there before it boots.
+        # (The hosting and control stacks' settings are read later, at every start.)
+        self.fleet.group.node.add_dependency(*settings, host_env)
+        CfnOutput(self, "GroupNameOutput", value=self.fleet.group.auto_scaling_group_name)

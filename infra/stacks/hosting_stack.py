@@ -1,4 +1,5 @@
-"""Everything the browser talks to: CloudFront, the site bucket, sign-in and the API's door."""
+"""Everything the browser talks to: CloudFront (with the per-host socket routing at its edge),
+the site bucket, sign-in and the API's door."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from infra.constructs.access_log_bucket import AccessLogBucket
 from infra.constructs.edge_distribution import EdgeDistribution
 from infra.constructs.frontend_deployment import FrontendDeployment
 from infra.constructs.host_parameters import HostParameters
+from infra.constructs.host_routes import HostRoutes
 from infra.constructs.public_http_api import PublicHttpApi
 from infra.constructs.site_bucket import SiteBucket
 from infra.constructs.web_sign_in import WebSignIn
@@ -26,7 +28,6 @@ class HostingStack(Stack):
         construct_id: str,
         *,
         config: DeployConfig,
-        origin_domain_name: str,
         origin_verify_value: str,
         **kwargs: Any,
     ) -> None:
@@ -42,6 +43,7 @@ class HostingStack(Stack):
             burst_limit=config.api_burst_limit,
             log_retention=retention,
         )
+        self.routes = HostRoutes(self, "HostRoutes")
         self.edge = EdgeDistribution(
             self,
             "Edge",
@@ -49,9 +51,9 @@ class HostingStack(Stack):
             log_bucket=access_logs.bucket,
             api_domain_name=self.http_api.domain_name,
             api_path_prefix=config.api_path_prefix,
-            host_domain_name=origin_domain_name,
             host_port=config.origin_port,
-            host_paths=config.host_path_patterns,
+            host_path_pattern=config.ws_path_pattern,
+            host_router=self.routes.association,
             origin_verify_header=config.origin_verify_header,
             origin_verify_value=origin_verify_value,
             # The API and the socket are on the pages' own origin ('self'); the browser also
@@ -59,7 +61,7 @@ class HostingStack(Stack):
             content_security_policy=content_security_policy(connect_to=[self.sign_in.origin]),
         )
         self.app_url = f"https://{self.edge.domain_name}"
-        self.ws_url = f"wss://{self.edge.domain_name}{config.ws_path}"
+        self.ws_base_url = config.ws_base_url(self.edge.domain_name)
         self.web_client = self.sign_in.add_web_client(
             app_url=f"{self.app_url}/", lifetimes=config.sign_in
         )
@@ -67,9 +69,9 @@ class HostingStack(Stack):
             self,
             "Frontend",
             source_dir=FRONTEND_DIR,
+            # No `wsUrl`: every session's socket URL names its host, and the status gives it.
             runtime_config={
                 "apiBase": config.api_path_prefix,
-                "wsUrl": self.ws_url,
                 "oidc": self.web_client.browser_config,
             },
             bucket=site.bucket,

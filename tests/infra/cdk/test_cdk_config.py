@@ -9,7 +9,13 @@ from typing import Any
 import pytest
 
 from gpu_host.models.spec import BUILTIN_SPECS
-from infra.config import CONTROL_TUNABLES, ConfigError, DeployConfig, config_from_context
+from infra.config import (
+    CONTROL_TUNABLES,
+    MIN_ZONES,
+    ConfigError,
+    DeployConfig,
+    config_from_context,
+)
 from lambdas.settings import Settings
 
 
@@ -36,7 +42,18 @@ def test_defaults_launch_g4dn_with_fallbacks() -> None:
     config = DeployConfig()
     assert config.instance_type == "g4dn.xlarge"
     assert len(config.instance_types) > 1
-    assert config.ssm_prefix == "/spinup/gpu-0"
+    assert config.ssm_prefix == "/spinup/fleet"
+
+
+def test_defaults_are_a_fleet_of_two_with_one_warm_host_over_two_zones() -> None:
+    config = DeployConfig()
+    assert (config.max_hosts, config.warm_hosts) == (2, 1)
+    assert config.availability_zones is None  # the region's first MIN_ZONES zones
+    assert MIN_ZONES == 2
+    assert config.group_name == "spinup-gpu-fleet"
+    assert config.launch_hook_name == "spinup-host-launch"
+    assert config.ws_path_pattern == "/ws/*"
+    assert config.ws_base_url("d1.cloudfront.net") == "wss://d1.cloudfront.net/ws"
 
 
 def test_the_control_plane_defaults_are_its_own() -> None:
@@ -71,14 +88,28 @@ def test_control_settings_override_only_what_they_name(value: object) -> None:
         ),
         ({"spinup:instanceTypes": ["g6.xlarge"]}, "instance_types", ("g6.xlarge",)),
         ({"spinup:rootVolumeGiB": "200"}, "root_volume_gib", 200),
-        ({"spinup:availabilityZone": "eu-west-1b"}, "availability_zone", "eu-west-1b"),
+        (
+            {"spinup:availabilityZones": "eu-west-1b,eu-west-1c"},
+            "availability_zones",
+            ("eu-west-1b", "eu-west-1c"),
+        ),
+        (
+            {"spinup:availabilityZones": ["us-east-1a", "us-east-1b", "us-east-1d"]},
+            "availability_zones",
+            ("us-east-1a", "us-east-1b", "us-east-1d"),
+        ),
+        ({"spinup:availabilityZones": ""}, "availability_zones", None),
+        ({"spinup:maxHosts": "4"}, "max_hosts", 4),
+        ({"spinup:maxHosts": 1, "spinup:warmHosts": 0}, "warm_hosts", 0),
+        ({"spinup:maxHosts": 3, "spinup:warmHosts": "3"}, "warm_hosts", 3),
+        ({"spinup:appName": "demo"}, "group_name", "demo-gpu-fleet"),
         (
             {"spinup:cloudfrontPrefixListId": "pl-3b927c52"},
             "cloudfront_prefix_list_id",
             "pl-3b927c52",
         ),
         ({"spinup:amiId": "ami-0123456789abcdef0"}, "machine_image_id", "ami-0123456789abcdef0"),
-        ({"spinup:appName": "demo", "spinup:hostId": "gpu-1"}, "ssm_prefix", "/demo/gpu-1"),
+        ({"spinup:appName": "demo"}, "ssm_prefix", "/demo/fleet"),
         ({"unrelated": "x"}, "app_name", "spinup"),
         ({"spinup:requireTickets": "false"}, "require_tickets", False),
         ({"spinup:requireTickets": False}, "require_tickets", False),
@@ -108,7 +139,19 @@ def test_context_overrides(context: dict[str, Any], attribute: str, expected: ob
         ({"spinup:controlSettings": {"daily_gpu_hours": 25}}, "daily_gpu_hours: .*less than"),
         ({"spinup:rootVolumeGiB": "big"}, "must be an integer"),
         ({"spinup:rootVolumeGiB": 20}, "within 100..2000"),
-        ({"spinup:availabilityZone": "us-east-1"}, "availabilityZone must look like"),
+        ({"spinup:hostId": "gpu-1"}, "unknown context keys"),
+        ({"spinup:availabilityZone": "us-east-1a"}, "unknown context keys"),
+        ({"spinup:availabilityZones": "us-east-1a"}, "at least 2 zones"),
+        ({"spinup:availabilityZones": "us-east-1,us-east-1b"}, "must look like"),
+        ({"spinup:availabilityZones": "us-east-1a,us-east-1a"}, "names a zone twice"),
+        ({"spinup:availabilityZones": "us-east-1a,eu-west-1a"}, "of one region"),
+        ({"spinup:availabilityZones": 3}, "a comma-separated string or a list"),
+        ({"spinup:maxHosts": 0}, "maxHosts must be within 1..20"),
+        ({"spinup:maxHosts": 21}, "maxHosts must be within 1..20"),
+        ({"spinup:maxHosts": "two"}, "maxHosts must be an integer"),
+        ({"spinup:maxHosts": True}, "maxHosts must be an integer"),
+        ({"spinup:warmHosts": 3}, "warmHosts must be within 0..2"),
+        ({"spinup:warmHosts": -1}, "warmHosts must be within 0..2"),
         ({"spinup:cloudfrontPrefixListId": "sg-123"}, "cloudfrontPrefixListId must look like"),
         ({"spinup:amiId": "ubuntu"}, "amiId must look like"),
         ({"spinup:appName": "Spinup!"}, "appName must match"),

@@ -9,11 +9,13 @@ import pytest
 from aws_cdk import Stack, Stage
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk.assertions import Template
+from packaging.requirements import Requirement
 
 from infra.constructs.cloudfront_prefix_list import CloudFrontPrefixList
 from infra.constructs.host_image import host_machine_image
 from infra.constructs.host_release import HostRelease
 from infra.constructs.python_lambda_code import (
+    LAMBDA_DISTRIBUTIONS,
     BundlingError,
     pinned_requirements,
     pip_install_command,
@@ -53,6 +55,17 @@ def test_lambda_pins_come_from_pyproject() -> None:
         "pydantic-settings",
     ]
     assert all("==" in r or "*" in r for r in requirements)
+
+
+def test_the_lambda_bundle_carries_boto3_with_the_crt() -> None:
+    """The KeyValueStore data plane signs with SigV4A, which botocore does only through the
+    CRT (awscrt): the bundle's pip call installs boto3 with its `crt` extra, wheels only."""
+    requirements = pinned_requirements(PYPROJECT, LAMBDA_DISTRIBUTIONS)
+    (boto3,) = [r for r in map(Requirement, requirements) if r.name == "boto3"]
+    assert "crt" in boto3.extras
+    command = pip_install_command(target="/out", requirements=requirements, python_version="3.12")
+    assert str(boto3) in command
+    assert "--only-binary=:all:" in command
 
 
 def test_unknown_lambda_dependency_is_an_error() -> None:

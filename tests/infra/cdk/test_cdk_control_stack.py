@@ -1,16 +1,18 @@
 """The control stack: table, two Lambdas, HTTP API routes with a JWT authorizer, triggers,
-alarms, least-privilege IAM."""
+alarms, least-privilege IAM over the fleet's group and the routes' KeyValueStore."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 from aws_cdk.assertions import Match
 
 from gpu_host.bootstrap.parameters import env_parameter_name
+from infra.config import FLEET_TAG_KEY
 from infra.stacks.control_stack import CONTROL_HANDLER, RECONCILE_HANDLER
-from lambdas.domain.host_record import host_key
+from lambdas.domain.host_record import HOST_PREFIX
 from tests.infra.cdk.cdk_synth_support import Synthesized
 
 
@@ -59,11 +61,11 @@ def test_lambdas_run_python_3_12_with_the_contract_settings(
                 "Variables": Match.object_like(
                     {
                         "SPINUP_AUTH_MODE": "apigw",
-                        "SPINUP_HOST_ID": synthesized.config.host_id,
+                        "SPINUP_GROUP_NAME": synthesized.config.group_name,
                         "SPINUP_INSTANCE_TYPES": ",".join(synthesized.config.instance_types),
                         "SPINUP_TABLE_NAME": Match.any_value(),
-                        "SPINUP_INSTANCE_ID": Match.any_value(),
-                        "SPINUP_WS_URL": Match.any_value(),
+                        "SPINUP_KVS_ARN": Match.any_value(),
+                        "SPINUP_WS_BASE_URL": Match.any_value(),
                         "SPINUP_IDLE_AFTER_DISCONNECT_S": "300",
                         "SPINUP_IDLE_WHILE_CONNECTED_S": "900",
                         "SPINUP_BOOT_GRACE_S": "1200",
@@ -71,6 +73,8 @@ def test_lambdas_run_python_3_12_with_the_contract_settings(
                         "SPINUP_MAX_RUN_S": "28800",
                         "SPINUP_DAILY_GPU_HOURS": "12.0",
                         "SPINUP_MAX_SESSIONS_PER_USER": "2",
+                        "SPINUP_SESSIONS_PER_HOST": "8",
+                        "SPINUP_MAX_REPLACEMENTS": "2",
                     }
                 )
             },
@@ -86,14 +90,37 @@ def test_exactly_two_functions_of_ours(synthesized: Synthesized) -> None:
     assert handlers == sorted([CONTROL_HANDLER, RECONCILE_HANDLER])
 
 
-def test_ws_url_is_the_distributions_socket(synthesized: Synthesized) -> None:
-    fns = synthesized.control.find_resources(
-        "AWS::Lambda::Function", {"Properties": {"Handler": CONTROL_HANDLER}}
-    )
+def _environment(s: Synthesized, handler: str) -> dict[str, Any]:
+    fns = s.control.find_resources("AWS::Lambda::Function", {"Properties": {"Handler": handler}})
     (fn,) = fns.values()
-    ws_url = str(fn["Properties"]["Environment"]["Variables"]["SPINUP_WS_URL"])
-    assert "wss://" in ws_url
-    assert "/ws/inference" in ws_url
+    variables: dict[str, Any] = fn["Properties"]["Environment"]["Variables"]
+    return variables
+
+
+@pytest.mark.parametrize("handler", [CONTROL_HANDLER, RECONCILE_HANDLER])
+def test_ws_base_url_is_the_distributions_socket_prefix(
+    synthesized: Synthesized, handler: str
+) -> None:
+    """`wss://<distribution>/ws`: a session on host H connects to `<it>/H/inference`."""
+    base = _environment(synthesized, handler)["SPINUP_WS_BASE_URL"]
+    (prefix, domain, suffix) = base["Fn::Join"][1]
+    assert (prefix, suffix) == ("wss://", "/ws")
+    assert "DomainName" in json.dumps(domain)
+
+
+@pytest.mark.parametrize("handler", [CONTROL_HANDLER, RECONCILE_HANDLER])
+def test_no_instance_is_wired_into_the_lambdas(synthesized: Synthesized, handler: str) -> None:
+    variables = _environment(synthesized, handler)
+    for gone in ("SPINUP_INSTANCE_ID", "SPINUP_HOST_ID", "SPINUP_WS_URL"):
+        assert gone not in variables
+
+
+def test_the_lambdas_write_routes_into_the_edges_key_value_store(
+    synthesized: Synthesized,
+) -> None:
+    kvs_arn = _environment(synthesized, CONTROL_HANDLER)["SPINUP_KVS_ARN"]
+    assert "HostRoutesStore" in json.dumps(kvs_arn)
+    assert _environment(synthesized, RECONCILE_HANDLER)["SPINUP_KVS_ARN"] == kvs_arn
 
 
 def test_api_route_is_a_proxy_under_api_behind_a_cognito_jwt_authorizer(
@@ -129,16 +156,22 @@ def test_schedule_runs_reconcile_every_minute(synthesized: Synthesized) -> None:
     )
 
 
-def test_instance_state_changes_run_reconcile(synthesized: Synthesized) -> None:
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        # every instance: the events carry no tags, and no instance id is wired in
+        {"source": ["aws.ec2"], "detail-type": ["EC2 Instance State-change Notification"]},
+        {"source": ["aws.autoscaling"], "detail": {"AutoScalingGroupName": ["spinup-gpu-fleet"]}},
+    ],
+    ids=["ec2-state-change", "group-events"],
+)
+def test_events_run_reconcile(synthesized: Synthesized, pattern: dict[str, Any]) -> None:
+    assert synthesized.config.group_name == "spinup-gpu-fleet"
     reconcile = _function_logical_id(synthesized, RECONCILE_HANDLER)
     synthesized.control.has_resource_properties(
         "AWS::Events::Rule",
         {
-            "EventPattern": {
-                "source": ["aws.ec2"],
-                "detail-type": ["EC2 Instance State-change Notification"],
-                "detail": {"instance-id": [Match.any_value()]},
-            },
+            "EventPattern": pattern,
             "Targets": [Match.object_like({"Arn": {"Fn::GetAtt": [reconcile, "Arn"]}})],
         },
     )
@@ -167,23 +200,56 @@ def test_alarms_on_reconcile_errors_and_silence(synthesized: Synthesized) -> Non
     )
 
 
+def _with_action(statements: list[dict[str, Any]], prefix: str) -> list[dict[str, Any]]:
+    return [st for st in statements if any(a.startswith(prefix) for a in _list(st["Action"]))]
+
+
 @pytest.mark.parametrize("role", ["ControlRole", "ReconcileRole"])
-def test_ec2_rights_are_scoped_to_the_instance(synthesized: Synthesized, role: str) -> None:
-    """Given a control-plane role, then every mutating EC2 action names the instance's ARN,
-    and only the describe calls (no resource-level permissions) use '*'."""
-    statements = _statements(synthesized, role)
-    ec2 = [s for s in statements if any(str(a).startswith("ec2:") for a in _list(s["Action"]))]
-    mutating = {"ec2:StartInstances", "ec2:StopInstances", "ec2:ModifyInstanceAttribute"}
-    for statement in ec2:
-        actions = set(_list(statement["Action"]))
-        if actions & mutating:
-            assert actions <= mutating
-            resource = str(statement["Resource"])
-            assert ":instance/" in resource
-            assert "*" not in resource
-        else:
-            assert actions <= {"ec2:DescribeInstances", "ec2:DescribeInstanceStatus"}
-    assert mutating <= {a for s in ec2 for a in _list(s["Action"])}
+def test_fleet_rights_are_scoped_to_the_group_and_its_tag(
+    synthesized: Synthesized, role: str
+) -> None:
+    """Given a control-plane role, then every Auto Scaling action that changes the fleet names
+    the group and requires its tag; only the read-only Describe calls use '*'."""
+    config = synthesized.config
+    statements = _with_action(_statements(synthesized, role), "autoscaling:")
+    mutating = {
+        "autoscaling:SetDesiredCapacity",
+        "autoscaling:SetInstanceProtection",
+        "autoscaling:TerminateInstanceInAutoScalingGroup",
+    }
+    (changes,) = [st for st in statements if set(_list(st["Action"])) & mutating]
+    assert set(_list(changes["Action"])) == mutating
+    assert changes["Condition"] == {
+        "StringEquals": {f"autoscaling:ResourceTag/{FLEET_TAG_KEY}": config.app_name}
+    }
+    resource = json.dumps(changes["Resource"])
+    assert f":autoScalingGroup:*:autoScalingGroupName/{config.group_name}" in resource
+    (reads,) = [st for st in statements if st is not changes]
+    assert set(_list(reads["Action"])) == {"autoscaling:Describe*", "ec2:DescribeInstances"}
+    assert reads["Resource"] == "*"
+
+
+@pytest.mark.parametrize("role", ["ControlRole", "ReconcileRole"])
+def test_ec2_rights_are_read_only(synthesized: Synthesized, role: str) -> None:
+    """No EC2 action changes an instance: hosts start and stop through the group."""
+    statements = _with_action(_statements(synthesized, role), "ec2:")
+    actions = {a for st in statements for a in _list(st["Action"]) if a.startswith("ec2:")}
+    assert actions == {"ec2:DescribeInstances"}
+
+
+@pytest.mark.parametrize("role", ["ControlRole", "ReconcileRole"])
+def test_route_rights_are_the_key_value_stores_data_plane_on_that_store(
+    synthesized: Synthesized, role: str
+) -> None:
+    (statement,) = _with_action(_statements(synthesized, role), "cloudfront-keyvaluestore:")
+    assert set(_list(statement["Action"])) == {
+        "cloudfront-keyvaluestore:DescribeKeyValueStore",
+        "cloudfront-keyvaluestore:ListKeys",
+        "cloudfront-keyvaluestore:PutKey",
+        "cloudfront-keyvaluestore:DeleteKey",
+    }
+    assert "HostRoutesStore" in json.dumps(statement["Resource"])
+    assert "*" not in json.dumps(statement["Resource"])
 
 
 @pytest.mark.parametrize("role", ["ControlRole", "ReconcileRole"])
@@ -193,7 +259,9 @@ def test_lambda_roles_carry_no_managed_policies(synthesized: Synthesized, role: 
     assert "ManagedPolicyArns" not in props
 
 
-def test_gpu_host_may_only_touch_its_own_host_record(synthesized: Synthesized) -> None:
+def test_gpu_hosts_may_only_touch_host_records(synthesized: Synthesized) -> None:
+    """The hosts share a role and learn their ids (instance ids) only when they run: IAM admits
+    the host records' key prefix, nothing else of the table."""
     synthesized.control.has_resource_properties(
         "AWS::IAM::Policy",
         {
@@ -204,9 +272,7 @@ def test_gpu_host_may_only_touch_its_own_host_record(synthesized: Synthesized) -
                         "Effect": "Allow",
                         "Resource": Match.any_value(),
                         "Condition": {
-                            "ForAllValues:StringEquals": {
-                                "dynamodb:LeadingKeys": [host_key(synthesized.config.host_id)]
-                            }
+                            "ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{HOST_PREFIX}*"]}
                         },
                     }
                 ]

@@ -1,26 +1,60 @@
-"""The GPU host stack: one public subnet, a CloudFront-only security group, the instance."""
+"""The GPU host stack: a public VPC over two zones, a CloudFront-only security group, the
+launch template and the Auto Scaling group with its warm pool and launch hook."""
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Callable
+from typing import Any
 
+import pytest
 from aws_cdk.assertions import Match
 
 from gpu_host.bootstrap.parameters import env_parameter_name
 from gpu_host.models.spec import BUILTIN_SPECS
-from infra.config import DLAMI_SSM_PARAMETER
+from infra.config import (
+    DLAMI_SSM_PARAMETER,
+    FLEET_TAG_KEY,
+    group_name_parameter,
+    launch_hook_parameter,
+)
 from tests.infra.cdk.cdk_synth_support import Synthesized
 
 
-def test_vpc_has_one_public_subnet_and_no_nat(synthesized: Synthesized) -> None:
+def _only(s: Synthesized, resource_type: str) -> dict[str, Any]:
+    resources = s.gpu.find_resources(resource_type)
+    assert len(resources) == 1, f"{len(resources)} × {resource_type}"
+    (resource,) = resources.values()
+    return dict(resource)
+
+
+def _group(s: Synthesized) -> dict[str, Any]:
+    props: dict[str, Any] = _only(s, "AWS::AutoScaling::AutoScalingGroup")["Properties"]
+    return props
+
+
+def _launch_data(s: Synthesized) -> dict[str, Any]:
+    data: dict[str, Any] = _only(s, "AWS::EC2::LaunchTemplate")["Properties"]["LaunchTemplateData"]
+    return data
+
+
+def test_vpc_has_a_public_subnet_in_each_of_two_zones_and_no_nat(synthesized: Synthesized) -> None:
     synthesized.gpu.resource_count_is("AWS::EC2::VPC", 1)
-    synthesized.gpu.resource_count_is("AWS::EC2::Subnet", 1)
+    synthesized.gpu.has_resource_properties(
+        "AWS::EC2::VPC", {"EnableDnsHostnames": True, "EnableDnsSupport": True}
+    )
+    subnets = synthesized.gpu.find_resources("AWS::EC2::Subnet")
+    assert len(subnets) >= 2
+    zones = {json.dumps(subnet["Properties"]["AvailabilityZone"]) for subnet in subnets.values()}
+    assert len(zones) == len(subnets), "one subnet per zone"
+    assert all(subnet["Properties"]["MapPublicIpOnLaunch"] for subnet in subnets.values())
     synthesized.gpu.resource_count_is("AWS::EC2::NatGateway", 0)
     synthesized.gpu.resource_count_is("AWS::EC2::InternetGateway", 1)
 
 
 def test_only_cloudfront_reaches_the_origin_port(synthesized: Synthesized) -> None:
-    """Given the host's security group, then its single inbound rule admits the origin port
+    """Given the hosts' security group, then its single inbound rule admits the origin port
     from CloudFront's origin-facing prefix list, looked up at deploy time."""
     port = synthesized.config.origin_port
     for group in synthesized.gpu.find_resources("AWS::EC2::SecurityGroup").values():
@@ -44,86 +78,243 @@ def test_only_cloudfront_reaches_the_origin_port(synthesized: Synthesized) -> No
     )
 
 
-def test_instance_requires_imdsv2_and_an_encrypted_root(synthesized: Synthesized) -> None:
-    synthesized.gpu.resource_count_is("AWS::EC2::Instance", 1)
-    synthesized.gpu.has_resource_properties(
-        "AWS::EC2::Instance",
+def test_launch_template_requires_imdsv2_and_an_encrypted_root(synthesized: Synthesized) -> None:
+    data = _launch_data(synthesized)
+    assert data["InstanceType"] == synthesized.config.instance_types[0]
+    assert data["MetadataOptions"]["HttpTokens"] == "required"
+    assert data["BlockDeviceMappings"] == [
         {
-            "InstanceType": synthesized.config.instance_type,
-            "MetadataOptions": Match.object_like({"HttpTokens": "required"}),
-            "BlockDeviceMappings": [
-                {
-                    "DeviceName": "/dev/sda1",
-                    "Ebs": Match.object_like(
-                        {
-                            "Encrypted": True,
-                            "VolumeType": "gp3",
-                            "VolumeSize": synthesized.config.root_volume_gib,
-                        }
-                    ),
-                }
-            ],
-            "InstanceInitiatedShutdownBehavior": "stop",
-        },
-    )
+            "DeviceName": "/dev/sda1",
+            "Ebs": {
+                "DeleteOnTermination": True,
+                "Encrypted": True,
+                "VolumeType": "gp3",
+                "VolumeSize": synthesized.config.root_volume_gib,
+            },
+        }
+    ]
+    assert data["InstanceInitiatedShutdownBehavior"] == "stop"
+    assert "IamInstanceProfile" in data
 
 
-def test_image_is_the_deep_learning_ami_from_its_public_parameter(
+def test_hosts_get_a_public_address_behind_the_cloudfront_only_group(
     synthesized: Synthesized,
 ) -> None:
+    """CloudFront connects to each host's public DNS name: the template's one network
+    interface gets a public IPv4 address and the hosts' security group."""
+    (interface,) = _launch_data(synthesized)["NetworkInterfaces"]
+    assert interface["AssociatePublicIpAddress"] is True
+    assert interface["DeviceIndex"] == 0
+    (group,) = interface["Groups"]
+    (group_id,) = synthesized.gpu.find_resources("AWS::EC2::SecurityGroup")
+    assert group == {"Fn::GetAtt": [group_id, "GroupId"]}
+
+
+def test_image_is_the_deep_learning_ami_from_its_public_parameter(synthesized: Synthesized) -> None:
     parameters = synthesized.gpu.to_json()["Parameters"]
-    assert any(p.get("Default") == DLAMI_SSM_PARAMETER for p in parameters.values())
-
-
-def test_elastic_ip_is_attached_to_the_instance(synthesized: Synthesized) -> None:
-    synthesized.gpu.resource_count_is("AWS::EC2::EIP", 1)
-    synthesized.gpu.has_resource_properties(
-        "AWS::EC2::EIPAssociation",
-        {"AllocationId": Match.any_value(), "InstanceId": {"Ref": Match.any_value()}},
-    )
+    (image_parameter,) = [
+        name for name, p in parameters.items() if p.get("Default") == DLAMI_SSM_PARAMETER
+    ]
+    assert _launch_data(synthesized)["ImageId"] == {"Ref": image_parameter}
 
 
 def test_user_data_is_static_and_runs_the_first_boot_script(synthesized: Synthesized) -> None:
     """Given the user data, then it names only the SSM prefix and region: a new release
-    changes an SSM parameter, never the instance."""
-    (instance,) = synthesized.gpu.find_resources("AWS::EC2::Instance").values()
-    user_data = str(instance["Properties"]["UserData"])
+    changes an SSM parameter, never the launch template."""
+    user_data = json.dumps(_launch_data(synthesized)["UserData"])
     assert f"SPINUP_SSM_PREFIX='{synthesized.config.ssm_prefix}'" in user_data
     assert "bootstrap.sh" in user_data
     assert "cdk-hnb659fds-assets" not in user_data
     assert re.search(r"[0-9a-f]{64}", user_data) is None  # no asset hash
 
 
-def test_release_and_settings_are_published_for_the_host(synthesized: Synthesized) -> None:
-    prefix = synthesized.config.ssm_prefix
-    for name in ("release", "origin-port", "origin-verify-secret-arn", "origin-dns-name"):
-        synthesized.gpu.has_resource_properties("AWS::SSM::Parameter", {"Name": f"{prefix}/{name}"})
-    synthesized.gpu.resource_count_is("AWS::SecretsManager::Secret", 1)
+def test_group_is_sized_by_the_control_plane_not_the_template(synthesized: Synthesized) -> None:
+    """min 0, max `spinup:maxHosts`, and no DesiredCapacity: a redeploy never resets the
+    capacity reconcile set; every new host is protected from scale-in."""
+    group = _group(synthesized)
+    assert group["AutoScalingGroupName"] == synthesized.config.group_name
+    assert (group["MinSize"], group["MaxSize"]) == ("0", str(synthesized.config.max_hosts))
+    assert "DesiredCapacity" not in group
+    assert group["NewInstancesProtectedFromScaleIn"] is True
 
 
-def test_instance_role_reads_only_its_release_object(synthesized: Synthesized) -> None:
-    policies = synthesized.gpu.find_resources("AWS::IAM::Policy")
-    statements = [
-        s
-        for p in policies.values()
-        for s in p["Properties"]["PolicyDocument"]["Statement"]
-        if "s3:GetObject" in str(s["Action"])
+def test_group_spans_every_public_subnet(synthesized: Synthesized) -> None:
+    subnets = sorted(synthesized.gpu.find_resources("AWS::EC2::Subnet"))
+    zones = _group(synthesized)["VPCZoneIdentifier"]
+    assert len(zones) >= 2
+    assert sorted(z["Ref"] for z in zones) == subnets
+
+
+def test_group_falls_back_through_the_configured_types_on_demand_only(
+    synthesized: Synthesized,
+) -> None:
+    """A mixed instances policy with the configured types in order (`prioritized`), On-Demand
+    only (warm pools take no Spot), on the launch template's latest version."""
+    policy = _group(synthesized)["MixedInstancesPolicy"]
+    assert [o["InstanceType"] for o in policy["LaunchTemplate"]["Overrides"]] == list(
+        synthesized.config.instance_types
+    )
+    assert policy["InstancesDistribution"] == {
+        "OnDemandAllocationStrategy": "prioritized",
+        "OnDemandBaseCapacity": 0,
+        "OnDemandPercentageAboveBaseCapacity": 100,
+    }
+    (template_id,) = synthesized.gpu.find_resources("AWS::EC2::LaunchTemplate")
+    assert policy["LaunchTemplate"]["LaunchTemplateSpecification"] == {
+        "LaunchTemplateId": {"Ref": template_id},
+        "Version": {"Fn::GetAtt": [template_id, "LatestVersionNumber"]},
+    }
+    assert "LaunchTemplate" not in _group(synthesized)
+
+
+def test_group_carries_the_fleet_tag_onto_its_hosts(synthesized: Synthesized) -> None:
+    tags = _group(synthesized)["Tags"]
+    assert {
+        "Key": FLEET_TAG_KEY,
+        "Value": synthesized.config.app_name,
+        "PropagateAtLaunch": True,
+    } in tags
+
+
+def test_launch_hook_is_part_of_the_group_and_abandons_a_silent_host(
+    synthesized: Synthesized,
+) -> None:
+    """The hook is declared on the group itself, so it exists before the first instance
+    launches into the warm pool."""
+    assert _group(synthesized)["LifecycleHookSpecificationList"] == [
+        {
+            "LifecycleHookName": synthesized.config.launch_hook_name,
+            "LifecycleTransition": "autoscaling:EC2_INSTANCE_LAUNCHING",
+            "HeartbeatTimeout": synthesized.config.launch_hook_heartbeat_s,
+            "DefaultResult": "ABANDON",
+        }
     ]
-    (statement,) = statements
+    synthesized.gpu.resource_count_is("AWS::AutoScaling::LifecycleHook", 0)
+
+
+def test_the_group_launches_only_once_the_hosts_settings_and_rights_exist(
+    synthesized: Synthesized,
+) -> None:
+    """The warm pool's first instance initializes at once: the release, every SSM setting of
+    this stack and the hosts' policy are created before the group."""
+    (group,) = synthesized.gpu.find_resources("AWS::AutoScaling::AutoScalingGroup").values()
+    depends_on = set(group["DependsOn"])
+    parameters = set(synthesized.gpu.find_resources("AWS::SSM::Parameter"))
+    assert len(parameters) >= 8
+    assert parameters <= depends_on
+    (host_policy,) = [
+        lid
+        for lid, policy in synthesized.gpu.find_resources("AWS::IAM::Policy").items()
+        if "autoscaling:CompleteLifecycleAction" in json.dumps(policy)
+    ]
+    assert host_policy in depends_on
+
+
+def test_warm_pool_holds_exactly_the_prepared_hosts_stopped(synthesized: Synthesized) -> None:
+    (group_id,) = synthesized.gpu.find_resources("AWS::AutoScaling::AutoScalingGroup")
+    pool = _only(synthesized, "AWS::AutoScaling::WarmPool")["Properties"]
+    assert pool == {
+        "AutoScalingGroupName": {"Ref": group_id},
+        "PoolState": "Stopped",
+        "InstanceReusePolicy": {"ReuseOnScaleIn": True},
+        "MinSize": synthesized.config.warm_hosts,
+        "MaxGroupPreparedCapacity": synthesized.config.warm_hosts,
+    }
+
+
+def test_az_rebalancing_is_suspended_once_the_group_exists(synthesized: Synthesized) -> None:
+    resources = synthesized.gpu.find_resources(
+        "Custom::AWS", {"Properties": {"Create": Match.string_like_regexp("suspendProcesses")}}
+    )
+    (resource,) = resources.values()
+    (group_id,) = synthesized.gpu.find_resources("AWS::AutoScaling::AutoScalingGroup")
+    for phase in ("Create", "Update"):
+        call = json.loads(resource["Properties"][phase])
+        assert call["service"] == "AutoScaling"
+        assert call["parameters"] == {
+            "AutoScalingGroupName": synthesized.config.group_name,
+            "ScalingProcesses": ["AZRebalance"],
+        }
+    assert group_id in resource["DependsOn"]
+
+
+def _host_statements(s: Synthesized) -> list[dict[str, Any]]:
+    (role_id,) = [
+        lid
+        for lid, role in s.gpu.find_resources("AWS::IAM::Role").items()
+        if "ec2.amazonaws.com" in json.dumps(role["Properties"]["AssumeRolePolicyDocument"])
+    ]
+    return [
+        statement
+        for policy in s.gpu.find_resources("AWS::IAM::Policy").values()
+        if {"Ref": role_id} in policy["Properties"]["Roles"]
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+def test_hosts_complete_lifecycle_actions_of_their_own_group_only(synthesized: Synthesized) -> None:
+    (statement,) = [
+        st for st in _host_statements(synthesized) if "autoscaling" in json.dumps(st["Action"])
+    ]
+    assert sorted(statement["Action"]) == [
+        "autoscaling:CompleteLifecycleAction",
+        "autoscaling:RecordLifecycleActionHeartbeat",
+    ]
+    assert statement["Condition"] == {
+        "StringEquals": {f"autoscaling:ResourceTag/{FLEET_TAG_KEY}": synthesized.config.app_name}
+    }
+    resource = json.dumps(statement["Resource"])
+    assert f":autoScalingGroup:*:autoScalingGroupName/{synthesized.config.group_name}" in resource
+
+
+def test_host_role_reads_only_its_release_object(synthesized: Synthesized) -> None:
+    (statement,) = [
+        st for st in _host_statements(synthesized) if "s3:GetObject" in str(st["Action"])
+    ]
     assert statement["Action"] == "s3:GetObject"
     assert ".zip" in str(statement["Resource"])
 
 
-def test_the_host_serves_every_model_of_the_spec(synthesized: Synthesized) -> None:
+@pytest.mark.parametrize(
+    ("parameter", "attribute"),
+    [(group_name_parameter, "group_name"), (launch_hook_parameter, "launch_hook_name")],
+)
+def test_hosts_find_their_group_and_hook_in_their_settings(
+    synthesized: Synthesized, parameter: Callable[[str], str], attribute: str
+) -> None:
+    config = synthesized.config
+    synthesized.gpu.has_resource_properties(
+        "AWS::SSM::Parameter",
+        {"Name": parameter(config.ssm_prefix), "Value": getattr(config, attribute)},
+    )
+
+
+def test_release_and_settings_are_published_for_the_hosts(synthesized: Synthesized) -> None:
+    prefix = synthesized.config.ssm_prefix
+    for name in ("release", "origin-port", "origin-verify-secret-arn"):
+        synthesized.gpu.has_resource_properties("AWS::SSM::Parameter", {"Name": f"{prefix}/{name}"})
+    synthesized.gpu.resource_count_is("AWS::SecretsManager::Secret", 1)
+
+
+def test_the_hosts_serve_every_model_of_the_spec(synthesized: Synthesized) -> None:
     """Given the default config, then the backend's SPINUP_MODELS names every built-in model,
-    so the instance's Triton repository and the backend agree."""
+    so each host's Triton repository and the backend agree."""
     name = env_parameter_name(synthesized.config.ssm_prefix, "SPINUP_MODELS")
     synthesized.gpu.has_resource_properties(
         "AWS::SSM::Parameter", {"Name": name, "Value": ",".join(BUILTIN_SPECS)}
     )
 
 
-def test_the_host_requires_socket_tickets_by_default(synthesized: Synthesized) -> None:
+def test_the_hosts_require_socket_tickets_by_default(synthesized: Synthesized) -> None:
     assert synthesized.config.require_tickets
     name = env_parameter_name(synthesized.config.ssm_prefix, "SPINUP_REQUIRE_TICKETS")
     synthesized.gpu.has_resource_properties("AWS::SSM::Parameter", {"Name": name, "Value": "true"})
+
+
+def test_no_host_id_is_a_static_setting(synthesized: Synthesized) -> None:
+    """A host's id is its instance id, which it reads from instance metadata."""
+    names = [
+        p["Properties"]["Name"]
+        for p in synthesized.gpu.find_resources("AWS::SSM::Parameter").values()
+    ]
+    assert env_parameter_name(synthesized.config.ssm_prefix, "SPINUP_HOST_ID") not in names

@@ -1,4 +1,5 @@
-"""The hosting stack: private site bucket, CloudFront with three kinds of behavior, sign-in."""
+"""The hosting stack: private site bucket, CloudFront with three kinds of behavior (the socket's
+routed per host by a CloudFront Function and a KeyValueStore), sign-in."""
 
 from __future__ import annotations
 
@@ -6,9 +7,10 @@ import json
 import re
 from typing import Any
 
-import pytest
 from aws_cdk.assertions import Match
 
+from infra.constructs.edge_distribution import UNROUTED_ORIGIN
+from infra.constructs.host_routes import ROUTER_SOURCE
 from tests.infra.cdk.cdk_synth_support import Synthesized
 
 
@@ -94,14 +96,14 @@ def test_api_behavior_goes_uncached_to_the_http_api_with_authorization(
     assert set(api["AllowedMethods"]) >= {"GET", "POST", "DELETE"}
 
 
-@pytest.mark.parametrize("pattern", ["/ws/*", "/health", "/health/*"])
-def test_host_behaviors_reach_the_instance_with_the_secret_header(
-    synthesized: Synthesized, pattern: str
+def test_socket_behavior_reaches_the_hosts_with_the_secret_header(
+    synthesized: Synthesized,
 ) -> None:
-    """Given /ws/* and /health, then CloudFront forwards every viewer header (the WebSocket
-    upgrade) uncached to the Elastic IP's DNS name, adding X-Origin-Verify from the secret."""
+    """Given /ws/*, then CloudFront forwards every viewer header (the WebSocket upgrade)
+    uncached, over HTTP to the origin port, adding X-Origin-Verify from the secret; the
+    origin's own name is the placeholder the router function always replaces."""
     config = _distribution_config(synthesized)
-    behavior = _behavior(config, pattern)
+    behavior = _behavior(config, "/ws/*")
     assert behavior["CachePolicyId"] == "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
     assert behavior["OriginRequestPolicyId"] == "216adef6-5c7f-47e4-b989-5492eafa07d3"
     assert behavior["ViewerProtocolPolicy"] == "https-only"
@@ -113,17 +115,39 @@ def test_host_behaviors_reach_the_instance_with_the_secret_header(
     value = str(header["HeaderValue"])
     assert "{{resolve:secretsmanager:" in value
     assert "Fn::GetStackOutput" in value
-    assert "Fn::GetStackOutput" in str(origin["DomainName"])
+    assert origin["DomainName"] == UNROUTED_ORIGIN
+    assert UNROUTED_ORIGIN.endswith(".invalid")  # RFC 6761: never resolves
+
+
+def test_socket_behavior_runs_the_router_with_the_route_store(synthesized: Synthesized) -> None:
+    """The /ws/* behavior runs the router on every viewer request; the router is the
+    repository's infra/edge/ws_router.js verbatim, on runtime 2.0, reading the store."""
+    (association,) = _behavior(_distribution_config(synthesized), "/ws/*")["FunctionAssociations"]
+    (function_id,) = synthesized.hosting.find_resources("AWS::CloudFront::Function")
+    assert association == {
+        "EventType": "viewer-request",
+        "FunctionARN": {"Fn::GetAtt": [function_id, "FunctionARN"]},
+    }
+    (store_id,) = synthesized.hosting.find_resources("AWS::CloudFront::KeyValueStore")
+    function = synthesized.hosting.find_resources("AWS::CloudFront::Function")[function_id]
+    props = function["Properties"]
+    assert props["FunctionCode"] == ROUTER_SOURCE.read_text(encoding="utf-8")
+    assert props["FunctionConfig"]["Runtime"] == "cloudfront-js-2.0"
+    assert props["FunctionConfig"]["KeyValueStoreAssociations"] == [
+        {"KeyValueStoreARN": {"Fn::GetAtt": [store_id, "Arn"]}}
+    ]
+    assert props["AutoPublish"] is True
+
+
+def test_only_the_socket_behavior_runs_a_function(synthesized: Synthesized) -> None:
+    config = _distribution_config(synthesized)
+    assert "FunctionAssociations" not in config["DefaultCacheBehavior"]
+    assert "FunctionAssociations" not in _behavior(config, "/api/*")
 
 
 def test_distribution_has_exactly_the_expected_behaviors(synthesized: Synthesized) -> None:
     config = _distribution_config(synthesized)
-    assert sorted(b["PathPattern"] for b in config["CacheBehaviors"]) == [
-        "/api/*",
-        "/health",
-        "/health/*",
-        "/ws/*",
-    ]
+    assert sorted(b["PathPattern"] for b in config["CacheBehaviors"]) == ["/api/*", "/ws/*"]
 
 
 def _config_json(s: Synthesized) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -142,17 +166,14 @@ def _resolved(text: str, values: dict[str, Any]) -> str:
     return re.sub(r"<<marker:[^>]+>>", lambda m: json.dumps(values[m.group(0)]), text)
 
 
-def test_frontend_config_json_points_at_the_distribution(synthesized: Synthesized) -> None:
-    """Given the deployed config.json, then it names /api and the distribution's socket URL
-    (deploy-time values, substituted for markers), and carries no development token."""
-    config, values = _config_json(synthesized)
+def test_frontend_config_json_names_the_api_and_no_socket(synthesized: Synthesized) -> None:
+    """Given the deployed config.json, then it names /api, no socket URL (each session's names
+    its host; the status gives it) and no development token."""
+    config, _ = _config_json(synthesized)
     assert config["apiBase"] == "/api"
+    assert "wsUrl" not in config
     assert "devToken" not in config
     assert "loginUrl" not in config
-    ws_url = _resolved(config["wsUrl"], values)
-    assert "wss://" in ws_url
-    assert "DomainName" in ws_url
-    assert "/ws/inference" in ws_url
 
 
 def test_frontend_config_json_names_cognito_for_the_code_flow(synthesized: Synthesized) -> None:
