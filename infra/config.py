@@ -385,17 +385,13 @@ def origin_port_parameter(ssm_prefix: str) -> str:
     return host_parameters.parameter_name(ssm_prefix, host_parameters.ORIGIN_PORT)
 
 
-GROUP_NAME_PARAMETER: Final = "group-name"
-LAUNCH_HOOK_PARAMETER: Final = "launch-hook-name"
-
-
 def group_name_parameter(ssm_prefix: str) -> str:
     """SSM parameter holding the name of the fleet's Auto Scaling group (for the host's
     `CompleteLifecycleAction` and `RecordLifecycleActionHeartbeat`)."""
-    return host_parameters.parameter_name(ssm_prefix, GROUP_NAME_PARAMETER)
+    return host_parameters.parameter_name(ssm_prefix, host_parameters.FLEET_GROUP_NAME)
 
 
 def launch_hook_parameter(ssm_prefix: str) -> str:
     """SSM parameter holding the name of the group's launch lifecycle hook, which a host
     completes (CONTINUE) once it is initialized (entering the warm pool) or ready (starting)."""
-    return host_parameters.parameter_name(ssm_prefix, LAUNCH_HOOK_PARAMETER)
+    return host_parameters.parameter_name(ssm_prefix, host_parameters.FLEET_LAUNCH_HOOK_NAME)

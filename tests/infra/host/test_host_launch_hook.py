@@ -100,7 +100,7 @@ def test_names_come_from_the_parameters_the_app_publishes(aws_env: str) -> None:
 
 def test_missing_names_are_reported(aws_env: str) -> None:
     _publish({parameters.FLEET_GROUP_NAME: GROUP})
-    with pytest.raises(LaunchHookError, match="fleet/launch-hook-name"):
+    with pytest.raises(LaunchHookError, match="launch-hook-name"):
         hook_names(boto3.client("ssm"), PREFIX)
 
 
