@@ -23,6 +23,7 @@ import time
 import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import boto3
 from botocore.config import Config
@@ -203,6 +204,25 @@ def observe(settings: WatchdogSettings) -> Observation:
     )
 
 
+def leave_fleet(*, host_id: str, region: str, client: object | None = None) -> bool:
+    """Leave the Auto Scaling group for good, lowering its desired capacity (the group then
+    terminates this instance and replaces nothing; the warm pool refills on its own).
+    False when the instance is in no group or the call fails: the caller powers off.
+    https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_TerminateInstanceInAutoScalingGroup.html
+    """
+    autoscaling: Any = client or boto3.session.Session(region_name=region).client(
+        "autoscaling", config=_AWS_TIMEOUTS
+    )
+    try:
+        autoscaling.terminate_instance_in_auto_scaling_group(
+            InstanceId=host_id, ShouldDecrementDesiredCapacity=True
+        )
+    except (BotoCoreError, ClientError) as exc:
+        log.warning("could not leave the Auto Scaling group: %s", exc)
+        return False
+    return True
+
+
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     settings = WatchdogSettings()
@@ -212,7 +232,10 @@ def main() -> int:
     if not verdict.power_off:
         log.info("staying up: %s", verdict.reason)
         return 0
-    log.warning("powering off: %s", verdict.reason)
+    log.warning("taking the host out: %s", verdict.reason)
+    if leave_fleet(host_id=settings.host_id, region=settings.aws_region):
+        log.warning("left the Auto Scaling group; it terminates this instance")
+        return 0
     subprocess.run(["/usr/bin/systemctl", "poweroff"], check=True)
     return 0
 

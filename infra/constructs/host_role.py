@@ -24,6 +24,9 @@ from infra.nag import acknowledge
 LIFECYCLE_ACTIONS: Final = (
     "autoscaling:CompleteLifecycleAction",
     "autoscaling:RecordLifecycleActionHeartbeat",
+    # The watchdog's way out when the control plane is gone (gpu_host/bootstrap/watchdog.py):
+    # leave the group with its desired capacity lowered, so nothing replaces the host.
+    "autoscaling:TerminateInstanceInAutoScalingGroup",
 )
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+from botocore.stub import Stubber
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 from pydantic import ValidationError
 
@@ -17,6 +18,7 @@ from gpu_host.bootstrap.watchdog import (
     State,
     WatchdogSettings,
     control_plane_reachable,
+    leave_fleet,
     load_state,
     parse_counter,
     save_state,
@@ -175,3 +177,40 @@ def test_without_an_instance_id_the_watchdog_does_not_guess(
 def test_observation_is_frozen() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         _seen(1).now = 0  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("answer", "left"),
+    [
+        pytest.param(None, True, id="in a group: leaves it, the desired capacity lowered"),
+        pytest.param("ValidationError", False, id="in no group: power off instead"),
+        pytest.param("AccessDenied", False, id="refused: power off instead"),
+    ],
+)
+def test_the_watchdog_leaves_its_group_so_nothing_replaces_it(
+    answer: str | None, left: bool
+) -> None:
+    client = boto3.client(
+        "autoscaling", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    expected = {"InstanceId": INSTANCE_ID, "ShouldDecrementDesiredCapacity": True}
+    with Stubber(client) as stub:
+        if answer is None:
+            stub.add_response(
+                "terminate_instance_in_auto_scaling_group", {"Activity": _ACTIVITY}, expected
+            )
+        else:
+            stub.add_client_error(
+                "terminate_instance_in_auto_scaling_group", answer, expected_params=expected
+            )
+        assert leave_fleet(host_id=INSTANCE_ID, region="us-east-1", client=client) is left
+        stub.assert_no_pending_responses()
+
+
+_ACTIVITY = {
+    "ActivityId": "a-1",
+    "AutoScalingGroupName": "spinup-gpu-fleet",
+    "Cause": "watchdog",
+    "StartTime": "2026-11-28T00:00:00Z",
+    "StatusCode": "InProgress",
+}
