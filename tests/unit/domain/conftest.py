@@ -144,7 +144,7 @@ def host(
     *,
     started: float = NOW - 1000,
     ready: float | None = None,
-    run_seq: int = 1,
+    run_seq: int | None = None,
     **fields: Any,
 ) -> HostRecord:
     """Host `host_id`'s record at a milestone of its current run (started at `started`):
@@ -159,7 +159,8 @@ def host(
     Later fields (activity, `generation`, ...) are passed as keyword arguments.
     """
     if milestone == "fresh":
-        return HostRecord(host_id=host_id, **fields)
+        return HostRecord(host_id=host_id, run_seq=run_seq or 0, **fields)
+    run_seq = run_seq or 1
     steps = _STEPS[milestone]
     record: dict[str, Any] = {"run_seq": run_seq, "run_open": True, "started_at": started}
     if "routed" in steps:
@@ -356,6 +357,18 @@ def apply_call(call: Call, group: GroupView, routes: dict[str, str]) -> GroupVie
         case DeleteRoute(host_id=host_id):
             routes.pop(host_id, None)
     return group
+
+
+def try_apply(snapshot: Snapshot, transition: Transition) -> Snapshot | None:
+    """The records after `transition` if its guards hold (all its updates or none), as the
+    store applies it; None when it would be skipped. Calls are not made."""
+    fleet_record, hosts = snapshot.fleet, dict(snapshot.hosts)
+    try:
+        for update in transition.updates:
+            fleet_record, hosts = apply_update(update, fleet_record, hosts)
+    except GuardFailedError:
+        return None
+    return dataclasses.replace(snapshot, fleet=fleet_record, hosts=hosts)
 
 
 def apply_actions(snapshot: Snapshot, actions: Iterable[Action], *, with_calls: bool) -> Snapshot:
