@@ -59,10 +59,10 @@ def decide(snapshot: Snapshot, settings: Settings, now: float) -> list[Action]:
 
 
 def fleet_capacity_text(settings: Settings, max_size: int) -> str:
-    return (
-        f"All {max_size} GPU host{'s' if max_size != 1 else ''} are full "
-        f"({settings.sessions_per_host} sessions each)"
-    )
+    per_host = settings.sessions_per_host
+    if max_size == 1:
+        return f"The GPU host is full ({per_host} session{'s' if per_host != 1 else ''})"
+    return f"All {max_size} GPU hosts are full ({per_host} sessions each)"
 
 
 class _Planner:

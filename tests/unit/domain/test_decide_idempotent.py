@@ -10,6 +10,7 @@ make each change once: the second one's writes lose their guards.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -37,20 +38,28 @@ ROUNDS = 4
 """Decisions until the fleet settles: e.g. open the run, route it, record it routed."""
 
 
+def _at_now(given: Snapshot) -> Scene:
+    return lambda _: (given, NOW)
+
+
+def _stop_case(case: test_stop_rules.Case) -> Scene:
+    return lambda settings: (case_snapshot(case, settings), case.at)
+
+
 def _scenes() -> dict[str, Scene]:
     scenes: dict[str, Scene] = {}
     for name, (given, _) in test_decide_lifecycle.CASES.items():
-        scenes[f"lifecycle-{name}"] = lambda _s, given=given: (given, NOW)
+        scenes[f"lifecycle-{name}"] = _at_now(given)
     for name, (scene, _, _) in test_decide_placement.CASES.items():
-        scenes[f"placement-{name}"] = lambda _s, scene=scene: (scene.snapshot(), NOW)
+        scenes[f"placement-{name}"] = _at_now(scene.snapshot())
     for name, case in test_stop_rules.CASES.items():
-        scenes[f"stop-{name}"] = lambda s, case=case: (case_snapshot(case, s), case.at)
+        scenes[f"stop-{name}"] = _stop_case(case)
     for name, given in BUSY_SCENES.items():
-        scenes[f"busy-{name}"] = lambda _s, given=given: (given, NOW)
+        scenes[f"busy-{name}"] = _at_now(given)
     return scenes
 
 
-IDLE = {"started": NOW - 1000, "ready": NOW - 900}
+IDLE: dict[str, Any] = {"started": NOW - 1000, "ready": NOW - 900}
 BUSY_SCENES: dict[str, Snapshot] = {
     "two_leaves": snapshot(host(A, **IDLE), host(B, **IDLE)),
     "a_cold_start_then_a_leave": snapshot(host(A, cold_start_seq=0, **IDLE)),

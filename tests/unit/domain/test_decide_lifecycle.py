@@ -41,7 +41,12 @@ from tests.unit.domain.conftest import (
 )
 
 BUSY: dict[str, Any] = {"last_inference_at": NOW - 5, "connected_sessions": 1}
-LEFT = {"stop_pending": True, "run_open": False, "stopped_at": NOW - 30, "stop_reason": "idle"}
+LEFT: dict[str, Any] = {
+    "stop_pending": True,
+    "run_open": False,
+    "stopped_at": NOW - 30,
+    "stop_reason": "idle",
+}
 """A host whose leave was written 30 s ago."""
 BOOTING: dict[str, Any] = {"started": NOW - 40}
 """Well within the boot grace."""

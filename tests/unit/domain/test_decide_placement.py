@@ -242,7 +242,7 @@ def test_once_the_budget_is_used_up_waiting_sessions_end_with_the_reason(
     waited end, and the status says why."""
     held = sessions(("ann", "s1", None), ("bob", "s2", None), ("cy", "s3", B))
     busy = host(B, **BUSY)
-    spent = {"budget_day": TODAY, "budget_used_s": settings.daily_budget_s}
+    spent: dict[str, Any] = {"budget_day": TODAY, "budget_used_s": settings.daily_budget_s}
     actions = decide(snapshot(busy, sessions=held, **spent), settings, NOW)
     cancel = only(actions, "cancel_waiting")
     change = fleet_update(cancel)
@@ -259,7 +259,7 @@ def test_a_booting_host_past_its_grace_leaves_rather_than_being_replaced_over_bu
 ) -> None:
     """A replacement would start another host on a budget that is used up."""
     booting = host(A, "models_loaded", started=NOW - 400)
-    spent = {"budget_day": TODAY, "budget_used_s": settings.daily_budget_s - 400}
+    spent: dict[str, Any] = {"budget_day": TODAY, "budget_used_s": settings.daily_budget_s - 400}
     actions = decide(snapshot(booting, **spent), settings, NOW + 1)
     assert "replace" not in names(actions)
     leave = only(actions, "leave")

@@ -4,6 +4,8 @@ on."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from lambdas.domain.actions import Action, DeleteRoute, Protect, Replace, SetDesired
@@ -40,7 +42,7 @@ def case_snapshot(given: Case, settings: Settings) -> Snapshot:
     """Host A as in the stop-rules case, with `placed` sessions on it and the fleet's budget
     running out at `budget_at` (A being the one open run)."""
     placed = sessions(*((f"user{n}", f"s{n}", A) for n in range(given.placed)))
-    budget: dict[str, object] = {}
+    budget: dict[str, Any] = {}
     if given.budget_at is not None:
         used = settings.daily_budget_s - (given.budget_at - T0)
         budget = {"budget_day": TODAY, "budget_used_s": used}
