@@ -226,10 +226,14 @@ class _Planner:
         self.scaling_in.add(host_id)
         self.desired_set = True
         # The group scales in an unprotected instance: make sure this host is the only one.
+        # Hosts already leaving stay unprotected, whether decided on before this one or not.
         guard_others = tuple(
             Protect(i.instance_id, protected=True)
             for i in self.snapshot.group.serving
-            if not i.protected and i.instance_id != host_id and i.instance_id not in self.leaving
+            if not i.protected
+            and i.instance_id != host_id
+            and i.instance_id not in self.leaving
+            and not self.snapshot.host(i.instance_id).stop_pending
         )
         self._transition(
             "leave",

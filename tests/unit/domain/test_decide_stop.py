@@ -21,6 +21,7 @@ from tests.unit.domain.conftest import (
     TODAY,
     A,
     B,
+    C,
     calls,
     fleet_update,
     host,
@@ -241,3 +242,22 @@ def test_a_session_waiting_for_a_host_keeps_an_idle_host_with_room(
         place = only(actions, "place")
         assert fleet_update(place).set[("sessions", "new", "s-new", "host_id")] == A
         assert host_update(place, A).set[("last_start_request_at",)] == IDLE_AT + 30
+
+
+@pytest.mark.parametrize("other", [A, C], ids=["decided_before", "decided_after"])
+def test_a_leave_never_protects_a_host_that_is_already_leaving(
+    other: str, settings: Settings
+) -> None:
+    """Given a host still on its way out (unprotected), when another host leaves, then the
+    first is not protected again, whichever order decide visits them in."""
+    idle_id = B
+    idle = host(idle_id, started=T0, ready=READY)
+    leaving = host(other, run_open=False, stop_pending=True, stopped_at=IDLE_AT - 20)
+    group = [instance(idle_id), instance(other, protected=False)]
+    actions = decide(
+        snapshot(idle, leaving, instances=group, runs={idle_id: T0}, desired_capacity=1),
+        settings,
+        IDLE_AT,
+    )
+    assert Protect(other, protected=True) not in calls(actions)
+    assert only(actions, "leave").then[-1] == SetDesired(0)
