@@ -1,114 +1,136 @@
-"""A transition becomes one conditional DynamoDB update, guarded by what was read."""
+"""An `Update` becomes one DynamoDB update expression with its condition: placeholders for
+every name (paths into maps included), REMOVE for None, increments that work on an absent
+number, and the guards as conditions on an item that must exist."""
 
 from __future__ import annotations
 
 import pytest
 
-from lambdas.aws.expressions import conditional_update, lease_update
-from lambdas.domain.actions import Transition
-from lambdas.domain.host_record import SessionLease
-from lambdas.domain.leases import LeaseChange, LeaseGuard
+from lambdas.aws.expressions import update_request
+from lambdas.domain.actions import Update
+from lambdas.domain.host_record import FLEET_KEY, host_key
+
+HOST = host_key("i-0aaaaaaaaaaaaaaa1")
 
 
-def test_changes_and_expectations_become_set_remove_and_conditions() -> None:
-    request = conditional_update(
-        Transition(
-            "stop",
-            expect={"generation": 7, "run_open": True, "error": None},
-            changes={"desired": "stopped", "stopped_at": 1.5, "error": None},
+def test_guards_sets_removals_and_increments() -> None:
+    request = update_request(
+        Update(
+            key=HOST,
+            expect={"run_open": True, "generation": 7, "error": None},
+            set={("stopped_at",): 1.5, ("error",): None, ("message",): "idle"},
+            add={"generation": 1},
         )
     )
     assert request.condition == (
-        "attribute_exists(#pk) AND attribute_not_exists(#e0) AND #e1 = :e1 AND #e2 = :e2"
+        "attribute_exists(#pk) AND attribute_not_exists(#n1) AND #n2 = :v0 AND #n3 = :v1"
     )
-    assert request.update == "SET #c0 = :c0, #c2 = :c2 REMOVE #c1"
+    assert request.update == (
+        "SET #n4 = :v2, #n5 = :v3, #n2 = if_not_exists(#n2, :v4) + :v5 REMOVE #n1"
+    )
     assert request.names == {
         "#pk": "pk",
-        "#e0": "error",
-        "#e1": "generation",
-        "#e2": "run_open",
-        "#c0": "desired",
-        "#c1": "error",
-        "#c2": "stopped_at",
+        "#n1": "error",
+        "#n2": "generation",
+        "#n3": "run_open",
+        "#n4": "message",
+        "#n5": "stopped_at",
     }
     assert request.values == {
-        ":e1": {"N": "7"},
-        ":e2": {"BOOL": True},
-        ":c0": {"S": "stopped"},
-        ":c2": {"N": "1.5"},
+        ":v0": {"N": "7"},
+        ":v1": {"BOOL": True},
+        ":v2": {"S": "idle"},
+        ":v3": {"N": "1.5"},
+        ":v4": {"N": "0"},
+        ":v5": {"N": "1"},
     }
 
 
-def test_maps_and_lists_are_encoded() -> None:
-    request = conditional_update(
-        Transition("t", expect={}, changes={"sessions": {}, "cold_starts": (1.0, 2.5)})
+def test_paths_into_maps_name_every_step_once() -> None:
+    """User names and session ids are data, never expression syntax: each is a placeholder
+    (a user called `size` or `a.b` must not change the expression)."""
+    request = update_request(
+        Update(
+            key=FLEET_KEY,
+            expect={"version": 3},
+            present=(("sessions", "a.b", "s-1"),),
+            set={("sessions", "a.b", "s-1", "host_id"): "i-1", ("version",): 4},
+        )
     )
-    assert request.values == {
-        ":c0": {"L": [{"N": "1.0"}, {"N": "2.5"}]},
-        ":c1": {"M": {}},
+    assert (
+        request.condition == "attribute_exists(#pk) AND #n1 = :v0 AND attribute_exists(#n2.#n3.#n4)"
+    )
+    assert request.update == "SET #n2.#n3.#n4.#n5 = :v1, #n1 = :v2"
+    assert request.names == {
+        "#pk": "pk",
+        "#n1": "version",
+        "#n2": "sessions",
+        "#n3": "a.b",
+        "#n4": "s-1",
+        "#n5": "host_id",
     }
 
 
-def test_a_transition_names_only_host_record_fields() -> None:
-    with pytest.raises(ValueError, match="not host record fields"):
-        Transition("typo", expect={"generaton": 1}, changes={"desired": "stopped"})
-
-
-def test_a_transition_must_change_something() -> None:
-    with pytest.raises(ValueError, match="must change something"):
-        conditional_update(Transition("noop", expect={"generation": 1}, changes={}))
-
-
-LEASE = SessionLease(created_at=1.5, expires_at=2.5)
+LEASE = {"created_at": 1.5, "expires_at": 2.5}
 LEASE_VALUE = {"M": {"created_at": {"N": "1.5"}, "expires_at": {"N": "2.5"}}}
 
 
-def test_a_first_lease_creates_the_users_map_if_it_is_absent() -> None:
-    request = lease_update(
-        LeaseChange(
-            "open_session",
-            "alice",
-            "s-1",
-            LeaseGuard.FIRST,
-            limit=2,
-            lease=LEASE,
-            changes={"desired": "running", "error": None},
-            bump_generation=True,
-        )
-    )
-    assert request.condition == "attribute_exists(#sessions) AND attribute_not_exists(#sessions.#u)"
-    assert request.update == (
-        "SET #c0 = :c0, #sessions.#u = :lease, #generation = #generation + :one REMOVE #c1"
-    )
-    assert request.names == {
-        "#sessions": "sessions",
-        "#u": "alice",
-        "#c0": "desired",
-        "#c1": "error",
-        "#generation": "generation",
-    }
-    assert request.values == {
-        ":c0": {"S": "running"},
-        ":lease": {"M": {"s-1": LEASE_VALUE}},
-        ":one": {"N": "1"},
-    }
+@pytest.mark.parametrize(
+    ("update", "condition", "values"),
+    [
+        (
+            Update(
+                key=FLEET_KEY,
+                present=(("sessions",),),
+                absent=(("sessions", "ann"),),
+                set={("sessions", "ann"): {"s1": LEASE}},
+            ),
+            "attribute_exists(#pk) AND attribute_exists(#n1) AND attribute_not_exists(#n1.#n2)",
+            {":v0": {"M": {"s1": LEASE_VALUE}}},
+        ),
+        (
+            Update(
+                key=FLEET_KEY,
+                smaller=((("sessions", "ann"), 2),),
+                set={("sessions", "ann", "s2"): LEASE},
+            ),
+            "attribute_exists(#pk) AND size(#n1.#n2) < :v0",
+            {":v0": {"N": "2"}, ":v1": LEASE_VALUE},
+        ),
+    ],
+    ids=["a_users_first_lease", "room_under_the_limit"],
+)
+def test_the_per_user_guards(update: Update, condition: str, values: object) -> None:
+    request = update_request(update)
+    assert request.condition == condition
+    assert request.values == values
 
 
-def test_a_further_lease_needs_room_in_the_users_map() -> None:
-    request = lease_update(
-        LeaseChange("open_session", "alice", "s-2", LeaseGuard.ROOM, limit=2, lease=LEASE)
-    )
-    assert request.condition == "attribute_exists(#sessions) AND size(#sessions.#u) < :limit"
-    assert request.update == "SET #sessions.#u.#s = :lease"
-    assert request.names == {"#sessions": "sessions", "#u": "alice", "#s": "s-2"}
-    assert request.values == {":limit": {"N": "2"}, ":lease": LEASE_VALUE}
+def test_a_condition_check_has_no_update() -> None:
+    request = update_request(Update(key=FLEET_KEY, present=(("sessions", "ann", "s1"),)))
+    assert request.update == ""
+    assert request.condition == "attribute_exists(#pk) AND attribute_exists(#n1.#n2.#n3)"
+    assert request.values == {}
 
 
-def test_a_release_drops_a_live_lease() -> None:
-    request = lease_update(
-        LeaseChange(
-            "release", "alice", "s-1", LeaseGuard.LIVE, drop=True, changes={"last_release_at": 3}
-        )
-    )
-    assert request.condition == "attribute_exists(#sessions.#u.#s)"
-    assert request.update == "SET #c0 = :c0 REMOVE #sessions.#u.#s"
+@pytest.mark.parametrize(
+    ("value", "encoded"),
+    [
+        ((1.0, 2.5), {"L": [{"N": "1.0"}, {"N": "2.5"}]}),
+        ({}, {"M": {}}),
+        (0, {"N": "0"}),
+        (False, {"BOOL": False}),
+        ("", {"S": ""}),
+    ],
+    ids=["tuple_as_list", "empty_map", "zero", "false", "empty_string"],
+)
+def test_values_are_encoded(value: object, encoded: object) -> None:
+    request = update_request(Update(key=FLEET_KEY, set={("cold_starts",): value}))  # type: ignore[dict-item]
+    assert request.values == {":v0": encoded}
+    assert request.update == "SET #n1 = :v0"
+
+
+def test_every_update_requires_the_record_to_exist() -> None:
+    """The backend and reconcile never create a record by updating it."""
+    request = update_request(Update(key=HOST, set={("message",): "x"}))
+    assert request.condition == "attribute_exists(#pk)"

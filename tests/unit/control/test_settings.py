@@ -7,7 +7,7 @@ from pydantic import ValidationError
 
 from lambdas.settings import Settings
 
-REQUIRED = {"SPINUP_TABLE_NAME": "spinup", "SPINUP_INSTANCE_ID": "i-0123456789abcdef0"}
+REQUIRED = {"SPINUP_TABLE_NAME": "spinup", "SPINUP_GROUP_NAME": "spinup-gpu"}
 JWKS = {
     "SPINUP_AUTH_MODE": "jwks",
     "SPINUP_JWKS_URL": "https://issuer.example/.well-known/jwks.json",
@@ -27,7 +27,7 @@ def env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 
 def test_the_documented_defaults(env: pytest.MonkeyPatch) -> None:
     settings = Settings()
-    assert settings.host_id == "gpu-0"
+    assert settings.group_name == "spinup-gpu"
     assert settings.idle_after_disconnect_s == 300
     assert settings.idle_while_connected_s == 900
     assert settings.boot_grace_s == 1200
@@ -35,7 +35,62 @@ def test_the_documented_defaults(env: pytest.MonkeyPatch) -> None:
     assert settings.max_run_s == 28800
     assert settings.daily_gpu_hours == 12
     assert settings.max_sessions_per_user == 2
+    assert settings.sessions_per_host == 8
+    assert settings.max_replacements == 2
+    assert (settings.ws_base_url, settings.kvs_arn) == ("", "")
+    assert settings.instance_types == ("g4dn.xlarge", "g5.xlarge", "g6.xlarge")
     assert settings.default_instance_type == settings.instance_types[0]
+
+
+@pytest.mark.parametrize("name", ["SPINUP_INSTANCE_ID", "SPINUP_HOST_ID", "SPINUP_WS_URL"])
+def test_the_single_instance_settings_are_gone(name: str, env: pytest.MonkeyPatch) -> None:
+    """Hosts are found through the group: an instance id set somewhere changes nothing."""
+    env.setenv(name, "i-0123456789abcdef0")
+    settings = Settings()
+    assert name.removeprefix("SPINUP_").lower() not in Settings.model_fields
+    assert name.removeprefix("SPINUP_").lower() not in settings.model_dump()
+
+
+def test_the_group_name_is_required(env: pytest.MonkeyPatch) -> None:
+    env.delenv("SPINUP_GROUP_NAME")
+    with pytest.raises(ValidationError, match="group_name"):
+        Settings()
+
+
+@pytest.mark.parametrize(
+    ("base", "host", "url"),
+    [
+        ("wss://d111.cloudfront.net/ws", "i-0abc", "wss://d111.cloudfront.net/ws/i-0abc/inference"),
+        ("ws://127.0.0.1:8080/ws", "i-1", "ws://127.0.0.1:8080/ws/i-1/inference"),
+        ("", "i-0abc", ""),
+    ],
+    ids=["cloudfront", "local_web_front", "no_sockets_here"],
+)
+def test_each_host_has_its_socket_url(
+    base: str, host: str, url: str, env: pytest.MonkeyPatch
+) -> None:
+    env.setenv("SPINUP_WS_BASE_URL", base)
+    assert Settings().ws_url_for(host) == url
+
+
+@pytest.mark.parametrize(
+    "base",
+    ["https://d111.cloudfront.net/ws", "wss://d111.cloudfront.net/ws/", "wss://x/ws?a=1", "ws"],
+    ids=["not_a_socket", "trailing_slash", "query", "not_a_url"],
+)
+def test_a_bad_socket_base_is_refused(base: str, env: pytest.MonkeyPatch) -> None:
+    env.setenv("SPINUP_WS_BASE_URL", base)
+    with pytest.raises(ValidationError, match="ws_base_url"):
+        Settings()
+
+
+def test_fleet_numbers_come_from_the_environment(env: pytest.MonkeyPatch) -> None:
+    env.setenv("SPINUP_SESSIONS_PER_HOST", "1")
+    env.setenv("SPINUP_MAX_REPLACEMENTS", "0")
+    env.setenv("SPINUP_KVS_ARN", "arn:aws:cloudfront::123456789012:key-value-store/abc")
+    settings = Settings()
+    assert (settings.sessions_per_host, settings.max_replacements) == (1, 0)
+    assert settings.kvs_arn.endswith("key-value-store/abc")
 
 
 @pytest.mark.parametrize(
@@ -84,7 +139,9 @@ def test_numbers_come_from_the_environment(env: pytest.MonkeyPatch) -> None:
         ("SPINUP_IDLE_AFTER_DISCONNECT_S", "0"),
         ("SPINUP_MAX_SESSIONS_PER_USER", "-1"),
         ("SPINUP_DAILY_GPU_HOURS", "25"),
-        ("SPINUP_INSTANCE_ID", "web-1"),
+        ("SPINUP_SESSIONS_PER_HOST", "0"),
+        ("SPINUP_MAX_REPLACEMENTS", "11"),
+        ("SPINUP_GROUP_NAME", ""),
         ("SPINUP_AUTH_MODE", "none"),
     ],
 )

@@ -1,28 +1,79 @@
-"""The host record's contract: keys, the backend's fields, and the updates it makes."""
+"""The records' contract: keys, the backend's fields and the updates it makes, when a run is
+ready, and the fleet record's views of its leases."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from lambdas.domain.host_record import (
     BackendField,
+    FleetRecord,
     HostRecord,
     Milestone,
     heartbeat_update,
+    host_id_of,
     host_key,
     milestone_update,
     session_key,
     sessions_update,
 )
+from tests.unit.domain.conftest import NOW, A, B, lease
+
+T0 = NOW - 1000
+"""The current run's start."""
 
 
 def test_keys() -> None:
-    assert host_key("gpu-0") == "host#gpu-0"
+    """Host ids are instance ids; the key names the record kind."""
+    assert host_key("i-0123456789abcdef0") == "host#i-0123456789abcdef0"
+    assert host_id_of(host_key("i-0123456789abcdef0")) == "i-0123456789abcdef0"
     assert session_key("abc") == "session#abc"
+
+
+@pytest.mark.parametrize(
+    ("fields", "ready"),
+    [
+        ({}, None),
+        ({"ready_at": T0 + 100}, None),
+        ({"ready_at": T0 + 100, "routed_at": T0 + 5}, T0 + 100),
+        ({"ready_at": T0 + 100, "routed_at": T0 + 150}, T0 + 150),
+        ({"ready_at": T0 + 100, "routed_at": T0 - 5}, None),
+        ({"ready_at": T0 - 100, "routed_at": T0 + 5}, None),
+        ({"ready_at": T0 + 100, "routed_at": T0 + 5, "started_at": None}, None),
+    ],
+    ids=[
+        "nothing_reported",
+        "warm_but_not_routed",
+        "routed_then_warm",
+        "warm_then_routed_ready_when_routed",
+        "route_from_an_earlier_run",
+        "ready_from_an_earlier_run",
+        "no_run",
+    ],
+)
+def test_ready_this_run_needs_the_backend_and_the_route_in_this_run(
+    fields: dict[str, Any], ready: float | None
+) -> None:
+    record = HostRecord(**{"host_id": A, "run_open": True, "started_at": T0, **fields})
+    assert record.ready_this_run == ready
+
+
+def test_the_fleet_records_views_of_its_leases() -> None:
+    fleet = FleetRecord(
+        sessions={
+            "ann": {"s2": lease(A, created=NOW - 10), "s1": lease(None, created=NOW - 20)},
+            "bob": {"s3": lease(None, created=NOW - 30), "s4": lease(B)},
+        }
+    )
+    assert fleet.open_session_count == 4
+    assert fleet.placed_on(A) == {("ann", "s2"): lease(A, created=NOW - 10)}
+    assert [(user, sid) for user, sid, _ in fleet.unplaced()] == [("bob", "s3"), ("ann", "s1")]
+    assert fleet.sessions_of("cy") == {}
 
 
 @pytest.mark.parametrize("field", [*Milestone, *BackendField])
