@@ -45,7 +45,7 @@ heartbeat timeout is minutes)."""
 JOIN_TIMEOUT_S = 60.0
 """At close, how long to wait for one host's stack to stop (its stop escalates to SIGKILL
 well within this)."""
-_INSTANCE_ID = re.compile(r"^i-[0-9a-f]{8,17}$")
+_INSTANCE_ID = re.compile(r"i-[0-9a-f]{8,17}")
 
 
 # ---- the decision --------------------------------------------------------------------------
@@ -149,7 +149,7 @@ class Initializer:
         self._root = root
 
     def marker(self, instance_id: str) -> Path:
-        if not _INSTANCE_ID.match(instance_id):
+        if not _INSTANCE_ID.fullmatch(instance_id):
             raise ValueError(f"not an instance id: {instance_id!r}")
         return self._root / instance_id / "initialized"
 

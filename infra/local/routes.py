@@ -12,7 +12,7 @@ import threading
 
 from lambdas.domain.routing import HOST_ID_PATTERN
 
-_HOST_ID = re.compile(rf"^{HOST_ID_PATTERN}$")
+_HOST_ID = re.compile(HOST_ID_PATTERN)
 
 
 class LocalRoutes:
@@ -32,7 +32,7 @@ class LocalRoutes:
             return self._routes.get(host_id)
 
     def put(self, host_id: str, origin: str) -> None:
-        if not _HOST_ID.match(host_id):
+        if not _HOST_ID.fullmatch(host_id):
             raise ValueError(f"not a host id: {host_id!r}")
         if not origin:
             raise ValueError(f"no origin for host {host_id}")

@@ -31,7 +31,8 @@ def test_entries_is_a_snapshot() -> None:
 
 
 @pytest.mark.parametrize(
-    ("host", "origin"), [("", "a:1"), ("i/0", "a:1"), ("x" * 65, "a:1"), ("i-0", "")]
+    ("host", "origin"),
+    [("", "a:1"), ("i/0", "a:1"), ("x" * 65, "a:1"), ("i-0\n", "a:1"), ("i-0", "")],
 )
 def test_what_no_socket_path_could_name_is_refused(host: str, origin: str) -> None:
     with pytest.raises(ValueError, match=r"host id|no origin"):
