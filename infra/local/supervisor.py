@@ -16,12 +16,12 @@ import sys
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from gpu_host.triton.local import LocalTriton
 from gpu_host.triton.processes import spawn, terminate
-from infra.local.ports import HostPorts
+from infra.local.ports import HostPorts, SlotPorts
 from infra.local.settings import LocalSettings
 
 log = logging.getLogger(__name__)
@@ -122,3 +122,55 @@ class HostSupervisor:
             terminate(backend, name="backend")
         if triton is not None:
             triton.stop()
+
+
+def backend_env(
+    local: LocalSettings,
+    *,
+    base: Mapping[str, str],
+    jwks_url: str,
+    jwt_issuer: str,
+    jwt_audience: str,
+    table_name: str,
+    aws_endpoint_url: str,
+    ticket_secret: str,
+) -> dict[str, str]:
+    """What every host's backend reads, as on a GPU host (its id and ports come per host)."""
+    return {
+        **base,
+        "SPINUP_JWKS_URL": jwks_url,
+        "SPINUP_JWT_ISSUER": jwt_issuer,
+        "SPINUP_JWT_AUDIENCE": jwt_audience,
+        "SPINUP_ALLOWED_ORIGINS": local.ui_origin,
+        "SPINUP_TABLE_NAME": table_name,
+        "SPINUP_AWS_REGION": local.region,
+        "SPINUP_AWS_ENDPOINT_URL": aws_endpoint_url,
+        "SPINUP_MODELS": ",".join(local.served_models),
+        "SPINUP_TICKET_SECRET": ticket_secret,
+        # The engine hellos with tickets here too; token hellos stay accepted unless asked.
+        "SPINUP_REQUIRE_TICKETS": "true" if local.require_tickets else "false",
+        "SPINUP_USER_MODELS": str(local.user_models),
+        "SPINUP_WORKERS": str(local.backend_workers),
+    }
+
+
+def host_stacks(
+    local: LocalSettings, ports: SlotPorts, env: Mapping[str, str]
+) -> Callable[[int, str], HostSupervisor]:
+    """The host agent's factory: slot i's stack, for the instance running there, on the
+    slot's ports and in the slot's directory, its backend knowing which host it is."""
+
+    def make(slot: int, instance_id: str) -> HostSupervisor:
+        host_ports = ports(slot)
+        return HostSupervisor(
+            settings=local,
+            ports=host_ports,
+            backend_env={
+                **env,
+                "SPINUP_HOST_ID": instance_id,
+                "SPINUP_TRITON_GRPC_URL": f"{local.bind}:{host_ports.triton_grpc}",
+            },
+            run_dir=local.run_dir / "hosts" / f"slot-{slot}",
+        )
+
+    return make

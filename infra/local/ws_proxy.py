@@ -53,6 +53,15 @@ _NOT_SENDABLE: Final = frozenset({1005, 1006, 1015})
 """Close codes that only report (RFC 6455 §7.4.1): never sent in a close frame."""
 
 
+class DenialNoise(logging.Filter):
+    """Drops uvicorn's "ASGI callable returned without completing handshake." after a denial
+    response: its sans-I/O WebSocket protocol sends the 404/502 but does not count it as a
+    completed handshake, so every refused socket would log an error that is none."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("ASGI callable returned without completing")
+
+
 def relayable(code: int | None, reason: str | None) -> tuple[int, str]:
     """The close to send on, for the close one side received: the same code and reason,
     except the codes that only report what happened (no status, no close frame)."""

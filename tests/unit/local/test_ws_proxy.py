@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,7 @@ from websockets.typing import Origin, Subprotocol
 from infra.local.ports import free_port
 from infra.local.routes import LocalRoutes
 from infra.local.web import add_local_routes
-from infra.local.ws_proxy import LOST, relayable
+from infra.local.ws_proxy import LOST, DenialNoise, relayable
 from lambdas.domain.routing import routed_path
 from tests.support.waiting import eventually_async
 
@@ -231,3 +232,12 @@ async def test_a_route_deleted_refuses_new_sockets(front: str, routes: LocalRout
 )
 def test_relayable_close_codes(code: int | None, reason: str | None, sent: tuple[int, str]) -> None:
     assert relayable(code, reason) == sent
+
+
+def test_refusals_do_not_log_uvicorns_false_handshake_error() -> None:
+    def record(message: str) -> logging.LogRecord:
+        return logging.LogRecord("uvicorn.error", logging.ERROR, __file__, 1, message, (), None)
+
+    noise = DenialNoise()
+    assert not noise.filter(record("ASGI callable returned without completing handshake."))
+    assert noise.filter(record("Exception in ASGI application"))
