@@ -50,6 +50,18 @@ class HostSupervisor:
         self._backend: subprocess.Popen[bytes] | None = None
 
     @property
+    def ports(self) -> HostPorts:
+        return self._ports
+
+    @property
+    def backend_env(self) -> Mapping[str, str]:
+        return dict(self._backend_env)
+
+    @property
+    def run_dir(self) -> Path:
+        return self._run_dir
+
+    @property
     def ready_url(self) -> str:
         return f"http://{self._settings.bind}:{self._ports.backend}/health/ready"
 
