@@ -247,10 +247,9 @@ class EmulatedFleet:
         `zones` Availability Zones, AZ rebalancing suspended), a warm pool of exactly
         `warm_pool_size` stopped instances reused on scale-in, and the launch hook."""
         template = f"{group_name}-template"
-        ec2.create_launch_template(
-            LaunchTemplateName=template,
-            LaunchTemplateData={"ImageId": image_id, "InstanceType": instance_type},  # type: ignore[typeddict-item]  # any string is a type to moto
-        )
+        # The type is a plain string here (the settings'); botocore's stubs want a literal.
+        data: Any = {"ImageId": image_id, "InstanceType": instance_type}
+        ec2.create_launch_template(LaunchTemplateName=template, LaunchTemplateData=data)
         names = [z["ZoneName"] for z in ec2.describe_availability_zones()["AvailabilityZones"]]
         autoscaling.create_auto_scaling_group(
             AutoScalingGroupName=group_name,
@@ -325,9 +324,10 @@ class EmulatedFleet:
                 )
             if capacity != self._desired:
                 log.info("desired capacity %d -> %d", self._desired, capacity)
+                # A new scaling activity: it launches at once, not after the last one's retry
+                # interval (the same capacity again changes nothing, as in AWS).
+                self._next_launch_at = float("-inf")
             self._desired = capacity
-            # A changed desired capacity is a new scaling activity: it launches at once.
-            self._next_launch_at = float("-inf")
             self._advance(config)
 
     def set_protection(self, instance_id: str, *, protected: bool) -> None:

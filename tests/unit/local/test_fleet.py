@@ -409,6 +409,9 @@ def test_no_capacity_is_a_failed_activity_retried_until_capacity_returns(aws: Aw
     aws.clock.now += 5
     assert [f.at for f in fleet.describe().failures] == [T0 + 10, T0], "newest first"
 
+    fleet.set_desired_capacity(1)
+    assert len(fleet.describe().failures) == 2, "the same capacity again starts nothing new"
+
     fleet.allow_launches()
     assert len(fleet.describe().serving) == 1
 
