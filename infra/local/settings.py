@@ -12,9 +12,9 @@ from typing import Any, Literal
 from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from gpu_host.backend.protocol import WS_PATH
 from gpu_host.backend.settings import MAX_WORKERS
 from gpu_host.models.spec import USER_MODELS_FILE, model_catalog
+from infra.local.ports import HostPorts
 from lambdas.settings_types import CommaList
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -33,6 +33,7 @@ class LocalSettings(BaseSettings):
     bind: str = "127.0.0.1"
     ui_port: int = Field(default=8000, ge=1, le=65535)
     backend_port: int = Field(default=8080, ge=1, le=65535)
+    """The first host's backend (and Triton's ports below); further hosts take free ports."""
     triton_http_port: int = Field(default=8100, ge=1, le=65535)
     triton_grpc_port: int = Field(default=8101, ge=1, le=65535)
     triton_metrics_port: int = Field(default=8102, ge=1, le=65535)
@@ -50,7 +51,7 @@ class LocalSettings(BaseSettings):
     """Your own models' declarations (docs/models.md), for Triton and the backend alike; a
     missing file declares none."""
     served_models: CommaList = Field(default_factory=_every_model)
-    """What the emulated instance's Triton loads and the backend serves (comma-separated);
+    """What each emulated host's Triton loads and the backend serves (comma-separated);
     by default every model of the catalog: the built-in ones and those `user_models` declares."""
 
     backend_workers: int = Field(default=1, ge=1, le=MAX_WORKERS)
@@ -60,6 +61,14 @@ class LocalSettings(BaseSettings):
     require_tickets: bool = False
     """Make the local backend refuse sign-in token hellos, as a deployment does (the engine
     uses socket tickets either way)."""
+
+    max_hosts: int = Field(default=1, ge=1, le=16)
+    """The fleet's maximum size (the group's MaxSize): one host stack (Triton + backend) runs
+    per host in service, so two already make a 2-core machine slow."""
+    warm_hosts: int = Field(default=1, ge=0, le=16)
+    """The warm pool's size: stopped, initialized hosts ready to start."""
+    host_ready_timeout_s: float = Field(default=300.0, gt=0)
+    """How long a starting host may take to answer ready before it gives up (ABANDON)."""
 
     reconcile_interval_s: float = Field(default=3.0, gt=0)
     """The local stand-in for EventBridge's one-minute schedule: faster, so a demo is lively."""
@@ -94,5 +103,15 @@ class LocalSettings(BaseSettings):
         return f"http://{self.bind}:{self.ui_port}"
 
     @property
-    def ws_url(self) -> str:
-        return f"ws://{self.bind}:{self.backend_port}{WS_PATH}"
+    def ws_base_url(self) -> str:
+        """Sockets go through the local web front, routed per host as CloudFront routes them."""
+        return f"ws://{self.bind}:{self.ui_port}/ws"
+
+    @property
+    def first_host_ports(self) -> HostPorts:
+        return HostPorts(
+            backend=self.backend_port,
+            triton_http=self.triton_http_port,
+            triton_grpc=self.triton_grpc_port,
+            triton_metrics=self.triton_metrics_port,
+        )

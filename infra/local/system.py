@@ -1,8 +1,10 @@
-"""The local system, composed: moto, the control API + frontend, the reconcile loop, the agent.
+"""The local system, composed: moto, the emulated fleet and its routes, the control API +
+frontend + socket router, the reconcile loop, the host agent.
 
 Everything the AWS deployment has, on one machine, wired the same way: the control API and
-reconcile are the Lambda code with the same settings model; the backend reads the same
-`SPINUP_*` variables it reads on the instance; moto answers the same boto3 calls.
+reconcile are the Lambda code with the same settings model, given the fleet and route table
+emulations behind the same interfaces as AWS's adapters; each host's backend reads the same
+`SPINUP_*` variables it reads on a GPU host; moto answers the same boto3 calls.
 """
 
 from __future__ import annotations
@@ -19,14 +21,18 @@ from typing import Any
 import uvicorn
 from pydantic import SecretStr
 
-from infra.csp import content_security_policy, origin_of
-from infra.local.agent import HostAgent
-from infra.local.emulated_aws import create_stopped_instance, ec2_client, instance_state, start_moto
+from infra.csp import content_security_policy
+from infra.local.agent import HostAgent, Initializer
+from infra.local.emulated_aws import autoscaling_client, ec2_client, start_moto
+from infra.local.fleet import EmulatedFleet
 from infra.local.issuer import DEV_AUDIENCE, DevIssuer
 from infra.local.oidc import LocalOidcProvider, ProviderSettings
+from infra.local.ports import SlotPorts
+from infra.local.routes import LocalRoutes
 from infra.local.settings import LocalSettings
-from infra.local.supervisor import HostSupervisor
+from infra.local.supervisor import backend_env, host_stacks
 from infra.local.web import add_local_routes, code_flow_config
+from infra.local.ws_proxy import DenialNoise
 from lambdas.aws.clients import make_clients
 from lambdas.bootstrap import bootstrap
 from lambdas.control.app import create_app
@@ -41,6 +47,7 @@ FAKE_CREDENTIALS = {
     "AWS_SESSION_TOKEN": "local",
 }
 """moto accepts any credentials; these keep boto3 from looking for real ones."""
+GROUP_NAME = "spinup-local-gpu"
 
 
 class ReconcileLoop:
@@ -73,19 +80,20 @@ class ReconcileLoop:
             self.fire({"detail-type": "Scheduled Event", "source": "spinup.local"})
 
 
-def _state_change(instance_id: str, state: str | None) -> dict[str, Any]:
+def _state_change(instance_id: str, state: str) -> dict[str, Any]:
     return {
         "detail-type": STATE_CHANGE,
         "source": "aws.ec2",
-        "detail": {"instance-id": instance_id, "state": state or "terminated"},
+        "detail": {"instance-id": instance_id, "state": state},
     }
 
 
 def _page_config(
     local: LocalSettings, issuer: DevIssuer, oidc: LocalOidcProvider
 ) -> dict[str, Any]:
-    """/config.json: a development token, or (`SPINUP_LOCAL_SIGN_IN=code`) the code flow."""
-    config: dict[str, Any] = {"apiBase": "/api", "wsUrl": local.ws_url}
+    """/config.json: a development token, or (`SPINUP_LOCAL_SIGN_IN=code`) the code flow. No
+    socket URL: each session gets its host's from the status."""
+    config: dict[str, Any] = {"apiBase": "/api"}
     if local.sign_in == "dev":
         config["devToken"] = issuer.issue()
     else:
@@ -118,26 +126,36 @@ def local_system(local: LocalSettings) -> Iterator[uvicorn.Server]:
         # Socket tickets are signed with a secret of this run only (in AWS, Secrets Manager's).
         ticket_secret = secrets.token_urlsafe(48)
 
-        ec2 = ec2_client(endpoint=endpoint, region=local.region)
         # What exists only locally is set here; everything else (timeouts, budget, instance
-        # types) comes from SPINUP_* in the environment, exactly as the Lambdas read it.
+        # types, sessions per host) comes from SPINUP_* in the environment, as the Lambdas
+        # read it.
         settings = Settings(
             table_name=local.table_name,
-            instance_id="i-00000000",  # replaced below, once the instance exists
+            group_name=GROUP_NAME,
             aws_region=local.region,
             aws_endpoint_url=endpoint,
-            ws_url=local.ws_url,
+            ws_base_url=local.ws_base_url,
             auth_mode="jwks",
             jwks_url=jwks_url,
             jwt_issuer=issuer.issuer,
             jwt_audience=DEV_AUDIENCE,
             ticket_secret=SecretStr(ticket_secret),
         )
-        instance_id = create_stopped_instance(
-            ec2, image_id=local.image_id, instance_type=settings.default_instance_type
+        ports = SlotPorts(local.first_host_ports)
+        fleet = EmulatedFleet.create(
+            autoscaling=autoscaling_client(endpoint=endpoint, region=local.region),
+            ec2=ec2_client(endpoint=endpoint, region=local.region),
+            group_name=settings.group_name,
+            image_id=local.image_id,
+            instance_type=settings.default_instance_type,
+            max_size=local.max_hosts,
+            warm_pool_size=local.warm_hosts,
+            # A host's "public DNS name" is its backend's address: the origin the route
+            # table (the KeyValueStore in AWS) names for its sockets.
+            origin_of_slot=lambda slot: f"{local.bind}:{ports(slot).backend}",
         )
-        settings = settings.model_copy(update={"instance_id": instance_id})
-        clients = make_clients(settings)
+        routes = LocalRoutes()
+        clients = make_clients(settings, fleet=fleet, routes=routes)
         bootstrap(settings, clients)
 
         app = create_app(settings, clients=clients)
@@ -146,8 +164,11 @@ def local_system(local: LocalSettings) -> Iterator[uvicorn.Server]:
             frontend_dir=local.frontend_dir,
             config=_page_config(local, issuer, oidc),
             jwks=issuer.jwks(),
-            csp=content_security_policy(connect_to=[origin_of(local.ws_url)]),
+            # Sockets go through this origin (the web front routes them), as through CloudFront.
+            csp=content_security_policy(),
             oidc=oidc,
+            routes=routes,
+            dev_token=issuer.issue if local.sign_in == "dev" else None,
         )
 
         loop = ReconcileLoop(
@@ -157,33 +178,28 @@ def local_system(local: LocalSettings) -> Iterator[uvicorn.Server]:
         loop.start()
         stack.callback(loop.close)
 
-        backend_env = {
-            **os.environ,
-            "SPINUP_TRITON_GRPC_URL": f"{local.bind}:{local.triton_grpc_port}",
-            "SPINUP_JWKS_URL": jwks_url,
-            "SPINUP_JWT_ISSUER": issuer.issuer,
-            "SPINUP_JWT_AUDIENCE": DEV_AUDIENCE,
-            "SPINUP_ALLOWED_ORIGINS": local.ui_origin,
-            "SPINUP_TABLE_NAME": settings.table_name,
-            "SPINUP_HOST_ID": settings.host_id,
-            "SPINUP_AWS_REGION": local.region,
-            "SPINUP_AWS_ENDPOINT_URL": endpoint,
-            "SPINUP_MODELS": ",".join(local.served_models),
-            "SPINUP_TICKET_SECRET": ticket_secret,
-            # The engine hellos with tickets here too; token hellos stay accepted unless asked.
-            "SPINUP_REQUIRE_TICKETS": "true" if local.require_tickets else "false",
-            "SPINUP_USER_MODELS": str(local.user_models),
-            "SPINUP_WORKERS": str(local.backend_workers),
-        }
+        env = backend_env(
+            local,
+            base=os.environ,
+            jwks_url=jwks_url,
+            jwt_issuer=issuer.issuer,
+            jwt_audience=DEV_AUDIENCE,
+            table_name=settings.table_name,
+            aws_endpoint_url=endpoint,
+            ticket_secret=ticket_secret,
+        )
         agent = HostAgent(
-            read_state=lambda: instance_state(ec2, instance_id),
-            stack=HostSupervisor(settings=local, backend_env=backend_env),
-            on_state_change=lambda state: loop.fire(_state_change(instance_id, state)),
+            fleet=fleet,
+            make_stack=host_stacks(local, ports, env),
+            initializer=Initializer(local.run_dir / "instances"),
+            on_state_change=lambda instance, state: loop.fire(_state_change(instance, state)),
             poll_s=local.agent_poll_s,
+            ready_timeout_s=local.host_ready_timeout_s,
         )
         agent.start()
         stack.callback(agent.close)
 
+        logging.getLogger("uvicorn.error").addFilter(DenialNoise())
         config = uvicorn.Config(
             app, host=local.bind, port=local.ui_port, log_level="warning", lifespan="on"
         )

@@ -1,24 +1,31 @@
-"""The local mode's front door on one port: the control API, the frontend and `/config.json`.
+"""The local mode's front door on one port: the control API, the frontend, `/config.json`
+and the sockets.
 
 In AWS, CloudFront serves the frontend from S3 (with the Content-Security-Policy as a response
-headers policy) and routes `/api/*` to API Gateway; Cognito signs users in. Here one ASGI app
-does all of it: the development issuer's JWKS, its code-flow provider under `/local-oidc/`,
-and a config that carries either a development token or the provider's endpoints.
+headers policy), routes `/api/*` to API Gateway and each `/ws/{host}/inference` socket to its
+host (a CloudFront Function reading the route table); Cognito signs users in. Here one ASGI
+app does all of it: the development issuer's JWKS, its code-flow provider under
+`/local-oidc/`, the socket router (`infra.local.ws_proxy`), and a config that carries either a
+development token or the provider's endpoints. `/config.json?user=NAME` carries a development
+token for user NAME, so that two tabs (or tests) can be two users.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 from urllib.parse import parse_qsl
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request, Response, WebSocket
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from infra.csp import HEADER as CSP_HEADER
 from infra.local.oidc import LocalOidcProvider, OidcError, ProviderSettings, RedirectError
+from infra.local.ws_proxy import proxy_socket
+from lambdas.aws.routes import RouteTable
 
 API_PREFIX = "/api/"
 OIDC_PREFIX = "/local-oidc"
@@ -26,6 +33,9 @@ OIDC_SCOPES = ("openid", "email", "profile")
 MAX_FORM_BYTES = 16_384
 """A token or revocation request is a few hundred bytes; anything larger is refused unread."""
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+USER_PATTERN: Final = r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}"
+"""Names `/config.json?user=` issues tokens for: what a user id in the records and logs may be."""
+_USER = re.compile(USER_PATTERN)
 
 
 def code_flow_config(ui_origin: str, provider: ProviderSettings) -> dict[str, Any]:
@@ -96,6 +106,45 @@ def _add_oidc_routes(app: FastAPI, oidc: LocalOidcProvider, jwks: dict[str, Any]
         )
 
 
+def _config_route(
+    config: dict[str, Any], dev_token: Callable[[str], str] | None
+) -> Callable[[Request], Awaitable[JSONResponse]]:
+    async def config_json(request: Request) -> JSONResponse:
+        user = request.query_params.get("user")
+        if user is None:
+            return JSONResponse(config, headers={"Cache-Control": "no-store"})
+        if dev_token is None:
+            return _bad_request(
+                "dev_tokens_off",
+                "development tokens are off here (SPINUP_LOCAL_SIGN_IN=code): sign in instead",
+            )
+        if not _USER.fullmatch(user):
+            return _bad_request(
+                "bad_user",
+                "user must be 1-64 letters, digits, '.', '_', '@' or '-', starting with a "
+                f"letter or digit; got {user[:80]!r}",
+            )
+        return JSONResponse(
+            {**config, "devToken": dev_token(user)}, headers={"Cache-Control": "no-store"}
+        )
+
+    return config_json
+
+
+def _bad_request(error: str, message: str) -> JSONResponse:
+    return JSONResponse(
+        {"error": error, "message": message}, status_code=400, headers={"Cache-Control": "no-store"}
+    )
+
+
+def _add_socket_routes(app: FastAPI, routes: RouteTable) -> None:
+    async def routed(websocket: WebSocket) -> None:
+        await proxy_socket(websocket, lambda host: routes.entries().get(host))
+
+    # Every socket path under /ws/: those that name no host are refused as unknown hosts are.
+    app.add_api_websocket_route("/ws/{path:path}", routed)
+
+
 def add_local_routes(
     app: FastAPI,
     *,
@@ -104,9 +153,14 @@ def add_local_routes(
     jwks: dict[str, Any],
     csp: str,
     oidc: LocalOidcProvider | None = None,
+    routes: RouteTable | None = None,
+    dev_token: Callable[[str], str] | None = None,
 ) -> FastAPI:
     """Mount the frontend and the local-only routes on the control API app; every response
-    carries the pages' Content-Security-Policy (`csp`), as CloudFront adds it in AWS."""
+    carries the pages' Content-Security-Policy (`csp`), as CloudFront adds it in AWS.
+
+    `routes`: route `/ws/{host}/inference` sockets through this table. `dev_token(user)`:
+    serve `/config.json?user=NAME` with a development token for NAME."""
 
     @app.middleware("http")
     async def security_headers(
@@ -122,16 +176,20 @@ def add_local_routes(
         response.headers["Referrer-Policy"] = "no-referrer"
         return response
 
-    async def config_json() -> JSONResponse:
-        return JSONResponse(config, headers={"Cache-Control": "no-store"})
-
     async def jwks_json() -> JSONResponse:
         return JSONResponse(jwks)
 
-    app.add_api_route("/config.json", config_json, methods=["GET"], include_in_schema=False)
+    app.add_api_route(
+        "/config.json",
+        _config_route(config, dev_token),
+        methods=["GET"],
+        include_in_schema=False,
+    )
     app.add_api_route("/.well-known/jwks.json", jwks_json, methods=["GET"], include_in_schema=False)
     if oidc is not None:
         _add_oidc_routes(app, oidc, jwks)
+    if routes is not None:
+        _add_socket_routes(app, routes)
     # Last, so that every route above and the API's own routes match first.
     app.mount("/", StaticFiles(directory=frontend_dir, html=True), name="frontend")
     return app

@@ -9,6 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from gpu_host.models.spec import BUILTIN_SPECS, USER_MODELS_FILE
+from infra.local.ports import HostPorts
 from infra.local.settings import LocalSettings
 
 
@@ -27,7 +28,9 @@ def test_defaults_serve_every_model_on_the_documented_ports() -> None:
     assert settings.served_models == tuple(BUILTIN_SPECS)
     assert LocalSettings.model_fields["user_models"].default == USER_MODELS_FILE
     assert (settings.ui_port, settings.backend_port, settings.moto_port) == (8000, 8080, 5000)
-    assert settings.ws_url == "ws://127.0.0.1:8080/ws/inference"
+    assert settings.ws_base_url == "ws://127.0.0.1:8000/ws", "sockets go through the web front"
+    assert settings.first_host_ports == HostPorts(8080, 8100, 8101, 8102)
+    assert (settings.max_hosts, settings.warm_hosts) == (1, 1)
     assert settings.ui_origin == "http://127.0.0.1:8000"
     assert settings.require_tickets is False, "local mode also takes token hellos"
     assert settings.backend_workers == 1, "one backend worker locally, whatever the cores"
@@ -73,4 +76,21 @@ def test_unknown_or_no_models_are_refused(monkeypatch: pytest.MonkeyPatch, value
 def test_bad_ports_are_refused(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
     monkeypatch.setenv(f"SPINUP_LOCAL_{name}", value)
     with pytest.raises(ValidationError):
+        LocalSettings()
+
+
+@pytest.mark.usefixtures("no_user_models")
+def test_the_fleet_size_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SPINUP_LOCAL_MAX_HOSTS", "2")
+    monkeypatch.setenv("SPINUP_LOCAL_WARM_HOSTS", "0")
+    assert (LocalSettings().max_hosts, LocalSettings().warm_hosts) == (2, 0)
+
+
+@pytest.mark.usefixtures("no_user_models")
+@pytest.mark.parametrize(("name", "value"), [("MAX_HOSTS", "0"), ("WARM_HOSTS", "-1")])
+def test_a_fleet_without_hosts_is_refused(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(f"SPINUP_LOCAL_{name}", value)
+    with pytest.raises(ValidationError, match=name.lower()):
         LocalSettings()

@@ -7,11 +7,12 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
+import jwt
 import pytest
 from fastapi import FastAPI
 
 from infra.csp import HEADER as CSP_HEADER
-from infra.local.issuer import DEV_AUDIENCE, DevIssuer
+from infra.local.issuer import DEV_AUDIENCE, DEV_USER, DevIssuer
 from infra.local.oidc import LocalOidcProvider, ProviderSettings, pkce_challenge
 from infra.local.web import OIDC_PREFIX, add_local_routes, code_flow_config
 
@@ -166,3 +167,69 @@ async def test_token_requests_must_be_small_forms(
     response = await client.post(f"{OIDC_PREFIX}/token", content=content, headers=headers)
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_request"
+
+
+# ---- /config.json?user=: a development token per user -----------------------------------
+
+
+@pytest.fixture
+async def dev_client(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, DevIssuer]]:
+    (tmp_path / "index.html").write_text("<!doctype html><title>x</title>")
+    issuer = DevIssuer(issuer=ORIGIN)
+    app = add_local_routes(
+        FastAPI(),
+        frontend_dir=tmp_path,
+        config={"apiBase": "/api", "devToken": issuer.issue()},
+        jwks=issuer.jwks(),
+        csp=POLICY,
+        dev_token=issuer.issue,
+    )
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url=ORIGIN) as http:
+        yield http, issuer
+
+
+def subject(issuer: DevIssuer, token: str) -> object:
+    key = jwt.PyJWKSet.from_dict(issuer.jwks())[issuer.kid].key
+    claims = jwt.decode(token, key, algorithms=["RS256"], audience=DEV_AUDIENCE, issuer=ORIGIN)
+    return claims["sub"]
+
+
+@pytest.mark.parametrize("user", ["alice", "bob.smith", "carol@example.com", "u_2-x", "A" * 64])
+async def test_config_json_gives_a_token_for_the_named_user(
+    dev_client: tuple[httpx.AsyncClient, DevIssuer], user: str
+) -> None:
+    http, issuer = dev_client
+    response = await http.get("/config.json", params={"user": user})
+    assert response.status_code == 200
+    assert response.headers["cache-control"] == "no-store"
+    body = response.json()
+    assert body["apiBase"] == "/api"
+    assert subject(issuer, body["devToken"]) == user
+
+
+async def test_plain_config_json_keeps_the_development_user(
+    dev_client: tuple[httpx.AsyncClient, DevIssuer],
+) -> None:
+    http, issuer = dev_client
+    assert subject(issuer, (await http.get("/config.json")).json()["devToken"]) == DEV_USER
+
+
+@pytest.mark.parametrize(
+    "user", ["", "-lead", "a b", "a/b", "ann<script>", "A" * 65, "é", "alice\n"]
+)
+async def test_a_bad_user_name_is_a_400_that_says_why(
+    dev_client: tuple[httpx.AsyncClient, DevIssuer], user: str
+) -> None:
+    response = await dev_client[0].get("/config.json", params={"user": user})
+    assert response.status_code == 400
+    body = response.json()
+    assert body["error"] == "bad_user"
+    assert "user must be 1-64 letters, digits" in body["message"]
+    assert "devToken" not in body
+
+
+async def test_no_development_tokens_under_the_code_flow(client: httpx.AsyncClient) -> None:
+    response = await client.get("/config.json", params={"user": "alice"})
+    assert response.status_code == 400
+    assert response.json()["error"] == "dev_tokens_off"
