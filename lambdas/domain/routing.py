@@ -11,7 +11,7 @@ WS_PREFIX: Final = "/ws/"
 WS_HOST_SUFFIX: Final = "/inference"
 BACKEND_PATH: Final = "/ws/inference"
 HOST_ID_PATTERN: Final = r"[A-Za-z0-9_.-]{1,64}"
-_ROUTED = re.compile(rf"^/ws/({HOST_ID_PATTERN})/inference$")
+_ROUTED = re.compile(rf"/ws/({HOST_ID_PATTERN})/inference")
 
 
 def routed_path(host_id: str) -> str:
@@ -20,5 +20,5 @@ def routed_path(host_id: str) -> str:
 
 def host_of(path: str) -> str | None:
     """The host a routed socket path names, or None when the path is not one."""
-    match = _ROUTED.match(path)
+    match = _ROUTED.fullmatch(path)
     return match.group(1) if match else None
