@@ -216,6 +216,8 @@ class _Planner:
         text = explain(plan.reason, self.settings)
         fleet_set: dict[Path, Value] = {
             **self._drop_placed(host_id),
+            # Each user whose session ends here is told why, until they start again.
+            **{("ended", user): error or text for user, _ in self.fleet.placed_on(host_id)},
             **budget.close_run(self.fleet, host_id, self.now),
             ("desired_capacity",): capacity,
         }

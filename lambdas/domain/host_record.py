@@ -180,6 +180,9 @@ class FleetRecord(BaseModel):
     sessions: dict[str, dict[str, Lease]] = Field(default_factory=dict)
     """user → session_id → lease. One map, so that one conditional write enforces the
     per-user limit however many requests race for it."""
+    ended: dict[str, str] = Field(default_factory=dict)
+    """user → why their last session ended with its host (an idle stop, say); shown in their
+    status until they start again."""
     runs: dict[str, float] = Field(default_factory=dict)
     """host id → start of its open run: the budget counts open runs from here."""
     replacements: int = 0

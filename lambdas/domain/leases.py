@@ -33,13 +33,17 @@ def open_lease(fleet: FleetRecord, item: SessionItem, limit: int) -> Transition 
             key=FLEET_KEY,
             present=(("sessions",),),
             absent=(user,),
-            set={user: {item.session_id: lease}, ("error",): None},
+            set={user: {item.session_id: lease}, ("ended", item.user): None, ("error",): None},
         )
     else:
         update = Update(
             key=FLEET_KEY,
             smaller=((user, limit),),
-            set={(*user, item.session_id): lease, ("error",): None},
+            set={
+                (*user, item.session_id): lease,
+                ("ended", item.user): None,
+                ("error",): None,
+            },
         )
     return Transition("open_session", (update,))
 

@@ -205,7 +205,9 @@ def user_status(snapshot: Snapshot, settings: Settings, now: float, user: str) -
             if running
             else ""
         )
-        message = "Stopped. Press Start to start a GPU host." + busy
+        ended = fleet.ended.get(user)
+        message = f"Stopped. {ended}" if ended else "Stopped. Press Start to start a GPU host."
+        message += busy
     return UserStatus(
         phase=phase,
         instance_state="none",

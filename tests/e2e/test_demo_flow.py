@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Browser, WebSocket, expect
 
+from lambdas.domain.stop_rules import REPORT_LAG_S
 from tests.e2e.conftest import (
     PRINTED_WORD,
     LocalSystem,
@@ -74,11 +75,13 @@ def test_start_stream_stop(
 
     page.locator("#stop").click()
     expect(status).to_have_attribute("data-phase", "stopped", timeout=STOP_TIMEOUT_MS)
+    # The user's own phase is `stopped` at once (they hold no session); the host leaves once
+    # frames may have stopped (REPORT_LAG_S after the last one reported) plus the grace.
     eventually(
         lambda: host_processes(local_system),
         lambda processes: processes == [],
         what="Triton and the backend exit",
-        timeout_s=30,
+        timeout_s=REPORT_LAG_S + 30,
         interval_s=0.25,
         pause=through(page),
     )

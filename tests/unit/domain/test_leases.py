@@ -47,12 +47,20 @@ def test_a_start_adds_a_lease_under_the_per_user_guard(
         assert update.present == (("sessions",),)
         assert update.absent == (("sessions", "alice"),)
         assert update.smaller == ()
-        assert update.set == {("sessions", "alice"): {"s-new": NEW}, ("error",): None}
+        assert update.set == {
+            ("sessions", "alice"): {"s-new": NEW},
+            ("ended", "alice"): None,
+            ("error",): None,
+        }
     else:
         assert update.present == ()
         assert update.absent == ()
         assert update.smaller == ((("sessions", "alice"), 2),)
-        assert update.set == {("sessions", "alice", "s-new"): NEW, ("error",): None}
+        assert update.set == {
+            ("sessions", "alice", "s-new"): NEW,
+            ("ended", "alice"): None,
+            ("error",): None,
+        }
 
 
 @pytest.mark.parametrize("held", [2, 3])

@@ -98,6 +98,17 @@ def test_without_a_session_the_user_sees_stopped_and_how_busy_the_fleet_is(
     assert (status.eta_s, status.ws_url, status.stop_at) == (200, None, None)
 
 
+def test_after_their_host_left_the_user_sees_why_until_they_start_again(
+    settings: Settings,
+) -> None:
+    why = "It was idle: no frames for 300 s after the last client disconnected."
+    after = snapshot(ended={"ann": why})
+    assert user_status(after, settings, NOW, "ann").message == f"Stopped. {why}"
+    assert user_status(after, settings, NOW, "bob").message == (
+        "Stopped. Press Start to start a GPU host."
+    )
+
+
 def test_after_a_failed_scale_out_the_user_sees_the_error(settings: Settings) -> None:
     text = "No GPU host could be started: no capacity (instance types: g4dn.xlarge)."
     status = user_status(snapshot(error=text, message=text), settings, NOW, "ann")
