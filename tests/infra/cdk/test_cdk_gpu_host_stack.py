@@ -253,12 +253,15 @@ def _host_statements(s: Synthesized) -> list[dict[str, Any]]:
 
 
 def test_hosts_complete_lifecycle_actions_of_their_own_group_only(synthesized: Synthesized) -> None:
+    """The launch hook's actions, and the watchdog's way out (leave the group, the desired
+    capacity lowered), on the hosts' own group only."""
     (statement,) = [
         st for st in _host_statements(synthesized) if "autoscaling" in json.dumps(st["Action"])
     ]
     assert sorted(statement["Action"]) == [
         "autoscaling:CompleteLifecycleAction",
         "autoscaling:RecordLifecycleActionHeartbeat",
+        "autoscaling:TerminateInstanceInAutoScalingGroup",
     ]
     assert statement["Condition"] == {
         "StringEquals": {f"autoscaling:ResourceTag/{FLEET_TAG_KEY}": synthesized.config.app_name}
