@@ -8,8 +8,9 @@ finding is acceptable there; IAM4/IAM5 findings are acknowledged one by one
 from __future__ import annotations
 
 from aws_cdk import Acknowledgment, App, Validations
+from aws_cdk import custom_resources as cr
 from cdk_nag import AwsSolutionsChecks
-from constructs import IConstruct
+from constructs import Construct, IConstruct
 
 
 def enable_nag(app: App) -> None:
@@ -22,3 +23,17 @@ def acknowledge(scope: IConstruct, finding: str, *, reason: str) -> None:
     if not reason.strip():
         raise ValueError(f"acknowledging {finding} needs a reason")
     Validations.of(scope).acknowledge(Acknowledgment(id=finding, reason=reason))
+
+
+def acknowledge_provider_logs(resource: cr.AwsCustomResource) -> None:
+    """CDK's provider function of an `AwsCustomResource` logs with an AWS managed policy."""
+    provider = resource.grant_principal
+    assert isinstance(provider, Construct)
+    assert provider.node.scope is not None
+    acknowledge(
+        provider.node.scope,
+        "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+        "AWSLambdaBasicExecutionRole]",
+        reason="CDK's AwsCustomResource provider writes its own logs; the AWS managed "
+        "policy grants exactly CloudWatch Logs writes.",
+    )

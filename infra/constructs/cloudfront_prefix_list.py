@@ -12,7 +12,7 @@ from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from infra.config import CLOUDFRONT_ORIGIN_FACING_PREFIX_LIST
-from infra.nag import acknowledge
+from infra.nag import acknowledge, acknowledge_provider_logs
 
 
 class CloudFrontPrefixList(Construct):
@@ -48,14 +48,5 @@ class CloudFrontPrefixList(Construct):
             reason="ec2:DescribeManagedPrefixLists supports no resource-level permissions; "
             "the policy allows only that read-only action.",
         )
-        provider = lookup.grant_principal
-        assert isinstance(provider, Construct)
-        assert provider.node.scope is not None
-        acknowledge(
-            provider.node.scope,
-            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-            "AWSLambdaBasicExecutionRole]",
-            reason="CDK's AwsCustomResource provider writes its own logs; the AWS managed "
-            "policy grants exactly CloudWatch Logs writes.",
-        )
+        acknowledge_provider_logs(lookup)
         self.prefix_list_id = lookup.get_response_field("PrefixLists.0.PrefixListId")

@@ -16,7 +16,7 @@ from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from infra.constructs.fleet_scope import FleetScope
-from infra.nag import acknowledge
+from infra.nag import acknowledge_provider_logs
 
 
 class SuspendedProcesses(Construct):
@@ -55,13 +55,4 @@ class SuspendedProcesses(Construct):
         # The call names the group by its (fixed) name, which is no reference: order it here.
         self.resource.node.add_dependency(group)
         fleet.acknowledge_group_arn(self.resource)
-        provider = self.resource.grant_principal
-        assert isinstance(provider, Construct)
-        assert provider.node.scope is not None
-        acknowledge(
-            provider.node.scope,
-            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-            "AWSLambdaBasicExecutionRole]",
-            reason="CDK's AwsCustomResource provider writes its own logs; the AWS managed "
-            "policy grants exactly CloudWatch Logs writes.",
-        )
+        acknowledge_provider_logs(self.resource)

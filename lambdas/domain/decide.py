@@ -239,19 +239,8 @@ class _Planner:
         )
         self._transition(
             "leave",
-            host_update=Update(
-                key=host_key(host_id),
-                expect={"generation": host.generation, "run_seq": host.run_seq, "run_open": True},
-                set=fields(
-                    {
-                        "run_open": False,
-                        "stop_pending": True,
-                        "stopped_at": self.now,
-                        "stop_reason": plan.reason.value,
-                        "message": text,
-                        "error": error,
-                    }
-                ),
+            host_update=self._close_run(
+                host, plan.reason.value, text, locked=True, stop_pending=True, error=error
             ),
             fleet_set=fleet_set,
             then=(
@@ -269,17 +258,11 @@ class _Planner:
         self.leaving.add(host_id)
         self._transition(
             "replace",
-            host_update=Update(
-                key=host_key(host_id),
-                expect={"generation": host.generation, "run_seq": host.run_seq, "run_open": True},
-                set=fields(
-                    {
-                        "run_open": False,
-                        "stopped_at": self.now,
-                        "stop_reason": plan.reason.value,
-                        "message": explain(plan.reason, self.settings) + " It was replaced.",
-                    }
-                ),
+            host_update=self._close_run(
+                host,
+                plan.reason.value,
+                explain(plan.reason, self.settings) + " It was replaced.",
+                locked=True,
             ),
             fleet_set={
                 **self._unplace(host_id),
@@ -295,17 +278,8 @@ class _Planner:
         wait for another host."""
         self._transition(
             "run_ended",
-            host_update=Update(
-                key=host_key(host.host_id),
-                expect={"run_seq": host.run_seq, "run_open": True},
-                set=fields(
-                    {
-                        "run_open": False,
-                        "stopped_at": self.now,
-                        "stop_reason": "outside",
-                        "message": "The host left the fleet outside Spinup.",
-                    }
-                ),
+            host_update=self._close_run(
+                host, "outside", "The host left the fleet outside Spinup.", locked=False
             ),
             fleet_set={
                 **self._unplace(host.host_id),
@@ -313,6 +287,33 @@ class _Planner:
             },
             then=self._unroute(host.host_id),
         )
+
+    def _close_run(
+        self,
+        host: HostRecord,
+        reason: str,
+        message: str,
+        *,
+        locked: bool,
+        stop_pending: bool = False,
+        error: str | None = None,
+    ) -> Update:
+        """The host record's side of a run ending now. `locked`: only if nothing bumped the
+        host's generation since it was read (the stop lock; a host gone needs none)."""
+        expect: dict[str, Value] = {"run_seq": host.run_seq, "run_open": True}
+        if locked:
+            expect["generation"] = host.generation
+        changes: dict[str, Value] = {
+            "run_open": False,
+            "stopped_at": self.now,
+            "stop_reason": reason,
+            "message": message,
+        }
+        if stop_pending:
+            changes["stop_pending"] = True
+        if stop_pending or error is not None:
+            changes["error"] = error
+        return Update(key=host_key(host.host_id), expect=expect, set=fields(changes))
 
     def _leaving(self, host: HostRecord, instance: GroupInstance | None) -> None:
         """A leave was written: converge until the group has taken the host out of service.
