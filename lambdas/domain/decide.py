@@ -11,11 +11,11 @@ Per host (an instance of the group, keyed by its instance id):
   is unprotected and the group's desired capacity lowered, so the group takes exactly this
   instance back to the warm pool;
 - a host that is not ready within the boot grace is replaced (its sessions wait for the
-  replacement), at most `max_replacements` times in a row;
+  replacement), at most `max_replacements` times in a row, and never once the budget is used up;
 - a host that left the group some other way has its run closed and its sessions put back.
 Then, for the fleet: sessions waiting for a host are placed (`placement`), the desired capacity
-raised when they need more hosts, a failed scale-out reported, and the group converged on the
-fleet record.
+raised when they need more hosts (or, once the daily budget is used up, the waiting sessions end
+with the reason), a failed scale-out reported, and the group converged on the fleet record.
 
 Fleet transitions are chained: each expects the version the one before it writes, so one
 reconcile can make several (and a concurrent reconcile makes none of them twice).
@@ -49,6 +49,9 @@ from lambdas.domain.stop_rules import StopPlan, StopReason, explain, plan_stop
 from lambdas.settings import Settings
 
 COLD_STARTS_KEPT = 10
+_IDLE_REASONS = frozenset(
+    {StopReason.IDLE_DISCONNECTED, StopReason.IDLE_CONNECTED, StopReason.RELEASED}
+)
 
 
 def decide(snapshot: Snapshot, settings: Settings, now: float) -> list[Action]:
@@ -56,10 +59,10 @@ def decide(snapshot: Snapshot, settings: Settings, now: float) -> list[Action]:
 
 
 def fleet_capacity_text(settings: Settings, max_size: int) -> str:
-    return (
-        f"All {max_size} GPU host{'s' if max_size != 1 else ''} are full "
-        f"({settings.sessions_per_host} sessions each)"
-    )
+    per_host = settings.sessions_per_host
+    if max_size == 1:
+        return f"The GPU host is full ({per_host} session{'s' if per_host != 1 else ''})"
+    return f"All {max_size} GPU hosts are full ({per_host} sessions each)"
 
 
 class _Planner:
@@ -71,6 +74,8 @@ class _Planner:
         """The fleet record as the transitions decided so far leave it."""
         self.actions: list[Action] = []
         self.leaving: set[str] = set()
+        self.scaling_in: set[str] = set()
+        """Leaving hosts that still serve: the group takes them out as the capacity drops."""
         self.desired_set = False
 
     # --- the plan --------------------------------------------------------------------------
@@ -109,15 +114,24 @@ class _Planner:
             self.actions.append(Converge("protect", (Protect(host_id, protected=True),)))
         if host.ready_this_run is not None and host.cold_start_seq != host.run_seq:
             self._record_cold_start(host)
+        out_of_budget = budget.exhausted_at(self.fleet, self.settings, self.now)
         plan = plan_stop(
             host,
             self.settings,
             placed=len(self.fleet.placed_on(host_id)),
-            out_of_budget=budget.exhausted_at(self.fleet, self.settings, self.now),
+            out_of_budget=out_of_budget,
         )
         if plan is None or plan.at > self.now:
             return
+        if plan.reason in _IDLE_REASONS and self._takes_waiting(host):
+            # A session waiting for a host goes here, and its placement is activity: a start
+            # request wins over an idle stop, as it does over one decided concurrently.
+            return
         if plan.reason is StopReason.BOOT_TIMEOUT:
+            if out_of_budget is not None and out_of_budget <= self.now:
+                # A replacement would run on a budget that is used up: leave instead.
+                self._leave(host, StopPlan(plan.at, StopReason.BUDGET))
+                return
             if self.fleet.replacements < self.settings.max_replacements:
                 self._replace(host, plan)
                 return
@@ -209,12 +223,17 @@ class _Planner:
             fleet_set[("error",)] = error
             fleet_set[("message",)] = error
         self.leaving.add(host_id)
+        self.scaling_in.add(host_id)
         self.desired_set = True
         # The group scales in an unprotected instance: make sure this host is the only one.
+        # Hosts already leaving stay unprotected, whether decided on before this one or not.
         guard_others = tuple(
             Protect(i.instance_id, protected=True)
             for i in self.snapshot.group.serving
-            if not i.protected and i.instance_id != host_id and i.instance_id not in self.leaving
+            if not i.protected
+            and i.instance_id != host_id
+            and i.instance_id not in self.leaving
+            and not self.snapshot.host(i.instance_id).stop_pending
         )
         self._transition(
             "leave",
@@ -320,6 +339,7 @@ class _Planner:
             )
             return
         self.leaving.add(host.host_id)
+        self.scaling_in.add(host.host_id)
         calls: list[Call] = list(self._unroute(host.host_id))
         if instance.protected:
             calls.append(Protect(host.host_id, protected=False))
@@ -368,6 +388,19 @@ class _Planner:
         waiting = [(u, s, lease) for u, s, lease in fleet.unplaced() if lease.expires_at > self.now]
         if not waiting:
             return
+        refusal = budget.refusal(fleet, self.settings, self.now)
+        if refusal is not None:
+            # The budget ran out while they waited: no host starts for them (as a start
+            # request is refused); they end with the reason.
+            self._transition(
+                "cancel_waiting",
+                fleet_set={
+                    **{("sessions", user, sid): None for user, sid, _ in waiting},
+                    ("error",): refusal,
+                    ("message",): refusal,
+                },
+            )
+            return
         candidates = []
         for instance in group.serving:
             host = self.snapshot.host(instance.instance_id)
@@ -380,7 +413,8 @@ class _Planner:
                     placed=len(fleet.placed_on(instance.instance_id)),
                 )
             )
-        on_the_way = max(0, fleet.desired_capacity - len(fleet.runs))
+        # Wanted but not a candidate yet: launching, or its run opened in this reconcile.
+        on_the_way = max(0, fleet.desired_capacity - len(candidates))
         placement = place(
             [sid for _, sid, _ in waiting],
             candidates,
@@ -388,10 +422,14 @@ class _Planner:
             on_the_way=on_the_way,
         )
         capacity = min(group.max_size, fleet.desired_capacity + placement.hosts_needed)
+        if self.scaling_in:
+            # Raising the capacity before a leaving host is out could make the group keep
+            # that host (unprotected, its run closed) instead of launching one: scale out
+            # once it has left.
+            capacity = fleet.desired_capacity
         if not placement.assignments and capacity <= fleet.desired_capacity:
             return
         owner = {sid: user for user, sid, _ in waiting}
-        created = {sid: lease.created_at for _, sid, lease in waiting}
         fleet_set: dict[Path, Value] = {
             ("sessions", owner[sid], sid, "host_id"): host_id
             for sid, host_id in placement.assignments.items()
@@ -406,12 +444,13 @@ class _Planner:
         host_updates = []
         for host_id in sorted(set(placement.assignments.values())):
             host = self.snapshot.host(host_id)
-            newest = max(created[s] for s, h in placement.assignments.items() if h == host_id)
+            # Activity from now, not from the request: a session that waited for a place
+            # gets the whole idle timeout to connect.
             host_updates.append(
                 Update(
                     key=host_key(host_id),
                     expect={"run_seq": host.run_seq, "run_open": True},
-                    set=fields({"last_start_request_at": newest}),
+                    set=fields({"last_start_request_at": self.now}),
                     add={"generation": 1},
                 )
             )
@@ -470,6 +509,14 @@ class _Planner:
 
     def _unroute(self, host_id: str) -> tuple[Call, ...]:
         return (DeleteRoute(host_id),) if host_id in self.snapshot.routes else ()
+
+    def _takes_waiting(self, host: HostRecord) -> bool:
+        """A ready host with room while sessions wait: placement puts one on it."""
+        if host.ready_this_run is None:
+            return False
+        if len(self.fleet.placed_on(host.host_id)) >= self.settings.sessions_per_host:
+            return False
+        return any(lease.expires_at > self.now for _, _, lease in self.fleet.unplaced())
 
     def _gave_up_text(self) -> str:
         return (
