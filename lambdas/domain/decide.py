@@ -52,6 +52,7 @@ COLD_STARTS_KEPT = 10
 _IDLE_REASONS = frozenset(
     {StopReason.IDLE_DISCONNECTED, StopReason.IDLE_CONNECTED, StopReason.RELEASED}
 )
+_HARD_LIMITS = frozenset({StopReason.MAX_RUN, StopReason.BUDGET})
 
 
 def decide(snapshot: Snapshot, settings: Settings, now: float) -> list[Action]:
@@ -235,11 +236,16 @@ class _Planner:
             and i.instance_id not in self.leaving
             and not self.snapshot.host(i.instance_id).stop_pending
         )
+        # The stop lock is the idle stops': activity wins over them. A hard limit stops a busy
+        # host too, so its frames must not make the write fail (and with it, chained after it,
+        # every other leave of this reconcile, again and again while the heartbeats land
+        # between the schedule's read and its write).
+        lock = {} if plan.reason in _HARD_LIMITS else {"generation": host.generation}
         self._transition(
             "leave",
             host_update=Update(
                 key=host_key(host_id),
-                expect={"generation": host.generation, "run_seq": host.run_seq, "run_open": True},
+                expect={**lock, "run_seq": host.run_seq, "run_open": True},
                 set=fields(
                     {
                         "run_open": False,

@@ -21,6 +21,7 @@ from lambdas.reconcile.service import execute, read_snapshot, reconcile_once
 from lambdas.settings import Settings
 from tests.integration.control.harness import (
     MAX_HOSTS,
+    T0,
     TYPES,
     Aws,
     Clock,
@@ -242,6 +243,32 @@ async def test_activity_wins_over_a_leave_decided_on_an_older_generation(
     assert aws.protected() == {host: True}
     assert aws.fleet().desired_capacity == 1
     assert (await status(api, issuer))["phase"] == "ready"
+
+
+@pytest.mark.parametrize("overrides", [{"daily_gpu_hours": 1}])
+async def test_a_busy_host_leaves_at_the_budget_even_when_its_frames_race_the_leave(
+    api: httpx.AsyncClient,
+    issuer: Issuer,
+    aws: Aws,
+    settings: Settings,
+    clients: Clients,
+    clock: Clock,
+) -> None:
+    """Given a host streaming frames when the fleet's daily budget runs out, when its backend
+    reports frames between the leave's decision and its write, then the host leaves all the
+    same: a hard limit is no idle stop, and activity does not win over it."""
+    _, host = await ready_host(api, issuer, aws, clock)
+    clock.now = T0 + 3600 + 1  # one host, one GPU-hour: the budget is used up
+    aws.report(host, heartbeat_update(clock.now - 10, sessions=1))
+    actions = tuple(decide(read_snapshot(clients), settings, clock()))
+    assert "leave" in [action.name for action in actions]
+
+    aws.report(host, heartbeat_update(clock.now, sessions=1))
+    done = execute(actions, clients)
+
+    assert "leave" in done
+    assert aws.host(host).stop_reason == "budget"
+    assert aws.in_service() == []
 
 
 async def test_without_a_race_the_same_leave_goes_through(
