@@ -52,6 +52,7 @@ COLD_STARTS_KEPT = 10
 _IDLE_REASONS = frozenset(
     {StopReason.IDLE_DISCONNECTED, StopReason.IDLE_CONNECTED, StopReason.RELEASED}
 )
+_HARD_LIMITS = frozenset({StopReason.MAX_RUN, StopReason.BUDGET})
 
 
 def decide(snapshot: Snapshot, settings: Settings, now: float) -> list[Action]:
@@ -237,10 +238,19 @@ class _Planner:
             and i.instance_id not in self.leaving
             and not self.snapshot.host(i.instance_id).stop_pending
         )
+        # The stop lock is the idle stops': activity wins over them. A hard limit stops a busy
+        # host too, so its frames must not make the write fail (and with it, chained after it,
+        # every other leave of this reconcile, again and again while the heartbeats land
+        # between the schedule's read and its write).
         self._transition(
             "leave",
             host_update=self._close_run(
-                host, plan.reason.value, text, locked=True, stop_pending=True, error=error
+                host,
+                plan.reason.value,
+                text,
+                locked=plan.reason not in _HARD_LIMITS,
+                stop_pending=True,
+                error=error,
             ),
             fleet_set=fleet_set,
             then=(

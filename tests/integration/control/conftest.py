@@ -1,7 +1,7 @@
 """The control plane against moto's real server, with a JWKS issuer and an injected clock.
 
-One moto server for the session, reset before each test; each test gets a fresh table, a
-stopped instance, and the app wired to them.
+One moto server for the session, reset before each test; each test gets a fresh table, the
+GPU fleet's Auto Scaling group with nothing running, and the app wired to them.
 """
 
 from __future__ import annotations
@@ -22,19 +22,28 @@ from moto.dynamodb.responses import DynamoHandler
 from moto.server import ThreadedMotoServer
 
 from lambdas.aws.clients import Clients, make_clients
+from lambdas.aws.fleet import AutoScalingFleet
 from lambdas.bootstrap import bootstrap
+from lambdas.control import app as app_module
+from lambdas.control import lambda_handler
 from lambdas.control.app import create_app
+from lambdas.reconcile import handler as reconcile_handler
 from lambdas.settings import Settings
 from tests.integration.control.harness import (
     AUDIENCE,
+    GROUP,
     ISSUER,
     REGION,
     T0,
     TICKET_SECRET,
     TYPES,
+    WS_BASE_URL,
     Aws,
     Clock,
     Issuer,
+    MemoryRoutes,
+    RecordingFleet,
+    create_fleet,
 )
 
 
@@ -99,8 +108,8 @@ def aws(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> Aws:
-    """A clean emulated account with one stopped g5.xlarge instance; fake credentials only
-    (and no local AWS configuration) for the test's duration."""
+    """A clean emulated account with the GPU fleet's group and nothing running; fake
+    credentials only (and no local AWS configuration) for the test's duration."""
     for name, value in {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
@@ -113,29 +122,33 @@ def aws(
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     request = urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST")
     urllib.request.urlopen(request, timeout=10).close()
-    ec2 = boto_session.client("ec2", endpoint_url=moto_endpoint)
-    instance_id = ec2.run_instances(
-        ImageId="ami-0123456789abcdef0", MinCount=1, MaxCount=1, InstanceType="g5.xlarge"
-    )["Instances"][0]["InstanceId"]
-    ec2.stop_instances(InstanceIds=[instance_id])
-    return Aws(moto_endpoint, instance_id, "spinup-it", boto_session)
+    made = Aws(moto_endpoint, "spinup-it", GROUP, boto_session)
+    create_fleet(made)
+    return made
 
 
 @pytest.fixture
-def settings(aws: Aws, issuer: Issuer) -> Settings:
-    return Settings(
-        table_name=aws.table_name,
-        instance_id=aws.instance_id,
-        aws_region=REGION,
-        aws_endpoint_url=aws.endpoint,
-        ws_url="wss://spinup.test/ws/inference",
-        auth_mode="jwks",
-        jwks_url=issuer.jwks_url,
-        jwt_issuer=ISSUER,
-        jwt_audience=AUDIENCE,
-        instance_types=TYPES,
-        ticket_secret=TICKET_SECRET,
-    )
+def overrides() -> dict[str, Any]:
+    """Settings a test changes: `@pytest.mark.parametrize("overrides", [{...}])`."""
+    return {}
+
+
+@pytest.fixture
+def settings(aws: Aws, issuer: Issuer, overrides: dict[str, Any]) -> Settings:
+    values: dict[str, Any] = {
+        "table_name": aws.table_name,
+        "group_name": aws.group_name,
+        "aws_region": REGION,
+        "aws_endpoint_url": aws.endpoint,
+        "ws_base_url": WS_BASE_URL,
+        "auth_mode": "jwks",
+        "jwks_url": issuer.jwks_url,
+        "jwt_issuer": ISSUER,
+        "jwt_audience": AUDIENCE,
+        "instance_types": TYPES,
+        "ticket_secret": TICKET_SECRET,
+    }
+    return Settings(**{**values, **overrides})
 
 
 @pytest.fixture
@@ -144,21 +157,64 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def clients(settings: Settings, boto_session: boto3.session.Session) -> Clients:
-    made = make_clients(settings, boto_session)
+def fleet(aws: Aws, boto_session: boto3.session.Session, clock: Clock) -> RecordingFleet:
+    """The real Auto Scaling adapter against moto, its calls logged."""
+    adapter = AutoScalingFleet(
+        boto_session.client("autoscaling", endpoint_url=aws.endpoint),
+        boto_session.client("ec2", endpoint_url=aws.endpoint),
+        aws.group_name,
+    )
+    return RecordingFleet(adapter, clock)
+
+
+@pytest.fixture
+def routes() -> MemoryRoutes:
+    return MemoryRoutes()
+
+
+@pytest.fixture
+def clients(
+    settings: Settings,
+    boto_session: boto3.session.Session,
+    fleet: RecordingFleet,
+    routes: MemoryRoutes,
+) -> Clients:
+    made = make_clients(settings, boto_session, fleet=fleet, routes=routes)
     bootstrap(settings, made)
     return made
 
 
 @pytest.fixture
-def start_calls(clients: Clients) -> list[dict[str, Any]]:
-    """Every StartInstances the adapter's client sends, as botocore saw it."""
-    calls: list[dict[str, Any]] = []
-    clients.ec2.client.meta.events.register(
-        "provide-client-params.ec2.StartInstances",
-        lambda params, **_: calls.append(dict(params)),
-    )
-    return calls
+def lambda_environment(
+    settings: Settings,
+    clients: Clients,
+    aws: Aws,
+    routes: MemoryRoutes,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[dict[str, str]]:
+    """The Lambdas' SPINUP_ environment as the CDK app sets it (apigw mode), with the route
+    table in memory: the Lambdas' own clients are built from the environment, the KeyValueStore
+    client aside (moto has no KeyValueStore data plane). The table exists (`clients`)."""
+    environment = {
+        "SPINUP_TABLE_NAME": settings.table_name,
+        "SPINUP_GROUP_NAME": settings.group_name,
+        "SPINUP_AWS_ENDPOINT_URL": aws.endpoint,
+        "SPINUP_AUTH_MODE": "apigw",
+        "SPINUP_WS_BASE_URL": WS_BASE_URL,
+    }
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+
+    def with_memory_routes(settings: Settings, *args: Any, **kwargs: Any) -> Clients:
+        return make_clients(settings, *args, routes=routes, **kwargs)
+
+    monkeypatch.setattr(app_module, "make_clients", with_memory_routes)
+    monkeypatch.setattr(reconcile_handler, "make_clients", with_memory_routes)
+    lambda_handler._adapter.cache_clear()
+    reconcile_handler._runtime.cache_clear()
+    yield environment
+    lambda_handler._adapter.cache_clear()
+    reconcile_handler._runtime.cache_clear()
 
 
 @pytest.fixture

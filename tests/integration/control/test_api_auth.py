@@ -130,7 +130,7 @@ def test_behind_api_gateway_the_authorizers_claims_name_the_user(
     answer = handler(http_api_event("POST", "/api/sessions", {"sub": "carol"}), CONTEXT)
 
     assert answer["statusCode"] == 202
-    assert set(aws.host().sessions) == {"carol"}
+    assert set(aws.fleet().sessions) == {"carol"}
     status = handler(http_api_event("GET", "/api/status", {"sub": "carol"}), CONTEXT)
     assert len(json.loads(status["body"])["sessions"]) == 1
 
@@ -145,24 +145,20 @@ def test_behind_api_gateway_no_claims_is_401(
 
 
 def test_the_lambda_handler_reads_its_settings_from_the_environment(
-    apigw_settings: Settings, clients: Clients, aws: Aws, monkeypatch: pytest.MonkeyPatch
+    lambda_environment: dict[str, str], aws: Aws, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Given the SPINUP_ environment of the Lambda, when API Gateway invokes the handler,
-    then it answers with the app built from those settings."""
-    for name, value in {
-        "SPINUP_TABLE_NAME": apigw_settings.table_name,
-        "SPINUP_INSTANCE_ID": apigw_settings.instance_id,
-        "SPINUP_AWS_ENDPOINT_URL": aws.endpoint,
-        "SPINUP_AUTH_MODE": "apigw",
-        "SPINUP_INSTANCE_TYPES": "g5.xlarge,g6.xlarge",
-    }.items():
-        monkeypatch.setenv(name, value)
-    lambda_handler._adapter.cache_clear()
-    try:
-        answer = lambda_handler.handler(
-            http_api_event("GET", "/api/status", {"sub": "dan"}), CONTEXT
-        )
-    finally:
-        lambda_handler._adapter.cache_clear()
+    then it answers with the app built from those settings: the fleet found through the
+    group named there."""
+    monkeypatch.setenv("SPINUP_INSTANCE_TYPES", "g5.xlarge,g6.xlarge")
+
+    answer = lambda_handler.handler(http_api_event("GET", "/api/status", {"sub": "dan"}), CONTEXT)
+    started = lambda_handler.handler(
+        http_api_event("POST", "/api/sessions", {"sub": "dan"}), CONTEXT
+    )
+
     assert answer["statusCode"] == 200
     assert json.loads(answer["body"])["phase"] == "stopped"
+    assert started["statusCode"] == 202, started["body"]
+    assert aws.desired_capacity() == 1
+    assert len(aws.in_service()) == 1

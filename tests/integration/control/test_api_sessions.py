@@ -1,81 +1,90 @@
-"""The control API's session routes against moto: start, limits, keepalive, release."""
+"""The control API's session routes against moto: start (a host launched through the group),
+limits and the budget across the fleet, keepalive, release, errors."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import httpx
 import pytest
 
-from lambdas.domain.host_record import Milestone, heartbeat_update, milestone_update
-from tests.integration.control.harness import Aws, Clock, Issuer
+from lambdas.domain.host_record import heartbeat_update
+from tests.integration.control.harness import (
+    Aws,
+    Clock,
+    Issuer,
+    RecordingFleet,
+    host_of,
+    start,
+    status,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
 
-async def start(api: httpx.AsyncClient, issuer: Issuer, user: str = "alice") -> dict[str, Any]:
-    response = await api.post("/api/sessions", headers=issuer.headers(user))
-    assert response.status_code == 202, response.text
-    body: dict[str, Any] = response.json()
-    return body
+async def ready_session(
+    api: httpx.AsyncClient, issuer: Issuer, aws: Aws, clock: Clock, user: str = "alice"
+) -> tuple[str, str]:
+    """A session of `user` on a host that became ready 120 s after its start."""
+    session = await start(api, issuer, user)
+    await status(api, issuer, user)
+    await status(api, issuer, user)
+    host = host_of(aws, user, session)
+    assert host is not None
+    aws.report_ready(host, clock.advance(120))
+    assert (await status(api, issuer, user))["phase"] == "ready"
+    return session, host
 
 
-async def status(api: httpx.AsyncClient, issuer: Issuer, user: str = "alice") -> dict[str, Any]:
-    response = await api.get("/api/status", headers=issuer.headers(user))
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-async def test_start_from_stopped_runs_the_instance(
-    api: httpx.AsyncClient, issuer: Issuer, aws: Aws, start_calls: list[dict[str, Any]]
+async def test_a_start_on_an_empty_fleet_launches_a_host_and_places_the_session(
+    api: httpx.AsyncClient, issuer: Issuer, aws: Aws, fleet: RecordingFleet
 ) -> None:
     before = await status(api, issuer)
-    assert (before["phase"], before["instance_state"]) == ("stopped", "stopped")
+    assert (before["phase"], before["instance_state"], before["sessions"]) == (
+        "stopped",
+        "none",
+        [],
+    )
 
     created = await api.post("/api/sessions", headers=issuer.headers())
 
     assert created.status_code == 202
     body = created.json()
-    assert body["phase"] == "booting"
+    assert body["phase"] == "starting"
     assert body["status_url"] == "/api/status"
     assert len(body["session_id"]) == 32
-    assert aws.ec2_state() == "running"
-    assert len(start_calls) == 1
+    assert fleet.capacity_calls() == [1]
+    (host,) = aws.in_service()
+    opened = await status(api, issuer)  # the host's run opens; the next reconcile places
+    assert (opened["phase"], opened["sessions"][0]["host_id"]) == ("starting", None)
     after = await status(api, issuer)
     assert after["phase"] == "booting"
-    assert after["ws_url"] == "wss://spinup.test/ws/inference"
-    assert [s["session_id"] for s in after["sessions"]] == [body["session_id"]]
+    assert after["ws_url"] is None
+    assert [(s["session_id"], s["host_id"]) for s in after["sessions"]] == [
+        (body["session_id"], host)
+    ]
+    assert aws.host(host).run_open
 
 
-async def test_fifty_concurrent_starts_make_one_start_instances(
-    api: httpx.AsyncClient, issuer: Issuer, aws: Aws, start_calls: list[dict[str, Any]]
+@pytest.mark.parametrize("overrides", [{"sessions_per_host": 1}])
+async def test_a_user_may_hold_only_so_many_sessions_across_the_fleet(
+    api: httpx.AsyncClient, issuer: Issuer, aws: Aws
 ) -> None:
-    """Given a stopped instance, when fifty users press Start at once (each request handled
-    in its own worker thread), then every request is accepted and EC2 gets one start."""
-    answers = await asyncio.gather(
-        *(api.post("/api/sessions", headers=issuer.headers(f"user-{n}")) for n in range(50))
-    )
-    assert [a.status_code for a in answers] == [202] * 50
-    assert len(start_calls) == 1
-    assert aws.ec2_state() == "running"
-    assert aws.host().open_session_count == 50
-
-
-async def test_a_user_may_hold_only_so_many_sessions(
-    api: httpx.AsyncClient, issuer: Issuer
-) -> None:
+    """Given one session per host, alice's two sessions are on two hosts; the limit counts
+    them both."""
     first = await start(api, issuer)
     second = await start(api, issuer)
+    await status(api, issuer)
+    await status(api, issuer)
+    assert {host_of(aws, "alice", first), host_of(aws, "alice", second)} == set(aws.in_service())
 
     refused = await api.post("/api/sessions", headers=issuer.headers())
 
     assert refused.status_code == 429
     detail = refused.json()["detail"]
     assert "2 open sessions" in detail
-    assert first["session_id"] in detail
-    assert second["session_id"] in detail
+    assert first in detail
+    assert second in detail
     assert "DELETE /api/sessions/" in detail
     await start(api, issuer, user="bob")
 
@@ -87,26 +96,51 @@ async def test_concurrent_starts_by_one_user_respect_the_limit(
         *(api.post("/api/sessions", headers=issuer.headers()) for _ in range(10))
     )
     assert sorted(a.status_code for a in answers) == [202, 202] + [429] * 8
-    assert len(aws.host().sessions_of("alice")) == 2
+    assert len(aws.fleet().sessions_of("alice")) == 2
 
 
 async def test_over_the_daily_budget_start_answers_429_with_the_reason(
-    api: httpx.AsyncClient, issuer: Issuer, aws: Aws, clients: Any
+    api: httpx.AsyncClient, issuer: Issuer, aws: Aws, fleet: RecordingFleet
 ) -> None:
-    aws.update_host("SET budget_day = :day, budget_used_s = :used", day="2027-01-15", used=43200)
+    aws.update_fleet("SET budget_day = :day, budget_used_s = :used", day="2027-01-15", used=43200)
 
     refused = await api.post("/api/sessions", headers=issuer.headers())
 
     assert refused.status_code == 429
     assert "daily GPU budget of 12 h is used up" in refused.json()["detail"]
-    assert aws.ec2_state() == "stopped"
+    assert fleet.capacity_calls() == []
+    assert aws.in_service() == []
+
+
+@pytest.mark.parametrize("overrides", [{"sessions_per_host": 1, "daily_gpu_hours": 1}])
+async def test_two_hosts_use_the_fleets_budget_together(
+    api: httpx.AsyncClient, issuer: Issuer, aws: Aws, clock: Clock
+) -> None:
+    """Given a budget of 1 GPU-hour and two users streaming on two hosts, then both hosts
+    stop after half an hour, and a new start is refused with the reason."""
+    hosts = [(await ready_session(api, issuer, aws, clock, user))[1] for user in ("alice", "bob")]
+    started = clock.now - 120
+    while aws.in_service() and clock.now < started + 3600:
+        clock.advance(60)
+        for host in hosts:
+            aws.report(host, heartbeat_update(clock.now, sessions=1))
+        await status(api, issuer)
+
+    assert aws.in_service() == []
+    assert clock.now == pytest.approx(started + 1800, abs=60)
+    assert [aws.host(h).stop_reason for h in hosts] == ["budget", "budget"]
+    assert aws.fleet().budget_used_s == pytest.approx(3600, abs=120)
+    refused = await api.post("/api/sessions", headers=issuer.headers("carol"))
+    assert refused.status_code == 429
+    detail = refused.json()["detail"]
+    assert "daily GPU budget of 1 h is used up" in detail
+    assert "across the fleet" in detail
 
 
 async def test_keepalive_moves_stop_at(
     api: httpx.AsyncClient, issuer: Issuer, aws: Aws, clock: Clock
 ) -> None:
-    session = (await start(api, issuer))["session_id"]
-    aws.report(milestone_update(Milestone.READY, clock.advance(120)))
+    session, _ = await ready_session(api, issuer, aws, clock)
     clock.advance(200)
     before = (await status(api, issuer))["stop_at"]
     assert before == pytest.approx(clock.now - 200 + 300)
@@ -119,74 +153,54 @@ async def test_keepalive_moves_stop_at(
     assert (await status(api, issuer))["stop_at"] > before
 
 
-async def test_status_polling_alone_does_not_keep_the_instance_up(
+async def test_status_polling_alone_does_not_keep_the_host_up(
     api: httpx.AsyncClient, issuer: Issuer, aws: Aws, clock: Clock
 ) -> None:
-    """Given a ready instance nobody sends frames to, when the page polls the status every
-    10 s, then the polls change nothing and the instance stops at the idle timeout."""
-    await start(api, issuer)
-    ready_at = clock.advance(120)
-    aws.report(milestone_update(Milestone.READY, ready_at))
-    generation = aws.host().generation
+    """Given a ready host nobody sends frames to, when the page polls the status every 10 s,
+    then the polls change nothing and the host leaves at the idle timeout."""
+    _, host = await ready_session(api, issuer, aws, clock)
+    ready_at = clock.now
+    generation = aws.host(host).generation
     while clock.now + 10 < ready_at + 300:
         clock.advance(10)
         assert (await status(api, issuer))["phase"] == "ready"
-    assert aws.host().generation == generation
+    assert aws.host(host).generation == generation
 
     clock.advance(10)
     after = await status(api, issuer)
 
     assert after["phase"] == "stopped"
-    assert aws.ec2_state() == "stopped"
-    assert "no frames for 300 s" in after["message"]
+    assert aws.in_service() == []
+    assert "no frames for 300 s" in aws.host(host).message
 
 
-async def test_frames_keep_the_instance_up(
+async def test_frames_keep_the_host_up(
     api: httpx.AsyncClient, issuer: Issuer, aws: Aws, clock: Clock
 ) -> None:
-    await start(api, issuer)
-    aws.report(milestone_update(Milestone.READY, clock.advance(120)))
+    _, host = await ready_session(api, issuer, aws, clock)
     for _ in range(30):
         clock.advance(30)
-        aws.report(heartbeat_update(clock.now, sessions=1))
+        aws.report(host, heartbeat_update(clock.now, sessions=1))
         assert (await status(api, issuer))["phase"] == "ready"
+    assert aws.in_service() == [host]
 
 
-async def test_releasing_the_last_session_stops_after_the_grace(
+async def test_releasing_one_of_two_sessions_keeps_the_host_running(
     api: httpx.AsyncClient, issuer: Issuer, aws: Aws, clock: Clock
 ) -> None:
-    session = (await start(api, issuer))["session_id"]
-    aws.report(milestone_update(Milestone.READY, clock.advance(120)))
-    clock.advance(30)
-
-    released = await api.delete(f"/api/sessions/{session}", headers=issuer.headers())
-
-    assert released.status_code == 200
-    assert released.json() == {"session_id": session, "released": True, "phase": "ready"}
-    clock.advance(59)
-    assert (await status(api, issuer))["phase"] == "ready"
-    clock.advance(1)
-    after = await status(api, issuer)
-    assert after["phase"] == "stopped"
-    assert "Every session was released" in after["message"]
-    assert aws.ec2_state() == "stopped"
-
-
-async def test_releasing_one_of_two_sessions_keeps_it_running(
-    api: httpx.AsyncClient, issuer: Issuer, aws: Aws, clock: Clock
-) -> None:
-    mine = (await start(api, issuer))["session_id"]
-    await start(api, issuer, user="bob")
-    aws.report(milestone_update(Milestone.READY, clock.advance(120)))
+    mine, host = await ready_session(api, issuer, aws, clock)
+    theirs = await start(api, issuer, user="bob")
+    assert host_of(aws, "bob", theirs) == host
 
     await api.delete(f"/api/sessions/{mine}", headers=issuer.headers())
     clock.advance(120)
 
-    assert (await status(api, issuer))["phase"] == "ready"
+    assert (await status(api, issuer, "bob"))["phase"] == "ready"
+    assert aws.in_service() == [host]
 
 
 async def test_release_is_idempotent(api: httpx.AsyncClient, issuer: Issuer) -> None:
-    session = (await start(api, issuer))["session_id"]
+    session = await start(api, issuer)
     for _ in range(2):
         answer = await api.delete(f"/api/sessions/{session}", headers=issuer.headers())
         assert answer.status_code == 200
@@ -212,7 +226,7 @@ async def test_an_unknown_session_is_404(
 async def test_someone_elses_session_is_403(
     method: str, suffix: str, api: httpx.AsyncClient, issuer: Issuer
 ) -> None:
-    session = (await start(api, issuer, user="bob"))["session_id"]
+    session = await start(api, issuer, user="bob")
     answer = await api.request(method, f"/api/sessions/{session}{suffix}", headers=issuer.headers())
     assert answer.status_code == 403
     assert "another user" in answer.json()["detail"]
@@ -221,21 +235,20 @@ async def test_someone_elses_session_is_403(
 async def test_keepalive_on_an_ended_session_is_409(
     api: httpx.AsyncClient, issuer: Issuer, aws: Aws, clock: Clock
 ) -> None:
-    session = (await start(api, issuer))["session_id"]
-    aws.report(milestone_update(Milestone.READY, clock.advance(120)))
+    session, _ = await ready_session(api, issuer, aws, clock)
     clock.advance(301)
     assert (await status(api, issuer))["phase"] == "stopped"
 
     answer = await api.post(f"/api/sessions/{session}/keepalive", headers=issuer.headers())
 
     assert answer.status_code == 409
-    assert "ended when the instance stopped" in answer.json()["detail"]
+    assert "ended when its GPU host stopped" in answer.json()["detail"]
 
 
 async def test_keepalive_on_a_released_session_is_409(
     api: httpx.AsyncClient, issuer: Issuer
 ) -> None:
-    session = (await start(api, issuer))["session_id"]
+    session = await start(api, issuer)
     await api.delete(f"/api/sessions/{session}", headers=issuer.headers())
     answer = await api.post(f"/api/sessions/{session}/keepalive", headers=issuer.headers())
     assert answer.status_code == 409
@@ -256,26 +269,11 @@ async def test_start_reads_no_body(content: bytes, api: httpx.AsyncClient, issue
 
 
 async def test_a_malformed_session_id_is_422(api: httpx.AsyncClient, issuer: Issuer) -> None:
-    answer = await api.delete("/api/sessions/..%2F..%2Fhost%23gpu-0", headers=issuer.headers())
+    answer = await api.delete("/api/sessions/..%2F..%2Fhost%23i-0123", headers=issuer.headers())
     assert answer.status_code in (404, 422)
     answer = await api.delete(f"/api/sessions/{'x' * 5000}", headers=issuer.headers())
     assert answer.status_code == 422
     assert "session_id" in answer.json()["detail"]
-
-
-async def test_a_missing_instance_is_an_error_phase_and_start_is_503(
-    api: httpx.AsyncClient, issuer: Issuer, aws: Aws
-) -> None:
-    aws.client("ec2").terminate_instances(InstanceIds=[aws.instance_id])
-
-    current = await status(api, issuer)
-    refused = await api.post("/api/sessions", headers=issuer.headers())
-
-    assert current["phase"] == "error"
-    assert "terminated" in current["message"]
-    assert "cdk deploy" in current["message"]
-    assert refused.status_code == 503
-    assert "cdk deploy" in refused.json()["detail"]
 
 
 async def test_the_openapi_document_is_served(api: httpx.AsyncClient) -> None:

@@ -11,8 +11,9 @@ import pytest
 from gpu_host.backend.host_store import HostStore
 from gpu_host.backend.reporter import DynamoHostRecord, Reporter
 from lambdas.aws.clients import Clients
-from lambdas.domain.actions import Transition
-from lambdas.domain.host_record import BackendField, HostRecord, Milestone
+from lambdas.domain.actions import Transition, Update, fields
+from lambdas.domain.host_record import BackendField, HostRecord, Milestone, host_key
+from lambdas.reconcile.service import reconcile_once
 from lambdas.settings import Settings
 from tests.integration.control.harness import T0, Aws, Clock
 
@@ -28,15 +29,32 @@ def host(tmp_path: Path) -> Iterator[HostStore]:
 
 
 @pytest.fixture
-def reporter(aws: Aws, settings: Settings, clock: Clock, host: HostStore) -> Reporter:
+def host_id(aws: Aws, settings: Settings, clients: Clients, clock: Clock) -> str:
+    """An instance the group put in service, with the record reconcile made for it (keyed by
+    its instance id: what the host reads from its instance metadata)."""
+    clients.fleet.set_desired_capacity(1)
+    reconcile_once(settings, clients, clock())
+    (instance_id,) = aws.in_service()
+    assert clients.store.load_host(instance_id) is not None
+    return instance_id
+
+
+@pytest.fixture
+def reporter(aws: Aws, settings: Settings, clock: Clock, host: HostStore, host_id: str) -> Reporter:
     """The backend's reporter, writing to the control plane's table and host record."""
     store = DynamoHostRecord(
         table_name=settings.table_name,
-        host_id=settings.host_id,
+        host_id=host_id,
         region=settings.aws_region,
         endpoint_url=aws.endpoint,
     )
     return Reporter(store, host=host, heartbeat_s=30, clock=clock)
+
+
+def load(clients: Clients, host_id: str) -> HostRecord:
+    record = clients.store.load_host(host_id)
+    assert record is not None
+    return record
 
 
 def open_sessions(host: HostStore, count: int) -> None:
@@ -51,12 +69,12 @@ def changed_fields(before: HostRecord, after: HostRecord) -> set[str]:
 
 
 async def test_what_the_backend_writes_the_control_plane_reads(
-    reporter: Reporter, clients: Clients, clock: Clock, host: HostStore
+    reporter: Reporter, clients: Clients, clock: Clock, host: HostStore, host_id: str
 ) -> None:
     """Given a host record, when the backend reports its milestones, a session count and a
     heartbeat, then the store reads each value back in the field the control plane decides
     on, and nothing else in the record changed."""
-    before = clients.store.load_host()
+    before = load(clients, host_id)
     times = {}
     for step, milestone in enumerate(Milestone, start=1):
         clock.now = times[milestone] = T0 + step + 0.125  # milliseconds survive the trip
@@ -68,7 +86,7 @@ async def test_what_the_backend_writes_the_control_plane_reads(
     reporter.start()
     await reporter.stop()  # flushes everything pending
 
-    after = clients.store.load_host()
+    after = load(clients, host_id)
 
     assert after.backend_up_at == times[Milestone.BACKEND_UP]
     assert after.models_loaded_at == times[Milestone.MODELS_LOADED]
@@ -80,31 +98,38 @@ async def test_what_the_backend_writes_the_control_plane_reads(
 
 
 async def test_a_session_count_alone_is_not_activity(
-    reporter: Reporter, clients: Clients, host: HostStore
+    reporter: Reporter, clients: Clients, host: HostStore, host_id: str
 ) -> None:
-    before = clients.store.load_host()
+    before = load(clients, host_id)
     open_sessions(host, 3)
     reporter.sessions_changed()
     reporter.start()
     await reporter.stop()
 
-    after = clients.store.load_host()
+    after = load(clients, host_id)
 
     assert after.connected_sessions == 3
     assert changed_fields(before, after) == {BackendField.CONNECTED_SESSIONS}
 
 
-async def test_a_heartbeat_wins_over_a_stop_decided_before_it(
-    reporter: Reporter, clients: Clients
+async def test_a_heartbeat_wins_over_a_leave_decided_before_it(
+    reporter: Reporter, clients: Clients, host_id: str
 ) -> None:
-    """The generation the backend bumps is the one a stop's conditional write expects."""
-    stop = Transition(
-        "stop",
-        expect={"generation": clients.store.load_host().generation},
-        changes={"desired": "stopped"},
+    """The generation the backend bumps is the one a leave's conditional write expects."""
+    before = load(clients, host_id)
+    leave = Transition(
+        "leave",
+        (
+            Update(
+                key=host_key(host_id),
+                expect={"generation": before.generation, "run_seq": before.run_seq},
+                set=fields({"run_open": False, "stop_pending": True}),
+            ),
+        ),
     )
     reporter.frame_inferred()
     reporter.start()
     await reporter.stop()
 
-    assert not clients.store.apply(stop)
+    assert not clients.store.apply(leave)
+    assert load(clients, host_id).run_open

@@ -99,7 +99,7 @@ def test_the_leave_is_locked_on_the_hosts_generation_and_the_fleets_version(
     assert fleet_change.set[("runs", A)] is None
     assert fleet_change.set[("sessions", "ann", "s-ann")] is None
     assert ("sessions", "bob", "s-bob") not in fleet_change.set
-    assert fleet_change.set[("ended", "ann")].startswith("It was idle")
+    assert str(fleet_change.set[("ended", "ann")]).startswith("It was idle")
     assert ("ended", "bob") not in fleet_change.set
     assert fleet_change.set[("budget_used_s",)] == IDLE_AT - T0
     assert [u.key for u in leave.updates] == [FLEET_KEY, f"host#{A}"]
