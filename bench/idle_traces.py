@@ -323,7 +323,7 @@ class World(GroupEvents):
         fleet = self.table.fleet
         ids = {i.instance_id for i in group.instances} | set(fleet.runs)
         hosts = {h: self.table.hosts[h] for h in ids if h in self.table.hosts}
-        snapshot = Snapshot(fleet=fleet, group=group, hosts=hosts, routes=self.routes.entries())
+        snapshot = Snapshot(fleet=fleet, group=group, hosts=hosts)
         self._read = ((*self.state(), self.table.activity), snapshot)
         return snapshot
 

@@ -172,25 +172,24 @@ class _Planner:
         )
 
     def _route(self, host: HostRecord, instance: GroupInstance) -> None:
-        """Sockets reach a running host once its route is written; only then is it ready."""
-        origin = instance.public_dns
+        """Sockets reach a running host once its route is written; only then is it ready.
+        The fleet record keeps what was written, so that reconcile never lists the store."""
+        host_id, origin = host.host_id, instance.public_dns
         if instance.ec2_state != "running" or not origin:
             return
-        if self.snapshot.routes.get(host.host_id) != origin:
-            self.actions.append(Converge("route", (PutRoute(host.host_id, origin),)))
-        if host.routed_this_run and host.route_origin == origin:
+        written = self.fleet.routes.get(host_id) == origin
+        if written and host.routed_this_run and host.route_origin == origin:
             return
-        self.actions.append(
-            Transition(
-                "routed",
-                (
-                    Update(
-                        key=host_key(host.host_id),
-                        expect={"run_seq": host.run_seq, "run_open": True},
-                        set=fields({"routed_at": self.now, "route_origin": origin}),
-                    ),
-                ),
-            )
+        if not written:
+            self.actions.append(Converge("route", (PutRoute(host_id, origin),)))
+        self._transition(
+            "routed",
+            host_update=Update(
+                key=host_key(host_id),
+                expect={"run_seq": host.run_seq, "run_open": True},
+                set=fields({"routed_at": self.now, "route_origin": origin}),
+            ),
+            fleet_set=None if written else {("routes", host_id): origin},
         )
 
     def _record_cold_start(self, host: HostRecord) -> None:
@@ -220,6 +219,7 @@ class _Planner:
             # Each user whose session ends here is told why, until they start again.
             **{("ended", user): error or text for user, _ in self.fleet.placed_on(host_id)},
             **budget.close_run(self.fleet, host_id, self.now),
+            **self._forget_route(host_id),
             ("desired_capacity",): capacity,
         }
         if error is not None:
@@ -277,6 +277,7 @@ class _Planner:
             fleet_set={
                 **self._unplace(host_id),
                 **budget.close_run(self.fleet, host_id, self.now),
+                **self._forget_route(host_id),
                 ("replacements",): self.fleet.replacements + 1,
             },
             then=(*self._unroute(host_id), Replace(host_id)),
@@ -294,6 +295,7 @@ class _Planner:
             fleet_set={
                 **self._unplace(host.host_id),
                 **budget.close_run(self.fleet, host.host_id, self.now),
+                **self._forget_route(host.host_id),
             },
             then=self._unroute(host.host_id),
         )
@@ -353,11 +355,12 @@ class _Planner:
             return
         self.leaving.add(host.host_id)
         self.scaling_in.add(host.host_id)
-        calls: list[Call] = list(self._unroute(host.host_id))
+        if host.host_id in self.fleet.routes:
+            self._forget(host.host_id)
         if instance.protected:
-            calls.append(Protect(host.host_id, protected=False))
-        if calls:
-            self.actions.append(Converge("leave_again", tuple(calls)))
+            self.actions.append(
+                Converge("leave_again", (Protect(host.host_id, protected=False),))
+            )
 
     # --- the fleet -------------------------------------------------------------------------
 
@@ -477,11 +480,17 @@ class _Planner:
 
     def _stale_routes(self) -> None:
         """Routes of hosts without an open run (a reconcile that failed midway)."""
-        for host_id in sorted(self.snapshot.routes):
+        for host_id in sorted(self.fleet.routes):
             host = self.snapshot.hosts.get(host_id)
             if host_id in self.leaving or (host is not None and host.run_open):
                 continue
-            self.actions.append(Converge("unroute", (DeleteRoute(host_id),)))
+            self._forget(host_id)
+
+    def _forget(self, host_id: str) -> None:
+        """Delete a route the fleet record still has, and forget it."""
+        self._transition(
+            "unroute", fleet_set={("routes", host_id): None}, then=(DeleteRoute(host_id),)
+        )
 
     def _converge_capacity(self) -> None:
         """The group's desired capacity is the fleet record's (after a failed or lost call)."""
@@ -521,7 +530,10 @@ class _Planner:
         return {("sessions", user, sid): None for user, sid in self.fleet.placed_on(host_id)}
 
     def _unroute(self, host_id: str) -> tuple[Call, ...]:
-        return (DeleteRoute(host_id),) if host_id in self.snapshot.routes else ()
+        return (DeleteRoute(host_id),) if host_id in self.fleet.routes else ()
+
+    def _forget_route(self, host_id: str) -> dict[Path, Value]:
+        return {("routes", host_id): None} if host_id in self.fleet.routes else {}
 
     def _takes_waiting(self, host: HostRecord) -> bool:
         """A ready host with room while sessions wait: placement puts one on it."""

@@ -183,6 +183,9 @@ class FleetRecord(BaseModel):
     ended: dict[str, str] = Field(default_factory=dict)
     """user → why their last session ended with its host (an idle stop, say); shown in their
     status until they start again."""
+    routes: dict[str, str] = Field(default_factory=dict)
+    """host id → origin, as written to the route table (the KeyValueStore): reconcile reads
+    this, never the store (a listing per reconcile would cost more than everything else)."""
     runs: dict[str, float] = Field(default_factory=dict)
     """host id → start of its open run: the budget counts open runs from here."""
     replacements: int = 0

@@ -1,5 +1,5 @@
-"""What reconcile decides on: the fleet record, the host records, the group as Auto Scaling
-describes it, and the route table — all read at one moment."""
+"""What reconcile decides on: the fleet record (with the routes written), the host records and
+the group as Auto Scaling describes it — all read at one moment."""
 
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ class Snapshot:
     group: GroupView
     hosts: Mapping[str, HostRecord] = field(default_factory=dict)
     """host id → record, for every instance of the group and every open run."""
-    routes: Mapping[str, str] = field(default_factory=dict)
 
     def host(self, host_id: str) -> HostRecord:
         return self.hosts.get(host_id) or HostRecord(host_id=host_id)

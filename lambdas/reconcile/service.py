@@ -47,8 +47,9 @@ class ReconcileResult:
 
 
 def read_snapshot(clients: Clients) -> Snapshot:
-    """The records, the group and the routes, with a host record for every instance that
-    serves (the backend's updates require the record to exist)."""
+    """The records and the group, with a host record for every instance that serves (the
+    backend's updates require the record to exist). The routes are the fleet record's (what
+    was written): the route table itself is only written."""
     group = clients.fleet.describe()
     fleet = clients.store.load_fleet()
     ids = {i.instance_id for i in group.instances} | set(fleet.runs)
@@ -59,7 +60,7 @@ def read_snapshot(clients: Clients) -> Snapshot:
     missing = {i.instance_id for i in group.serving} - set(hosts)
     if missing:
         hosts.update(clients.store.load_hosts(missing))
-    return Snapshot(fleet=fleet, group=group, hosts=hosts, routes=dict(clients.routes.entries()))
+    return Snapshot(fleet=fleet, group=group, hosts=hosts)
 
 
 def reconcile_once(settings: Settings, clients: Clients, now: float) -> ReconcileResult:

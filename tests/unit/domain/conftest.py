@@ -214,11 +214,11 @@ def snapshot(
     """A consistent picture by default: each host with an open run serves (InService,
     running, protected), its route written once it was routed; the group's desired capacity
     is the fleet record's."""
-    record = fleet_record or fleet(*hosts, **fleet_fields)
-    if instances is None:
-        instances = [instance(h.host_id) for h in hosts if h.run_open]
     if routes is None:
         routes = {h.host_id: h.route_origin for h in hosts if h.run_open and h.route_origin}
+    record = fleet_record or fleet(*hosts, **{"routes": routes, **fleet_fields})
+    if instances is None:
+        instances = [instance(h.host_id) for h in hosts if h.run_open]
     group = GroupView(
         name="spinup-gpu",
         desired_capacity=record.desired_capacity if desired is None else desired,
@@ -227,7 +227,7 @@ def snapshot(
         instances=tuple(instances),
         failures=tuple(failures),
     )
-    return Snapshot(fleet=record, group=group, hosts={h.host_id: h for h in hosts}, routes=routes)
+    return Snapshot(fleet=record, group=group, hosts={h.host_id: h for h in hosts})
 
 
 # --- reading decisions -----------------------------------------------------------------------
@@ -375,7 +375,7 @@ def apply_actions(snapshot: Snapshot, actions: Iterable[Action], *, with_calls: 
     """The snapshot after `actions`: every transition must apply (decide chains its own
     writes), its calls and the converges' calls made when `with_calls`."""
     fleet_record, hosts = snapshot.fleet, dict(snapshot.hosts)
-    group, routes = snapshot.group, dict(snapshot.routes)
+    group, routes = snapshot.group, dict(snapshot.fleet.routes)
     for action in actions:
         if isinstance(action, Transition):
             for update in action.updates:
@@ -387,4 +387,4 @@ def apply_actions(snapshot: Snapshot, actions: Iterable[Action], *, with_calls: 
         if with_calls:
             for call in made:
                 group = apply_call(call, group, routes)
-    return Snapshot(fleet=fleet_record, group=group, hosts=hosts, routes=routes)
+    return Snapshot(fleet=fleet_record, group=group, hosts=hosts)

@@ -90,7 +90,7 @@ CASES: dict[str, tuple[Snapshot, list[str]]] = {
     ),
     "given_its_route_pointing_at_an_old_origin_then_route_again": (
         scene(host(A, "backend_up", **BOOTING), routes={A: "ec2-old.compute-1.amazonaws.example"}),
-        ["route"],
+        ["route", "routed"],
     ),
     "given_a_host_that_moved_to_a_new_origin_then_route_and_record_it": (
         scene(
@@ -137,7 +137,7 @@ CASES: dict[str, tuple[Snapshot, list[str]]] = {
     # a leave being converged
     "given_a_leave_whose_host_still_serves_protected_then_unprotect_and_unroute_again": (
         scene(host(A, **LEFT), instances=[instance(A)], routes={A: dns(A)}),
-        ["leave_again"],
+        ["unroute", "leave_again"],
     ),
     "given_a_leave_whose_host_still_serves_unprotected_then_wait": (
         scene(host(A, **LEFT), instances=[instance(A, protected=False)]),
@@ -237,9 +237,12 @@ def test_the_route_is_written_before_the_host_is_marked_routed(settings: Setting
     route, _ = actions
     assert isinstance(route, Converge)
     assert route.calls == (PutRoute(A, dns(A)),)
-    change = only(actions, "routed").updates[0]
+    routed = only(actions, "routed")
+    change = host_update(routed, A)
     assert change.expect == {"run_seq": 1, "run_open": True}
     assert change.set == {("routed_at",): NOW, ("route_origin",): dns(A)}
+    # The fleet record keeps what was written: reconcile never lists the route table.
+    assert fleet_update(routed).set[("routes", A)] == dns(A)
 
 
 def test_a_stale_route_is_deleted(settings: Settings) -> None:
