@@ -56,6 +56,19 @@ _NUMPY_NAMES: dict[DType, str] = {
 }
 
 
+class Precision(StrEnum):
+    """The precision TensorRT builds a model's engine in on the GPU (Triton's `precision_mode`).
+
+    FP16 sets TensorRT's FP16 builder flag: TensorRT then picks, layer by layer, whichever of
+    its FP16 or FP32 kernels is faster — FP16 weights and activations wherever it is faster,
+    with no accuracy rule deciding which layers stay FP32 (unlike PyTorch's autocast). FP32
+    keeps every layer in FP32 (TensorRT may still use TF32 tensor cores on Ampere and newer).
+    """
+
+    FP16 = "FP16"
+    FP32 = "FP32"
+
+
 @dataclass(frozen=True, slots=True)
 class TensorSpec:
     """One named tensor of ONE item: `dims` excludes the batch dimension."""
@@ -102,6 +115,10 @@ class ModelSpec:
     """Keyword arguments for the factory (a user model's classes, input size, …)."""
     regions_from: str | None = None
     """Run once per region that model found (OCR reads `text`'s boxes), not on the frame."""
+    gpu_precision: Precision = Precision.FP32
+    """TensorRT's precision on the GPU host, before verification (`gpu_host.models.verify`)
+    may move a model that is off in FP16 to FP32. FP32 unless the model was measured to hold
+    in FP16 (docs/models.md, "Precision on the GPU")."""
 
     def __post_init__(self) -> None:
         if self.max_batch_size < 1:
@@ -158,6 +175,8 @@ DETECT = ModelSpec(
     max_batch_size=8,
     batching=_batching(8),
     processor="gpu_host.vision.detect:NanoDetProcessor",
+    # FP16 holds: max |Δ| 0.025 on logits up to 11.5, the same detections (docs/models.md).
+    gpu_precision=Precision.FP16,
 )
 
 POSE = ModelSpec(
@@ -168,6 +187,10 @@ POSE = ModelSpec(
     max_batch_size=8,
     batching=_batching(8),
     processor="gpu_host.vision.pose:MoveNetProcessor",
+    # FP32: MoveNet holds in FP16 only under autocast (|Δ| 0.006); with half weights it is
+    # off by 0.10 on keypoints in 0..1, and TensorRT's FP16 mode has no autocast-like rule
+    # keeping the sensitive layers in FP32 (see `Precision`).
+    gpu_precision=Precision.FP32,
 )
 
 FACE = ModelSpec(
@@ -181,6 +204,8 @@ FACE = ModelSpec(
     max_batch_size=8,
     batching=_batching(8),
     processor="gpu_host.vision.face:BlazeFaceProcessor",
+    # FP16 holds: max |Δ| 1.5 on raw scores up to 416, the same faces (docs/models.md).
+    gpu_precision=Precision.FP16,
 )
 
 TEXT = ModelSpec(
@@ -191,6 +216,9 @@ TEXT = ModelSpec(
     max_batch_size=8,
     batching=_batching(8),
     processor="gpu_host.vision.text:TextProcessor",
+    # FP32: the DB probability map is off by up to 1.0 in FP16 (0.27 even under autocast),
+    # which loses or merges text regions.
+    gpu_precision=Precision.FP32,
 )
 
 OCR = ModelSpec(
@@ -204,6 +232,8 @@ OCR = ModelSpec(
     batching=_batching(16),
     processor="gpu_host.vision.ocr:default_processor",
     regions_from="text",
+    # FP16 holds: max |Δ| 0.007 on the per-step softmax (docs/models.md).
+    gpu_precision=Precision.FP16,
 )
 
 BUILTIN_SPECS: dict[str, ModelSpec] = {s.name: s for s in (DETECT, POSE, FACE, TEXT, OCR)}

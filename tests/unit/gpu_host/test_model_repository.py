@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 import subprocess
 import sys
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pytest
@@ -28,6 +28,7 @@ from gpu_host.models.spec import (
     load_processor,
     user_spec,
 )
+from gpu_host.models.tensorrt import TensorRt
 from gpu_host.models.user_models import UserModel
 
 ALL_SPECS = list(BUILTIN_SPECS.values())
@@ -85,15 +86,16 @@ def test_local_target_is_python_backend_on_cpu(spec: ModelSpec) -> None:
 @pytest.mark.parametrize("tensorrt", [False, True])
 @pytest.mark.parametrize("spec", SERVABLE, ids=lambda s: s.name)
 def test_gpu_target_is_onnxruntime_on_gpu(spec: ModelSpec, tensorrt: bool) -> None:
-    config = parse(render_config(model_config(spec, Target.GPU, tensorrt=tensorrt)))
+    options = TensorRt(PurePosixPath("/cache"), "nvidia-a10g-sm86") if tensorrt else None
+    config = parse(render_config(model_config(spec, Target.GPU, tensorrt=options)))
     assert config.platform == "onnxruntime_onnx"
     assert config.backend == ""
     assert [g.kind for g in config.instance_group] == [mc.ModelInstanceGroup.KIND_GPU]
     accelerators = config.optimization.execution_accelerators.gpu_execution_accelerator
     assert [a.name for a in accelerators] == (["tensorrt"] if tensorrt else [])
-    (warmup,) = config.model_warmup
-    assert set(warmup.inputs) == {t.name for t in spec.inputs}
-    assert all(warmup.inputs[t.name].zero_data for t in spec.inputs)
+    for warmup in config.model_warmup:
+        assert set(warmup.inputs) == {t.name for t in spec.inputs}
+        assert all(warmup.inputs[t.name].zero_data for t in spec.inputs)
 
 
 def test_write_repository_layout(tmp_path: Path) -> None:
@@ -202,7 +204,7 @@ def test_cli_writes_a_gpu_repository(tmp_path: Path) -> None:
             "gpu_host.models.repository",
             "--target",
             "gpu",
-            "--tensorrt",
+            *("--gpu", "NVIDIA A10G, 8.6", "--engine-cache", str(tmp_path / "engines")),
             "--out",
             str(out),
             "--models",
