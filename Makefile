@@ -12,7 +12,7 @@ export CDK_DISABLE_VERSION_CHECK := 1
 export AWS_EC2_METADATA_DISABLED := true
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: demo test lint typecheck test-py test-js synth bench setup system-packages clean
+.PHONY: demo test lint typecheck test-py test-js synth bench setup system-packages clean preflight
 
 ## demo: the whole system on this machine — open http://127.0.0.1:8000/ and press Start
 demo: setup
@@ -59,6 +59,10 @@ test-py: setup
 ## synth: the CDK app, offline, into cdk.out/ with the pinned CLI
 synth: setup
 	npx --no-install cdk synth --quiet --output cdk.out
+
+## preflight: check an account and region for the deploy (REGION=…; AWS credentials)
+preflight: $(VENV)/.stamp
+	$(PY) -m infra.preflight --region "$${REGION:?set REGION, e.g. make preflight REGION=us-east-1}"
 
 ## bench: print performance figures (see docs/performance.md)
 bench: setup

@@ -24,13 +24,22 @@ from lambdas.domain.routing import WS_PREFIX
 from lambdas.settings import DEFAULT_INSTANCE_TYPES, Settings
 from lambdas.settings_types import InstanceTypes
 
+HOST_AMI_SSM_PARAMETER: Final = (
+    "/aws/service/ecs/optimized-ami/amazon-linux-2023/gpu/recommended/image_id"
+)
+"""Public SSM parameter of the Amazon ECS GPU-optimized Amazon Linux 2023 AMI: the NVIDIA
+driver, Docker and the NVIDIA container toolkit on a 30 GiB root snapshot (`/dev/xvda`), with
+dnf as its package manager
+(https://docs.aws.amazon.com/AmazonECS/latest/developerguide/retrieve-ecs-optimized_AMI.html).
+Chosen over the Deep Learning Base AMI because a root volume cannot be smaller than its image's
+snapshot, and the DLAMI's (several CUDA toolkits, 75 GiB and more) alone would cost more than
+the idle budget (docs/operations.md, "Costs")."""
+
 DLAMI_SSM_PARAMETER: Final = (
     "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id"
 )
-"""Public SSM parameter of "Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 22.04)".
-
-AWS names these `/aws/service/deeplearning/ami/<arch>/<AMI name without "deep learning ami">/
-latest/ami-id`; the image ships the NVIDIA driver, Docker and the NVIDIA container toolkit."""
+"""Public SSM parameter of "Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 22.04)", the
+image before `HOST_AMI_SSM_PARAMETER`; it needs a root volume of at least its snapshot."""
 
 CLOUDFRONT_ORIGIN_FACING_PREFIX_LIST: Final = "com.amazonaws.global.cloudfront.origin-facing"
 
@@ -116,9 +125,12 @@ class DeployConfig:
     availability_zones: tuple[str, ...] | None = None
     """None: the region's first `MIN_ZONES` zones (`Fn::GetAZs`), which keeps the app
     environment-agnostic; else at least `MIN_ZONES` zones of one region."""
-    root_volume_gib: int = 150
-    """The DLAMI's own root, the Triton image, the Python environment and models, headroom."""
-    machine_image_ssm_parameter: str = DLAMI_SSM_PARAMETER
+    root_volume_gib: int = 40
+    """What initialize leaves on the root volume (the AMI's own ~6 GiB, the Triton image
+    ~17 GiB, the backend's image, models, TensorRT engines, logs) plus room for an image pull:
+    estimates until a first deploy confirms them (docs/operations.md, "Costs"). Every warm host
+    pays for it while stopped, so it is what keeps the idle cost under $5/month."""
+    machine_image_ssm_parameter: str = HOST_AMI_SSM_PARAMETER
     machine_image_id: str | None = None
     """None: the latest DLAMI at each deploy (a new launch template version, used by the
     instances launched after it); set it to pin."""
@@ -348,8 +360,9 @@ def _volume(value: object) -> int:
         size = int(str(value))
     except ValueError:
         raise ConfigError(f"spinup:rootVolumeGiB must be an integer, got {value!r}") from None
-    if not 100 <= size <= 2000:
-        raise ConfigError(f"spinup:rootVolumeGiB must be within 100..2000 GiB, got {size}")
+    # 30 GiB: the host image's root snapshot; a volume cannot be smaller.
+    if not 30 <= size <= 2000:
+        raise ConfigError(f"spinup:rootVolumeGiB must be within 30..2000 GiB, got {size}")
     return size
 
 

@@ -1,4 +1,4 @@
-"""The GPU host's machine image: the Deep Learning AMI, latest or pinned."""
+"""The GPU host's machine image (`infra.config.HOST_AMI_SSM_PARAMETER`), latest or pinned."""
 
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ class PinnedImage:
 
 
 def host_machine_image(*, ssm_parameter: str, pinned_id: str | None) -> ec2.IMachineImage:
-    """The DLAMI. Unpinned, CloudFormation reads the public SSM parameter at every deploy, so a
-    deploy after AWS publishes a newer DLAMI replaces the instance (new id, empty Docker cache);
+    """The host image. Unpinned, CloudFormation reads the public SSM parameter at every deploy, so a
+    deploy after AWS publishes a newer image replaces the instance (new id, empty Docker cache);
     pin the id (`-c spinup:amiId=ami-…`) to keep the instance across deploys."""
     if pinned_id is not None:
         return PinnedImage(pinned_id)

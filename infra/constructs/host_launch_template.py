@@ -1,5 +1,6 @@
-"""The GPU hosts' launch template: DLAMI, IMDSv2 only, an encrypted gp3 root, the hosts' role,
-a public IPv4 address, the static first-boot user data and the CloudFront-only security group.
+"""The GPU hosts' launch template: the ECS GPU-optimized AMI, IMDSv2 only, an encrypted gp3
+root, the hosts' role, a public IPv4 address, the static first-boot user data and the
+CloudFront-only security group.
 
 A host boots from `gpu_host/bootstrap/first-boot.sh`, which fetches the current release and
 hands over to its `bootstrap.sh`; from then on systemd runs the host (`spinup.target`). The
@@ -18,8 +19,9 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-ROOT_DEVICE = "/dev/sda1"
-"""The Ubuntu DLAMI's root device name."""
+ROOT_DEVICE = "/dev/xvda"
+"""The root device name of the host image (Amazon Linux 2023): a mapping under another name
+would add a second volume instead of sizing the root."""
 
 
 def first_boot_user_data(*, script: Path, ssm_prefix: str, region: str) -> ec2.UserData:

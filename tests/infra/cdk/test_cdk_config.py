@@ -138,7 +138,7 @@ def test_context_overrides(context: dict[str, Any], attribute: str, expected: ob
         ({"spinup:controlSettings": {"boot_grace_s": 0}}, "boot_grace_s: .*greater than or equal"),
         ({"spinup:controlSettings": {"daily_gpu_hours": 25}}, "daily_gpu_hours: .*less than"),
         ({"spinup:rootVolumeGiB": "big"}, "must be an integer"),
-        ({"spinup:rootVolumeGiB": 20}, "within 100..2000"),
+        ({"spinup:rootVolumeGiB": 20}, "within 30..2000"),
         ({"spinup:hostId": "gpu-1"}, "unknown context keys"),
         ({"spinup:availabilityZone": "us-east-1a"}, "unknown context keys"),
         ({"spinup:availabilityZones": "us-east-1a"}, "at least 2 zones"),

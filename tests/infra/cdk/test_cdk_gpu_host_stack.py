@@ -14,8 +14,8 @@ from aws_cdk.assertions import Match
 from gpu_host.bootstrap.parameters import env_parameter_name
 from gpu_host.models.spec import BUILTIN_SPECS
 from infra.config import (
-    DLAMI_SSM_PARAMETER,
     FLEET_TAG_KEY,
+    HOST_AMI_SSM_PARAMETER,
     group_name_parameter,
     launch_hook_parameter,
 )
@@ -84,7 +84,7 @@ def test_launch_template_requires_imdsv2_and_an_encrypted_root(synthesized: Synt
     assert data["MetadataOptions"]["HttpTokens"] == "required"
     assert data["BlockDeviceMappings"] == [
         {
-            "DeviceName": "/dev/sda1",
+            "DeviceName": "/dev/xvda",
             "Ebs": {
                 "DeleteOnTermination": True,
                 "Encrypted": True,
@@ -110,10 +110,10 @@ def test_hosts_get_a_public_address_behind_the_cloudfront_only_group(
     assert group == {"Fn::GetAtt": [group_id, "GroupId"]}
 
 
-def test_image_is_the_deep_learning_ami_from_its_public_parameter(synthesized: Synthesized) -> None:
+def test_image_is_the_ecs_gpu_ami_from_its_public_parameter(synthesized: Synthesized) -> None:
     parameters = synthesized.gpu.to_json()["Parameters"]
     (image_parameter,) = [
-        name for name, p in parameters.items() if p.get("Default") == DLAMI_SSM_PARAMETER
+        name for name, p in parameters.items() if p.get("Default") == HOST_AMI_SSM_PARAMETER
     ]
     assert _launch_data(synthesized)["ImageId"] == {"Ref": image_parameter}
 
