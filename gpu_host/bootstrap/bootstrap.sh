@@ -88,7 +88,7 @@ install_units() {
       changed=1
     fi
   done
-  install -m 0755 "$release/gpu_host/bootstrap/bootstrap.sh" "$SELF"
+  install -D -m 0755 "$release/gpu_host/bootstrap/bootstrap.sh" "$SELF"
   install_agent "$release" "$AGENT_DIR"
   if ((changed)); then systemctl daemon-reload; fi
 }
