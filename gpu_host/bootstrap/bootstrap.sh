@@ -1,5 +1,5 @@
 #!/bin/bash
-# Installs and updates the Spinup GPU host. Idempotent; safe to run at every boot.
+# Installs and initializes the Spinup GPU host. Idempotent.
 #
 #   bootstrap.sh install DIR   first boot (from first-boot.sh): install this script, the
 #                              systemd units and the lifecycle agent from the unpacked release
@@ -7,28 +7,32 @@
 #                              (gpu_host/bootstrap/lifecycle.py) answers the Auto Scaling launch
 #                              hook: it runs "initialize" once, and starts spinup.target only
 #                              when the instance goes into service.
-#   bootstrap.sh initialize    once per instance (from the agent): "update", then pull the
-#                              container images, so that a start from the warm pool downloads
-#                              nothing.
-#   bootstrap.sh update        every start (spinup-release.service): make the installed release
-#                              the one the SSM parameter "$SPINUP_SSM_PREFIX/release" names.
+#   bootstrap.sh initialize    once per instance (from the agent): every download the host
+#                              needs: system packages, the release the SSM parameter
+#                              "$SPINUP_SSM_PREFIX/release" names, the backend image (Python and
+#                              the hash-locked dependencies), the Triton image, the model
+#                              repository. Every network step goes through `retry` (backoff,
+#                              a time limit per try, a bounded number of tries).
 #
-# Layout: /opt/spinup/releases/<asset hash>/{gpu_host,lambdas,systemd,pyproject.toml,.venv,
-# model_repository,frontend/js/protocol.json (the socket protocol the backend loads)},
-# /opt/spinup/current -> the active release, /etc/spinup/*.env, and the lifecycle agent's
-# own copy of its modules in /usr/local/lib/spinup (it runs before any release is installed,
-# on the system Python).
+# A start (spinup.target) downloads nothing: it renders the settings, then runs the images
+# initialize left on the root volume (`--pull never`). A new release therefore reaches a host
+# only through a new instance (the group's instance refresh), never at a start.
+#
+# Layout: /opt/spinup/releases/<asset hash>/{gpu_host,lambdas,systemd,frontend/js/protocol.json,
+# model_repository}, /opt/spinup/current -> the active release, /etc/spinup/*.env, and the
+# lifecycle agent's own copy of its modules in /usr/local/lib/spinup (it runs before any
+# release is installed, on the system Python). SPINUP_FAKE_ROOT prefixes every path (tests).
 set -euo pipefail
 
-readonly ROOT=/opt/spinup
+readonly FAKE_ROOT=${SPINUP_FAKE_ROOT:-}
+readonly ROOT=$FAKE_ROOT/opt/spinup
 readonly RELEASES=$ROOT/releases
 readonly CURRENT=$ROOT/current
-readonly SELF=/usr/local/sbin/spinup-bootstrap
-readonly UNIT_DIR=/etc/systemd/system
-readonly UV_VERSION=0.13.9
-readonly PYTHON_VERSION=3.11
+readonly SELF=$FAKE_ROOT/usr/local/sbin/spinup-bootstrap
+readonly UNIT_DIR=$FAKE_ROOT/etc/systemd/system
+readonly SETTINGS_FILE=$FAKE_ROOT/etc/spinup/bootstrap.env
 readonly KEEP_RELEASES=2
-readonly AGENT_DIR=/usr/local/lib/spinup
+readonly AGENT_DIR=$FAKE_ROOT/usr/local/lib/spinup
 # The lifecycle agent's modules: standard library + boto3, nothing else from the release.
 readonly AGENT_FILES=(
   gpu_host/__init__.py
@@ -39,9 +43,13 @@ readonly AGENT_FILES=(
   gpu_host/bootstrap/lifecycle_steps.py
   gpu_host/bootstrap/launch_hook.py
 )
-readonly PULL_ATTEMPTS=4
-# uv's interpreters and cache outside /root, so that the backend's DynamicUser can run them.
-export UV_PYTHON_INSTALL_DIR=$ROOT/python UV_CACHE_DIR=/var/cache/spinup/uv
+# Network steps: tries, the first pause (doubling), and the time limit of one try.
+readonly RETRY_TRIES=${SPINUP_RETRY_TRIES:-5}
+readonly RETRY_PAUSE_S=${SPINUP_RETRY_PAUSE_S:-10}
+readonly RETRY_TRY_LIMIT_S=${SPINUP_RETRY_TRY_LIMIT_S:-1800}
+# apt waits this long for another apt (unattended-upgrades at boot) to release its lock.
+readonly APT_LOCK_TIMEOUT_S=600
+readonly UNCONFIRMED_DIGEST=sha256:0000000000000000000000000000000000000000000000000000000000000000
 export DEBIAN_FRONTEND=noninteractive
 
 log() { echo "spinup-bootstrap: $*" >&2; }
@@ -52,7 +60,7 @@ die() {
 
 load_settings() {
   # shellcheck source=/dev/null
-  [[ -r /etc/spinup/bootstrap.env ]] && source /etc/spinup/bootstrap.env
+  [[ -r $SETTINGS_FILE ]] && source "$SETTINGS_FILE"
   : "${SPINUP_SSM_PREFIX:?set in /etc/spinup/bootstrap.env}" "${AWS_REGION:?}"
 }
 
@@ -80,37 +88,74 @@ install_units() {
       changed=1
     fi
   done
-  install -m 0755 "$release/gpu_host/bootstrap/bootstrap.sh" "$SELF"
+  install -D -m 0755 "$release/gpu_host/bootstrap/bootstrap.sh" "$SELF"
   install_agent "$release" "$AGENT_DIR"
   if ((changed)); then systemctl daemon-reload; fi
 }
 
+# retry WHAT COMMAND...: the one way a network step runs. Each try is bounded by
+# RETRY_TRY_LIMIT_S (then killed); a failed try is followed by a pause that doubles; after
+# RETRY_TRIES tries the step, and initialize, fail.
+retry() {
+  local what=$1 attempt pause=$RETRY_PAUSE_S
+  shift
+  for ((attempt = 1; ; attempt++)); do
+    if timeout --kill-after=30 "$RETRY_TRY_LIMIT_S" "$@"; then
+      return 0
+    fi
+    ((attempt < RETRY_TRIES)) || die "$what failed after $attempt tries"
+    log "$what failed (try $attempt of $RETRY_TRIES); again in ${pause} s"
+    sleep "$pause"
+    pause=$((pause * 2))
+  done
+}
+
 ensure_system_packages() {
-  if command -v nginx >/dev/null && [[ "$("$ROOT/bin/uv" --version 2>/dev/null)" == "uv $UV_VERSION" ]]; then
+  if command -v nginx >/dev/null; then
     return
   fi
-  log "installing nginx and uv $UV_VERSION"
-  apt-get update -q
-  apt-get install -y -q --no-install-recommends nginx python3-venv
+  log "installing nginx"
+  retry "apt-get update" apt-get -o DPkg::Lock::Timeout="$APT_LOCK_TIMEOUT_S" -q update
+  retry "installing nginx" apt-get -o DPkg::Lock::Timeout="$APT_LOCK_TIMEOUT_S" -q \
+    install -y --no-install-recommends nginx
   # Our site is the default server on the origin port; the distro's would shadow it.
-  rm -f /etc/nginx/sites-enabled/default
-  python3 -m venv "$ROOT/tools"
-  "$ROOT/tools/bin/pip" install --quiet "uv==$UV_VERSION"
-  install -d "$ROOT/bin"
-  ln -sfn "$ROOT/tools/bin/uv" "$ROOT/bin/uv"
+  rm -f "$FAKE_ROOT/etc/nginx/sites-enabled/default"
+}
+
+# The image names and digests (images.env, the one place they are written).
+load_images() {
+  local release=$1
+  # shellcheck source=/dev/null
+  source "$release/gpu_host/bootstrap/images.env"
+  local image
+  for image in "$SPINUP_TRITON_IMAGE" "$SPINUP_PYTHON_IMAGE"; do
+    [[ $image =~ @sha256:[0-9a-f]{64}$ ]] || die "$image is not pinned by digest"
+    [[ $image != *"@$UNCONFIRMED_DIGEST" ]] ||
+      die "the digest of ${image%@*} is not confirmed yet: see gpu_host/bootstrap/images.env"
+  done
 }
 
 build_release() {
   local url=$1 target=$2 partial="$2.partial"
   rm -rf "$partial"
   install -d "$partial"
-  aws s3 cp --region "$AWS_REGION" --only-show-errors "$url" "$partial/release.zip"
+  retry "downloading the release" aws s3 cp --region "$AWS_REGION" --only-show-errors "$url" "$partial/release.zip"
   python3 -m zipfile -e "$partial/release.zip" "$partial"
   rm "$partial/release.zip"
-  "$ROOT/bin/uv" venv --quiet --python "$PYTHON_VERSION" "$partial/.venv"
-  # The project's pinned dependencies, read from pyproject.toml (the same pins as local mode).
-  "$ROOT/bin/uv" pip install --quiet --python "$partial/.venv/bin/python" -r "$partial/pyproject.toml"
-  (cd "$partial" && .venv/bin/python -m gpu_host.models.repository --target gpu --out model_repository)
+  load_images "$partial"
+  # The backend's image: Python and the hash-locked dependencies (the base and the wheels
+  # are downloaded here, once).
+  retry "building the backend image" docker build --pull --tag "$SPINUP_BACKEND_IMAGE" \
+    --build-arg "PYTHON_IMAGE=$SPINUP_PYTHON_IMAGE" \
+    --file "$partial/gpu_host/bootstrap/backend.Dockerfile" "$partial"
+  retry "pulling the Triton image" env SPINUP_MODEL_REPOSITORY="$partial/model_repository" \
+    docker compose --project-name spinup --env-file "$partial/gpu_host/bootstrap/images.env" \
+    --file "$partial/gpu_host/bootstrap/docker-compose.yml" pull --quiet triton
+  # The model repository, from the release's specs, inside the image (the host's own Python
+  # is too old), offline.
+  docker run --rm --pull never --network none --user "$(id -u):$(id -g)" \
+    --volume "$partial:/release" --workdir /opt/spinup/app "$SPINUP_BACKEND_IMAGE" \
+    python -m gpu_host.models.repository --target gpu --out /release/model_repository
   chmod -R a+rX "$partial"
   mv -T "$partial" "$target"
 }
@@ -130,50 +175,21 @@ prune_releases() {
   done
 }
 
-cmd_update() {
+cmd_initialize() {
   load_settings
   local url id target
-  if ! url=$(aws ssm get-parameter --region "$AWS_REGION" --name "$SPINUP_SSM_PREFIX/release" \
-    --query Parameter.Value --output text); then
-    # No network or no SSM: boot what is installed rather than nothing.
-    [[ -e $CURRENT ]] || die "no release installed and the release parameter is unreachable"
-    log "release parameter unreachable; keeping $(readlink -f "$CURRENT")"
-    return 0
-  fi
+  url=$(retry "reading the release parameter" aws ssm get-parameter --region "$AWS_REGION" \
+    --name "$SPINUP_SSM_PREFIX/release" --query Parameter.Value --output text)
   id=$(release_id "$url")
   target=$RELEASES/$id
-  if [[ "$(readlink -f "$CURRENT" 2>/dev/null)" == "$target" && -d $target ]]; then
-    return 0
-  fi
-  log "installing release $id"
+  log "initializing with release $id"
   ensure_system_packages
-  install -d -m 0755 "$RELEASES" /var/cache/spinup
+  install -d -m 0755 "$RELEASES"
   [[ -d $target ]] || build_release "$url" "$target"
   activate "$target"
   install_units "$target"
   prune_releases
-  log "release $id active"
-}
-
-# The images spinup-triton.service runs, pulled now so that a start pulls nothing.
-pull_images() {
-  local attempt
-  for ((attempt = 1; ; attempt++)); do
-    if SPINUP_MODEL_REPOSITORY="$CURRENT/model_repository" docker compose --project-name spinup \
-      --file "$CURRENT/gpu_host/bootstrap/docker-compose.yml" pull --quiet; then
-      return 0
-    fi
-    ((attempt < PULL_ATTEMPTS)) || die "could not pull the images after $attempt attempts"
-    log "pulling the images failed (attempt $attempt); trying again"
-    sleep $((attempt * 15))
-  done
-}
-
-cmd_initialize() {
-  cmd_update
-  [[ -e $CURRENT ]] || die "no release installed"
-  pull_images
-  log "initialized"
+  log "initialized: release $id"
 }
 
 cmd_install() {
@@ -191,8 +207,7 @@ main() {
   case "${1:-}" in
   install) cmd_install "${2:-}" ;;
   initialize) cmd_initialize ;;
-  update) cmd_update ;;
-  *) die "usage: bootstrap.sh install DIR | initialize | update" ;;
+  *) die "usage: bootstrap.sh install DIR | initialize" ;;
   esac
 }
 

@@ -29,6 +29,20 @@ FLEET_LAUNCH_HOOK_NAME: Final = "launch-hook-name"
 """Name of the group's launch lifecycle hook (autoscaling:EC2_INSTANCE_LAUNCHING)."""
 
 
+REQUIRED_ENV: Final = (
+    "SPINUP_TABLE_NAME",
+    "SPINUP_JWKS_URL",
+    "SPINUP_JWT_ISSUER",
+    "SPINUP_ALLOWED_ORIGINS",
+)
+"""The host's settings without which it cannot serve (`<prefix>/env/<name>`): the control
+table (host record, watchdog), the token issuer and the browser origins. Other stacks than the
+GPU host's publish some of them, so a host may boot before they exist: the config renderer
+waits for them (`render_config.missing_settings`)."""
+REQUIRED: Final = (ORIGIN_PORT, ORIGIN_SECRET_ARN, TICKET_SECRET_ARN)
+"""The parameters outside `env/` that the config renderer needs."""
+
+
 def parameter_name(prefix: str, name: str) -> str:
     return f"{prefix.rstrip('/')}/{name}"
 

@@ -5,8 +5,14 @@ ticket secret from Secrets Manager and `SPINUP_HOST_ID`, this instance's id from
 metadata: every host of the fleet reads the same parameters, and its id is its own) and the
 nginx site (origin port and the X-Origin-Verify secret). Secrets are read with
 GetSecretValue, never published in SSM. Rendering is pure; only `main` touches AWS, the
-instance metadata and the file system. When they cannot be reached and both files exist from
-an earlier boot, the host keeps them rather than not starting.
+instance metadata and the file system.
+
+Another stack may publish some settings after this host was initialized (or a deploy may be
+under way): until every required one exists (`parameters.REQUIRED`, `parameters.REQUIRED_ENV`)
+the renderer asks SSM again with a growing pause, up to `SPINUP_SETTINGS_WAIT_S`, logging one
+line per try that names the missing parameters. When SSM stays unreachable or the settings
+stay incomplete past that bound and both files exist from an earlier boot, the host keeps
+them rather than not starting; otherwise it fails, naming what is missing.
 """
 
 from __future__ import annotations
@@ -16,7 +22,8 @@ import os
 import re
 import sys
 import tempfile
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
@@ -50,6 +57,10 @@ class ConfigError(ValueError):
     """The published settings are missing or malformed; the message says which."""
 
 
+class SettingsUnavailableError(RuntimeError):
+    """SSM did not answer, or some required settings were still missing, within the bound."""
+
+
 class RenderSettings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SPINUP_", frozen=True, extra="ignore", populate_by_name=True
@@ -61,6 +72,10 @@ class RenderSettings(BaseSettings):
     nginx_site: Path = Path("/etc/nginx/sites-enabled/spinup.conf")
     backend_address: str = Field(default="127.0.0.1:8080", pattern=_BACKEND.pattern)
     imds_url: str = IMDS_URL
+    settings_wait_s: float = Field(default=600.0, ge=0)
+    """How long to wait for missing settings (spinup-config.service's start timeout is longer)."""
+    settings_retry_s: float = Field(default=2.0, gt=0)
+    """The first pause between two looks at SSM; it doubles up to `MAX_RETRY_PAUSE_S`."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -96,6 +111,56 @@ def host_config(published: Mapping[str, str], *, prefix: str) -> HostConfig:
             published, parameters.parameter_name(prefix, parameters.TICKET_SECRET_ARN)
         ),
     )
+
+
+def missing_settings(published: Mapping[str, str], *, prefix: str) -> list[str]:
+    """The required parameters (full names) that are absent or empty in `published`."""
+    required = [parameters.parameter_name(prefix, name) for name in parameters.REQUIRED]
+    required += [parameters.env_parameter_name(prefix, name) for name in parameters.REQUIRED_ENV]
+    return [name for name in required if not published.get(name)]
+
+
+MAX_RETRY_PAUSE_S: Final = 30.0
+
+
+def await_settings(
+    read: Callable[[], Mapping[str, str]],
+    *,
+    prefix: str,
+    wait_s: float,
+    first_pause_s: float,
+    clock: Callable[[], float] = time.monotonic,
+    pause: Callable[[float], object] = time.sleep,
+) -> dict[str, str]:
+    """The published parameters once every required one exists. `read` is asked again after
+    a pause that doubles (up to `MAX_RETRY_PAUSE_S`) while SSM fails or settings are missing;
+    past `wait_s` the last problem is raised as `SettingsUnavailableError`."""
+    deadline = clock() + wait_s
+    delay = first_pause_s
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            published = dict(read())
+        except (BotoCoreError, ClientError) as exc:
+            problem = f"SSM unreachable ({exc})"
+        else:
+            missing = missing_settings(published, prefix=prefix)
+            if not missing:
+                return published
+            problem = f"missing in SSM: {', '.join(missing)}"
+        remaining = deadline - clock()
+        if remaining <= 0:
+            raise SettingsUnavailableError(f"{problem}; gave up after {attempt} tries")
+        delay_now = min(delay, remaining)
+        log.warning(
+            "waiting for the host's settings, %s (try %d, next in %.0f s)",
+            problem,
+            attempt,
+            delay_now,
+        )
+        pause(delay_now)
+        delay = min(delay * 2, MAX_RETRY_PAUSE_S)
 
 
 def with_ticket_secret(env: Mapping[str, str], ticket_secret: str) -> dict[str, str]:
@@ -177,20 +242,24 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     settings = RenderSettings()
     session = boto3.session.Session(region_name=settings.aws_region)
+    ssm = session.client("ssm", config=_AWS_TIMEOUTS)
     try:
-        config = host_config(
-            _read_parameters(session.client("ssm", config=_AWS_TIMEOUTS), settings.ssm_prefix),
+        published = await_settings(
+            lambda: _read_parameters(ssm, settings.ssm_prefix),
             prefix=settings.ssm_prefix,
+            wait_s=settings.settings_wait_s,
+            first_pause_s=settings.settings_retry_s,
         )
+        config = host_config(published, prefix=settings.ssm_prefix)
         secrets = session.client("secretsmanager", config=_AWS_TIMEOUTS)
         secret = secrets.get_secret_value(SecretId=config.origin_secret_arn)["SecretString"]
         ticket_secret = secrets.get_secret_value(SecretId=config.ticket_secret_arn)["SecretString"]
         instance_id = Imds(settings.imds_url).instance_id()
-    except (BotoCoreError, ClientError, ImdsError) as exc:
+    except (BotoCoreError, ClientError, ImdsError, SettingsUnavailableError) as exc:
         if settings.env_file.exists() and settings.nginx_site.exists():
-            log.warning("AWS unreachable (%s); keeping the settings of the previous boot", exc)
+            log.warning("no new settings (%s); keeping the settings of the previous boot", exc)
             return 0
-        log.error("AWS unreachable and nothing rendered before: %s", exc)
+        log.error("no settings to render, and nothing rendered before: %s", exc)
         return 1
     site = render_nginx_site(
         TEMPLATE.read_text(encoding="utf-8"),

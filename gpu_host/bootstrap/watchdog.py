@@ -1,23 +1,31 @@
-"""The on-host safety net: power off when idle for long *and* the control plane is unreachable.
+"""The on-host safety net: take the host out when the control plane cannot be trusted to.
 
 The control plane returns an idle host to the warm pool within minutes. If it cannot
-(reconcile broken, no route to DynamoDB), a GPU could run for days; this check, run every
-minute by spinup-watchdog.timer, powers the machine off instead. (EC2 stops it; in the Auto
-Scaling group a stopped in-service instance then fails its health check and is replaced
-while the desired capacity stays.) While the control plane answers, the watchdog leaves
-every decision to it: a user's "Keep running" is visible there, not here. It reads its own
-host record, `host#<instance id>`.
+(reconcile broken, no route to DynamoDB, a host it lost track of), a GPU could run for days;
+this check, run every minute by spinup-watchdog.timer, takes the host out instead (it leaves
+its Auto Scaling group, the desired capacity lowered; failing that, it powers off). It does so
+when any of these holds:
+
+- *unknown*: the control plane answers but no host record knows this instance
+  (`host#<instance id>` missing) for `unknown_s`: nothing would ever stop it;
+- *idle past every timeout*: no frame inferred for longer than the control plane's longest
+  timeout (`SPINUP_IDLE_AFTER_DISCONNECT_S`, `SPINUP_IDLE_WHILE_CONNECTED_S`,
+  `SPINUP_BOOT_GRACE_S`) plus `margin_s`, whatever the control plane says: it should have
+  stopped the host by then;
+- *idle and alone*: idle past the longest timeout and the control plane unreachable for
+  `unreachable_s`.
 
 Activity is what the control plane counts too: frames inferred (the backend's
-`spinup_frames_inferred_total`), never connections or status polls. `step` is pure; the
-adapters below it read the backend's metrics, DynamoDB, the clock and a small state file.
+`spinup_frames_inferred_total`), never connections or status polls; idle is counted from the
+boot at the earliest. `step` is pure; the adapters below it read the backend's metrics,
+DynamoDB, the clock and a small state file.
 """
 
 from __future__ import annotations
 
+import enum
 import json
 import logging
-import subprocess
 import sys
 import time
 import urllib.request
@@ -34,11 +42,20 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gpu_host.bootstrap.imds import INSTANCE_ID
 from lambdas.domain.host_record import PARTITION_KEY, host_key
+from lambdas.settings import Settings as ControlSettings
 
 log = logging.getLogger(__name__)
 
+POWER_OFF_EXIT = 3
+"""Out, but the group could not be left: spinup-watchdog.service powers the machine off (this
+runs in a container, which cannot)."""
 BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 _AWS_TIMEOUTS = Config(connect_timeout=3, read_timeout=5, retries={"max_attempts": 2})
+
+
+def _control_default(name: str) -> float:
+    """The control plane's own default (`lambdas.settings.Settings`): never restated here."""
+    return float(ControlSettings.model_fields[name].default)
 
 
 class WatchdogSettings(BaseSettings):
@@ -52,18 +69,54 @@ class WatchdogSettings(BaseSettings):
     the watchdog reads its own host record, `host#<instance id>`."""
     aws_region: str = Field(validation_alias=AliasChoices("SPINUP_AWS_REGION", "AWS_REGION"))
     watchdog_state_file: Path = Path("/var/lib/spinup-watchdog/state.json")
-    watchdog_idle_s: float = Field(default=3600.0, gt=0)
-    """No frame inferred for this long (since boot at the earliest)…"""
+    idle_after_disconnect_s: float = Field(
+        default=_control_default("idle_after_disconnect_s"), gt=0
+    )
+    idle_while_connected_s: float = Field(default=_control_default("idle_while_connected_s"), gt=0)
+    boot_grace_s: float = Field(default=_control_default("boot_grace_s"), gt=0)
+    """The control plane's timeouts (the same `SPINUP_*` settings, published for the host):
+    the longest of them is when it should have stopped an idle host at the latest."""
+    watchdog_margin_s: float = Field(default=900.0, ge=0)
+    """Idle past the longest timeout plus this: take the host out, whatever the control plane
+    says."""
     watchdog_unreachable_s: float = Field(default=900.0, gt=0)
-    """…and no answer from the control plane for this long: power off."""
+    """Idle past the longest timeout and no answer from the control plane for this long."""
+    watchdog_unknown_s: float = Field(default=600.0, gt=0)
+    """No host record for this instance for this long while the control plane answers (it
+    creates the record when it sees the instance; reconcile runs every minute)."""
     watchdog_metrics_url: str = "http://127.0.0.1:8080/metrics"
     watchdog_activity_metric: str = "spinup_frames_inferred_total"
 
 
 @dataclass(frozen=True, kw_only=True)
 class Policy:
-    idle_s: float
+    longest_timeout_s: float
+    """The control plane's longest timeout: it stops an idle host by then."""
+    margin_s: float
     unreachable_s: float
+    unknown_s: float
+
+    @classmethod
+    def from_settings(cls, settings: WatchdogSettings) -> Policy:
+        return cls(
+            longest_timeout_s=max(
+                settings.idle_after_disconnect_s,
+                settings.idle_while_connected_s,
+                settings.boot_grace_s,
+            ),
+            margin_s=settings.watchdog_margin_s,
+            unreachable_s=settings.watchdog_unreachable_s,
+            unknown_s=settings.watchdog_unknown_s,
+        )
+
+
+class Lookup(enum.Enum):
+    """What reading this host's record (`host#<instance id>`) gave."""
+
+    FOUND = "found"
+    MISSING = "missing"
+    """The control plane answered: no record knows this instance."""
+    UNREACHABLE = "unreachable"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -74,7 +127,7 @@ class Observation:
     boot_id: str
     boot_at: float
     frames_inferred: float | None
-    control_plane_reachable: bool
+    host_record: Lookup
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,6 +138,9 @@ class State:
     frames_baseline: float | None
     last_activity_at: float
     control_seen_at: float
+    """The last answer from the control plane (the boot, before the first)."""
+    known_at: float
+    """The last look that did not find the record missing (the boot, before the first)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -98,31 +154,44 @@ def step(previous: State | None, seen: Observation, policy: Policy) -> Verdict:
     state = _advance(previous, seen)
     idle_for = seen.now - state.last_activity_at
     unreachable_for = seen.now - state.control_seen_at
-    if idle_for < policy.idle_s:
+    unknown_for = seen.now - state.known_at
+
+    def out(reason: str) -> Verdict:
+        return Verdict(state=state, power_off=True, reason=reason)
+
+    if unknown_for >= policy.unknown_s:
+        return out(f"no host record knows this instance (for {unknown_for:.0f} s)")
+    limit = policy.longest_timeout_s + policy.margin_s
+    if idle_for >= limit:
+        return out(
+            f"idle {idle_for:.0f} s, past the control plane's longest timeout "
+            f"({policy.longest_timeout_s:.0f} s) plus {policy.margin_s:.0f} s"
+        )
+    if idle_for < policy.longest_timeout_s:
         return Verdict(state=state, power_off=False, reason=f"active {idle_for:.0f} s ago")
-    if unreachable_for < policy.unreachable_s:
-        return Verdict(
-            state=state,
-            power_off=False,
-            reason=f"idle {idle_for:.0f} s; the control plane answered {unreachable_for:.0f} s "
-            "ago and decides",
+    if unreachable_for >= policy.unreachable_s:
+        return out(
+            f"idle {idle_for:.0f} s and the control plane unreachable for {unreachable_for:.0f} s"
         )
     return Verdict(
         state=state,
-        power_off=True,
-        reason=f"idle {idle_for:.0f} s and the control plane unreachable for "
-        f"{unreachable_for:.0f} s",
+        power_off=False,
+        reason=f"idle {idle_for:.0f} s; the control plane answered {unreachable_for:.0f} s "
+        "ago and decides",
     )
 
 
 def _advance(previous: State | None, seen: Observation) -> State:
+    reachable = seen.host_record is not Lookup.UNREACHABLE
+    known = seen.host_record is not Lookup.MISSING
     if previous is None or previous.boot_id != seen.boot_id:
         # A new boot: counting starts now, and the boot itself is the last known activity.
         return State(
             boot_id=seen.boot_id,
             frames_baseline=seen.frames_inferred,
             last_activity_at=seen.boot_at,
-            control_seen_at=seen.now if seen.control_plane_reachable else seen.boot_at,
+            control_seen_at=seen.now if reachable else seen.boot_at,
+            known_at=seen.now if known else seen.boot_at,
         )
     frames, baseline = seen.frames_inferred, previous.frames_baseline
     if frames is None:  # backend down: no evidence either way; keep the baseline
@@ -137,7 +206,8 @@ def _advance(previous: State | None, seen: Observation) -> State:
         boot_id=seen.boot_id,
         frames_baseline=baseline_next,
         last_activity_at=seen.now if active else previous.last_activity_at,
-        control_seen_at=seen.now if seen.control_plane_reachable else previous.control_seen_at,
+        control_seen_at=seen.now if reachable else previous.control_seen_at,
+        known_at=seen.now if known else previous.known_at,
     )
 
 
@@ -174,19 +244,21 @@ def read_frames_inferred(url: str, sample_name: str) -> float | None:
         return None
 
 
-def control_plane_reachable(*, table_name: str, host_id: str, region: str) -> bool:
-    """Whether the host record can be read: DynamoDB answers and our credentials work."""
+def look_up_host_record(*, table_name: str, host_id: str, region: str) -> Lookup:
+    """Whether this host's record exists; UNREACHABLE when DynamoDB does not answer or our
+    credentials do not work (no evidence either way)."""
     client = boto3.session.Session(region_name=region).client("dynamodb", config=_AWS_TIMEOUTS)
     try:
-        client.get_item(
+        answer = client.get_item(
             TableName=table_name,
             Key={PARTITION_KEY: {"S": host_key(host_id)}},
             ProjectionExpression=PARTITION_KEY,
+            ConsistentRead=True,
         )
     except (BotoCoreError, ClientError) as exc:
         log.info("control plane unreachable: %s", exc)
-        return False
-    return True
+        return Lookup.UNREACHABLE
+    return Lookup.FOUND if "Item" in answer else Lookup.MISSING
 
 
 def observe(settings: WatchdogSettings) -> Observation:
@@ -198,7 +270,7 @@ def observe(settings: WatchdogSettings) -> Observation:
         frames_inferred=read_frames_inferred(
             settings.watchdog_metrics_url, settings.watchdog_activity_metric
         ),
-        control_plane_reachable=control_plane_reachable(
+        host_record=look_up_host_record(
             table_name=settings.table_name, host_id=settings.host_id, region=settings.aws_region
         ),
     )
@@ -226,7 +298,7 @@ def leave_fleet(*, host_id: str, region: str, client: object | None = None) -> b
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     settings = WatchdogSettings()
-    policy = Policy(idle_s=settings.watchdog_idle_s, unreachable_s=settings.watchdog_unreachable_s)
+    policy = Policy.from_settings(settings)
     verdict = step(load_state(settings.watchdog_state_file), observe(settings), policy)
     save_state(settings.watchdog_state_file, verdict.state)
     if not verdict.power_off:
@@ -236,8 +308,8 @@ def main() -> int:
     if leave_fleet(host_id=settings.host_id, region=settings.aws_region):
         log.warning("left the Auto Scaling group; it terminates this instance")
         return 0
-    subprocess.run(["/usr/bin/systemctl", "poweroff"], check=True)
-    return 0
+    log.warning("powering off instead (exit status %d)", POWER_OFF_EXIT)
+    return POWER_OFF_EXIT
 
 
 if __name__ == "__main__":

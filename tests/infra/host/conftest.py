@@ -16,6 +16,7 @@ from tests.infra.host.host_boot_support import SYSTEMD_DIR
 # Executables and files the units name; stubs stand in for them inside the fake root.
 _STUB_EXECUTABLES = (
     "usr/bin/python3",
+    "bin/sh",
     "usr/bin/systemctl",
     "usr/bin/docker",
     "usr/local/sbin/spinup-bootstrap",

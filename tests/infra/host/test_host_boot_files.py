@@ -107,19 +107,21 @@ def test_scripts_read_the_release_parameter_the_app_writes(script: str) -> None:
 
 @pytest.mark.parametrize(
     "path",
-    [
-        "/opt/spinup/current",
-        "/usr/local/sbin/spinup-bootstrap",
-        "/etc/spinup/bootstrap.env",
-        "/usr/local/lib/spinup",
-    ],
+    ["/opt/spinup/current", "/etc/spinup/bootstrap.env", "/usr/local/lib/spinup"],
 )
 def test_units_and_bootstrap_agree_on_paths(path: str) -> None:
     bootstrap = (BOOTSTRAP_DIR / "bootstrap.sh").read_text(encoding="utf-8")
     units = "\n".join(p.read_text(encoding="utf-8") for p in SYSTEMD_DIR.iterdir())
-    name = path.rsplit("/", 1)[-1]
-    assert name in bootstrap
+    assert path.rsplit("/", 1)[-1] in bootstrap
     assert path in units
+
+
+def test_the_agent_runs_the_installed_bootstrap() -> None:
+    from gpu_host.bootstrap.lifecycle_steps import INITIALIZE_COMMAND
+
+    bootstrap = (BOOTSTRAP_DIR / "bootstrap.sh").read_text(encoding="utf-8")
+    assert f"SELF=$FAKE_ROOT{INITIALIZE_COMMAND[0]}" in bootstrap
+    assert INITIALIZE_COMMAND[1] == "initialize"
 
 
 def _compose() -> dict[str, Any]:
@@ -147,7 +149,7 @@ def test_triton_gets_the_gpu_and_the_model_repository_read_only() -> None:
     (volume,) = triton["volumes"]
     assert volume.startswith("${SPINUP_MODEL_REPOSITORY")
     assert volume.endswith(":/models:ro")
-    assert triton["image"].startswith("nvcr.io/nvidia/tritonserver:")
+    assert triton["image"] == "${SPINUP_TRITON_IMAGE:?from images.env}"
     assert triton["restart"] == "no"  # systemd owns restarts
 
 

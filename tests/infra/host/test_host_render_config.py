@@ -29,6 +29,7 @@ PUBLISHED = {
     f"{PREFIX}/env/SPINUP_TABLE_NAME": "spinup-control-State",
     f"{PREFIX}/env/SPINUP_JWKS_URL": "https://cognito-idp.us-east-1.amazonaws.com/p/.well-known/jwks.json",
     f"{PREFIX}/env/SPINUP_ALLOWED_ORIGINS": "https://d111.cloudfront.net",
+    f"{PREFIX}/env/SPINUP_JWT_ISSUER": "https://cognito-idp.us-east-1.amazonaws.com/p",
     f"{PREFIX}/origin-port": "80",
     f"{PREFIX}/origin-verify-secret-arn": "arn:aws:secretsmanager:us-east-1:123:secret:x",
     f"{PREFIX}/ticket-secret-arn": "arn:aws:secretsmanager:us-east-1:123:secret:t",
@@ -41,6 +42,7 @@ def test_host_config_maps_env_parameters_to_variables() -> None:
     assert config.env == {
         "SPINUP_ALLOWED_ORIGINS": "https://d111.cloudfront.net",
         "SPINUP_JWKS_URL": "https://cognito-idp.us-east-1.amazonaws.com/p/.well-known/jwks.json",
+        "SPINUP_JWT_ISSUER": "https://cognito-idp.us-east-1.amazonaws.com/p",
         "SPINUP_TABLE_NAME": "spinup-control-State",
     }
     assert config.origin_port == 80
@@ -175,6 +177,7 @@ def test_main_without_aws_keeps_earlier_files_or_fails(
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_MAX_ATTEMPTS": "1",
+        "SPINUP_SETTINGS_WAIT_S": "0",
     }.items():
         monkeypatch.setenv(name, value)
     assert render_config.main() == exit_code
