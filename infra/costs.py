@@ -105,9 +105,10 @@ class IdleAssumptions:
     read_units_per_invocation: float = 2.0
     """The fleet record read strongly consistent (1 unit per 4 KB) and the host records of an
     empty fleet (none): 2 is a margin."""
-    kvs_calls_per_invocation: float = 1.0
-    """Reconcile reads the routes (ListKeys) on every run (`lambdas/reconcile/service.py`,
-    `read_snapshot`)."""
+    kvs_calls_per_invocation: float = 0.0
+    """Reconcile never lists the routes: it reads what it wrote from the fleet record
+    (`lambdas/reconcile/service.py`, `read_snapshot`) and calls the store only to write a
+    route when a host runs or delete it when the host leaves — never while the fleet idles."""
     table_gb: float = 0.001
     """The control table: a fleet record, budget counters, a host record per host."""
     bucket_gb: float = 0.001
