@@ -59,6 +59,7 @@ class ControlPlane:
             stop_at=status.stop_at,
             message=status.message,
             sessions=[_session_info(session) for session in status.sessions],
+            start_phases=status.start_phases,
         )
 
     def open_session(self, user: str) -> SessionCreated:

@@ -39,6 +39,11 @@ class StatusResponse(BaseModel):
     )
     message: str
     sessions: list[SessionInfo] = Field(description="The caller's open sessions.")
+    start_phases: dict[str, float] = Field(
+        default_factory=dict,
+        description="Seconds from the newest session's host start to each phase it reached: "
+        "instance_running, backend_up, models_loaded, ready (its cold start, as measured).",
+    )
 
 
 class KeepaliveResponse(BaseModel):

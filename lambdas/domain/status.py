@@ -41,6 +41,8 @@ class SessionStatus:
     eta_s: int | None
     stop_at: float | None
     message: str
+    start_phases: dict[str, float]
+    """Seconds from the host's start to each phase it reached in this run (`start_phases`)."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ class UserStatus:
     stop_at: float | None
     message: str
     sessions: tuple[SessionStatus, ...]
+    start_phases: dict[str, float]
 
 
 def host_phase(host: HostRecord, instance: GroupInstance | None) -> Phase:
@@ -101,6 +104,29 @@ def host_stop_at(
 
 def _clock(at: float) -> str:
     return datetime.fromtimestamp(at, UTC).strftime("%H:%M:%S UTC")
+
+
+START_PHASES = ("instance_running", "backend_up", "models_loaded", "ready")
+"""A host's cold start, in order: EC2 runs it (and its route is written), the backend is up
+(Triton answering), Triton's models are loaded, the warm-up inference is done."""
+
+
+def start_phases(host: HostRecord) -> dict[str, float]:
+    """Seconds from the run's start to each phase reached in this run, for the status (and
+    for an operator reading real cold starts: docs/performance.md)."""
+    if not host.run_open or host.started_at is None:
+        return {}
+    marks = (
+        host.routed_at if host.routed_this_run else None,
+        host.after_start(host.backend_up_at),
+        host.after_start(host.models_loaded_at),
+        host.after_start(host.ready_at),
+    )
+    return {
+        name: round(at - host.started_at, 3)
+        for name, at in zip(START_PHASES, marks, strict=True)
+        if at is not None
+    }
 
 
 def _booting_text(host: HostRecord) -> str:
@@ -155,6 +181,7 @@ def session_status(
             eta_s=_eta_s(fleet, "starting", lease.created_at, now),
             stop_at=None,
             message=message,
+            start_phases={},
         )
     host = snapshot.host(lease.host_id)
     instance = snapshot.instance(lease.host_id)
@@ -172,6 +199,7 @@ def session_status(
         eta_s=_eta_s(fleet, phase, host.started_at, now),
         stop_at=stops,
         message=text,
+        start_phases=start_phases(host),
     )
 
 
@@ -192,6 +220,7 @@ def user_status(snapshot: Snapshot, settings: Settings, now: float, user: str) -
             stop_at=newest.stop_at,
             message=newest.message,
             sessions=sessions,
+            start_phases=newest.start_phases,
         )
     fleet = snapshot.fleet
     running = len(fleet.runs)
@@ -216,4 +245,5 @@ def user_status(snapshot: Snapshot, settings: Settings, now: float, user: str) -
         stop_at=None,
         message=message,
         sessions=(),
+        start_phases={},
     )

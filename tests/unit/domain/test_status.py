@@ -15,6 +15,7 @@ from lambdas.domain.status import (
     MIN_ETA_S,
     host_phase,
     session_status,
+    start_phases,
     typical_cold_start_s,
     user_status,
 )
@@ -229,3 +230,33 @@ def test_the_session_status_of_a_starting_host_names_its_type(settings: Settings
     status = session_status(given, settings, NOW, "s1", lease(A))
     assert (status.phase, status.instance_state) == ("starting", "pending")
     assert status.message == "Starting a GPU host (g5.xlarge)."
+
+
+@pytest.mark.parametrize(
+    ("milestone", "phases"),
+    [
+        ("started", {}),
+        ("routed", {"instance_running": 5.0}),
+        ("backend_up", {"instance_running": 5.0, "backend_up": 30.0}),
+        (
+            "ready",
+            {"instance_running": 5.0, "backend_up": 30.0, "models_loaded": 60.0, "ready": 100.0},
+        ),
+    ],
+)
+def test_the_status_shows_each_start_phase_the_host_reached(
+    milestone: Any, phases: dict[str, float], settings: Settings
+) -> None:
+    """The cold start as measured: seconds from the host's start to each phase, so that an
+    operator reads the real figures (docs/performance.md)."""
+    record = host(A, milestone, started=NOW - 120)
+    given = snapshot(record, sessions=sessions(("ann", "s1", A)))
+    status = user_status(given, settings, NOW, "ann")
+    assert status.start_phases == phases
+    assert status.sessions[0].start_phases == phases
+
+
+def test_phases_of_an_earlier_run_do_not_count(settings: Settings) -> None:
+    """A milestone written before this run's start (the previous run's) is not this run's."""
+    record = host(A, "started", started=NOW - 20, ready_at=NOW - 500, backend_up_at=NOW - 600)
+    assert start_phases(record) == {}
