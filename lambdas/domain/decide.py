@@ -358,9 +358,7 @@ class _Planner:
         if host.host_id in self.fleet.routes:
             self._forget(host.host_id)
         if instance.protected:
-            self.actions.append(
-                Converge("leave_again", (Protect(host.host_id, protected=False),))
-            )
+            self.actions.append(Converge("leave_again", (Protect(host.host_id, protected=False),)))
 
     # --- the fleet -------------------------------------------------------------------------
 
