@@ -132,8 +132,8 @@ class DeployConfig:
     pays for it while stopped, so it is what keeps the idle cost under $5/month."""
     machine_image_ssm_parameter: str = HOST_AMI_SSM_PARAMETER
     machine_image_id: str | None = None
-    """None: the latest DLAMI at each deploy (a new launch template version, used by the
-    instances launched after it); set it to pin."""
+    """None: the image `machine_image_ssm_parameter` names at each deploy (a new launch
+    template version, used by the instances launched after it); set it to pin."""
     vpc_cidr: str = "10.42.0.0/24"
 
     origin_port: int = 80
@@ -165,6 +165,11 @@ class DeployConfig:
     reconcile_period_minutes: int = 1
     reconcile_silence_alarm_minutes: int = 5
     """The "reconcile stopped running" alarm fires after this many minutes without one."""
+    replace_loop_alarm_launches: int = 2
+    replace_loop_alarm_hours: int = 2
+    """The replace-loop alarm fires when more than `replace_loop_alarm_launches` launches of
+    the fleet fail within `replace_loop_alarm_hours` (an initialize abandoned, a host never
+    ready, no capacity): a failure and its retry are not a loop; three in two hours are."""
     log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH
     access_log_days: int = 90
     control_settings: Mapping[str, object] = field(default_factory=dict)

@@ -3,11 +3,13 @@ root, the hosts' role, a public IPv4 address, the static first-boot user data an
 CloudFront-only security group.
 
 A host boots from `gpu_host/bootstrap/first-boot.sh`, which fetches the current release and
-hands over to its `bootstrap.sh`; from then on systemd runs the host (`spinup.target`). The
-user data names only the SSM prefix and the region: a new release changes an SSM parameter,
-never the template. The public address is what CloudFront connects to (by the instance's public
-DNS name, which the control plane writes into the routes when the host runs); a stopped
-instance gives it back, so it is paid only while a host runs.
+hands over to its `bootstrap.sh`; from then on systemd runs the host. The user data names only
+the SSM prefix and the region. The release's asset hash is a tag of the instances
+(`host_release.RELEASE_TAG`): hosts install a release only when they initialize, so a new
+release must make a new template version, which an instance refresh rolls through the group.
+The public address is what CloudFront connects to (by the instance's public DNS name, which
+the control plane writes into the routes when the host runs); a stopped instance gives it
+back, so it is paid only while a host runs.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from aws_cdk import Aws, Tags
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from constructs import Construct
+
+from infra.constructs.host_release import RELEASE_TAG
 
 ROOT_DEVICE = "/dev/xvda"
 """The root device name of the host image (Amazon Linux 2023): a mapping under another name
@@ -52,6 +56,7 @@ class HostLaunchTemplate(Construct):
         root_volume_gib: int,
         first_boot_script: Path,
         ssm_prefix: str,
+        release_id: str,
     ) -> None:
         super().__init__(scope, construct_id)
         self.template = ec2.LaunchTemplate(
@@ -88,3 +93,6 @@ class HostLaunchTemplate(Construct):
         )
         # The instances' and volumes' Name (the group's tags name them as well).
         Tags.of(self.template).add("Name", name)
+        # In the template's data (its tag specifications), so that a new release is a new
+        # template version; and on each host, which says which release it installed.
+        Tags.of(self.template).add(RELEASE_TAG, release_id)

@@ -1,8 +1,11 @@
-"""The code the GPU instance runs, as one S3 asset, and the SSM parameter that names it.
+"""The code the GPU hosts run, as one S3 asset, and the SSM parameter that names it.
 
-The instance installs whatever release the parameter names, at first boot and at every
-later start (`spinup-release.service`). Deploying new code therefore only changes this
-parameter; it never stops, replaces or reboots the instance.
+A host installs the release the parameter names once, when it initializes (entering the warm
+pool, or before its first start when the pool is empty); a start installs nothing. A new
+release therefore reaches only instances launched after it: its asset hash is on the launch
+template (`RELEASE_TAG`, a tag of the instances it launches), so each release is a new
+template version, and an instance refresh replaces the hosts of older versions
+(docs/operations.md, "How a new AMI or a new release reaches the hosts").
 """
 
 from __future__ import annotations
@@ -39,6 +42,11 @@ RELEASE_CONTENT = (
 )
 
 
+RELEASE_TAG = "spinup:release"
+"""Tag on the launch template's instances and volumes: the asset hash of the release the
+template's hosts install at initialize."""
+
+
 class HostRelease(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, parameter_name: str) -> None:
         super().__init__(scope, construct_id)
@@ -54,8 +62,13 @@ class HostRelease(Construct):
             "Location",
             parameter_name=parameter_name,
             string_value=self.asset.s3_object_url,
-            description="S3 URL of the GPU host release the instance installs at boot",
+            description="S3 URL of the GPU host release a host installs when it initializes",
         )
+
+    @property
+    def release_id(self) -> str:
+        """The asset's content hash: changes exactly when the release's content does."""
+        return self.asset.asset_hash
 
     def grant_download(self, grantee: iam.IGrantable) -> None:
         """Read this release object only (not the whole asset bucket)."""

@@ -1,5 +1,7 @@
 """What runs the reconcile Lambda: a one-minute schedule, every EC2 instance state change, and
 every Auto Scaling event of the fleet's group. Any of them reconciles the whole fleet.
+The group's unsuccessful launches have a rule of their own (`launch_failures`), so that the
+replace-loop alarm can count them by its rule (`ReplaceLoopAlarm`).
 
 EC2 state-change events carry no tags, and a host's instance id is never wired in, so that rule
 takes every instance of the account and region; reconcile looks only at the group's members.
@@ -14,6 +16,10 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
+
+LAUNCH_UNSUCCESSFUL = "EC2 Instance Launch Unsuccessful"
+"""The event of a launch that failed: no capacity, a bad template, or a launch lifecycle
+action that ended in ABANDON (a host whose initialize failed, or that went silent)."""
 
 
 class ReconcileTriggers(Construct):
@@ -55,6 +61,20 @@ class ReconcileTriggers(Construct):
             description="Reconcile on every launch, termination and lifecycle action of the fleet",
             event_pattern=events.EventPattern(
                 source=["aws.autoscaling"],
+                detail_type=events.Match.anything_but(LAUNCH_UNSUCCESSFUL),
+                detail={"AutoScalingGroupName": [group_name]},
+            ),
+            targets=[targets.LambdaFunction(reconcile, retry_attempts=2)],
+        )
+        # Reconciled like any group event; a rule of its own so that its `TriggeredRules`
+        # counts exactly the failed launches, and with a target, so that it runs at all.
+        self.launch_failures = events.Rule(
+            self,
+            "LaunchFailures",
+            description="Reconcile on every unsuccessful launch of the fleet (counted by an alarm)",
+            event_pattern=events.EventPattern(
+                source=["aws.autoscaling"],
+                detail_type=[LAUNCH_UNSUCCESSFUL],
                 detail={"AutoScalingGroupName": [group_name]},
             ),
             targets=[targets.LambdaFunction(reconcile, retry_attempts=2)],

@@ -1,7 +1,7 @@
-"""The control plane: table, control API and reconcile Lambdas, their triggers and alarms, and
-the secret that signs socket tickets. The Lambdas find the GPU hosts through the fleet's group
-(by name) and write their routes into the edge's KeyValueStore; nothing here names an
-instance."""
+"""The control plane: table, control API and reconcile Lambdas, their triggers and alarms (the
+fleet's replace-loop alarm among them), and the secret that signs socket tickets. The Lambdas
+find the GPU hosts through the fleet's group (by name) and write their routes into the edge's
+KeyValueStore; nothing here names an instance."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from infra.constructs.host_parameters import HostParameters
 from infra.constructs.python_lambda_code import python_package_code
 from infra.constructs.reconcile_alarms import ReconcileAlarms
 from infra.constructs.reconcile_triggers import ReconcileTriggers
+from infra.constructs.replace_loop_alarm import ReplaceLoopAlarm
 from infra.constructs.service_function import ServiceFunction
 from infra.constructs.ticket_secret import TicketSecret
 from infra.paths import LAMBDAS_DIR, PYPROJECT
@@ -109,12 +110,19 @@ class ControlStack(Stack):
             handler=control.function,
             authorizer=authorizer,
         )
-        ReconcileTriggers(
+        triggers = ReconcileTriggers(
             self,
             "ReconcileTriggers",
             reconcile=reconcile,
             group_name=fleet.group_name,
             period_minutes=config.reconcile_period_minutes,
+        )
+        ReplaceLoopAlarm(
+            self,
+            "ReplaceLoopAlarm",
+            launch_failures=triggers.launch_failures,
+            launches=config.replace_loop_alarm_launches,
+            hours=config.replace_loop_alarm_hours,
         )
         ReconcileAlarms(
             self,
@@ -128,13 +136,30 @@ class ControlStack(Stack):
             prefix=config.ssm_prefix,
             env={
                 "SPINUP_TABLE_NAME": table.table.table_name,
-                # One socket per API session: the backend enforces the same per-user limit.
-                "SPINUP_MAX_SESSIONS_PER_USER": str(
-                    config.control_values()["max_sessions_per_user"]
-                ),
+                **host_control_environment(config),
             },
         )
         CfnOutput(self, "TableName", value=table.table.table_name)
+
+
+HOST_CONTROL_SETTINGS = (
+    # One socket per API session: the backend enforces the same per-user limit.
+    "max_sessions_per_user",
+    # The watchdog takes a host out once it is idle past the longest of these plus a margin
+    # (gpu_host/bootstrap/watchdog.py): it must know the timeouts the control plane runs with.
+    "idle_after_disconnect_s",
+    "idle_while_connected_s",
+    "boot_grace_s",
+)
+"""The control plane's settings the GPU hosts need too, published under the hosts' `env/`."""
+
+
+def host_control_environment(config: DeployConfig) -> dict[str, str]:
+    """`SPINUP_<NAME>` of each `HOST_CONTROL_SETTINGS` with the value the Lambdas get
+    (`DeployConfig.control_values`, their one source)."""
+    prefix = Settings.model_config["env_prefix"]
+    values = config.control_values()
+    return {f"{prefix}{name.upper()}": str(values[name]) for name in HOST_CONTROL_SETTINGS}
 
 
 def control_environment(

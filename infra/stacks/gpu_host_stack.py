@@ -87,6 +87,7 @@ class GpuHostStack(Stack):
             root_volume_gib=config.root_volume_gib,
             first_boot_script=GPU_HOST_DIR / "bootstrap" / "first-boot.sh",
             ssm_prefix=config.ssm_prefix,
+            release_id=release.release_id,
         )
         self.fleet = GpuFleet(
             self,

@@ -11,7 +11,12 @@ from aws_cdk.assertions import Match
 
 from gpu_host.bootstrap.parameters import env_parameter_name
 from infra.config import FLEET_TAG_KEY
-from infra.stacks.control_stack import CONTROL_HANDLER, RECONCILE_HANDLER
+from infra.constructs.reconcile_triggers import LAUNCH_UNSUCCESSFUL
+from infra.stacks.control_stack import (
+    CONTROL_HANDLER,
+    HOST_CONTROL_SETTINGS,
+    RECONCILE_HANDLER,
+)
 from lambdas.domain.host_record import HOST_PREFIX
 from tests.infra.cdk.cdk_synth_support import Synthesized
 
@@ -161,9 +166,19 @@ def test_schedule_runs_reconcile_every_minute(synthesized: Synthesized) -> None:
     [
         # every instance: the events carry no tags, and no instance id is wired in
         {"source": ["aws.ec2"], "detail-type": ["EC2 Instance State-change Notification"]},
-        {"source": ["aws.autoscaling"], "detail": {"AutoScalingGroupName": ["spinup-gpu-fleet"]}},
+        # every other event of the group, and its failed launches under a rule of their own
+        {
+            "source": ["aws.autoscaling"],
+            "detail-type": [{"anything-but": [LAUNCH_UNSUCCESSFUL]}],
+            "detail": {"AutoScalingGroupName": ["spinup-gpu-fleet"]},
+        },
+        {
+            "source": ["aws.autoscaling"],
+            "detail-type": [LAUNCH_UNSUCCESSFUL],
+            "detail": {"AutoScalingGroupName": ["spinup-gpu-fleet"]},
+        },
     ],
-    ids=["ec2-state-change", "group-events"],
+    ids=["ec2-state-change", "group-events", "group-launch-failures"],
 )
 def test_events_run_reconcile(synthesized: Synthesized, pattern: dict[str, Any]) -> None:
     assert synthesized.config.group_name == "spinup-gpu-fleet"
@@ -198,6 +213,47 @@ def test_alarms_on_reconcile_errors_and_silence(synthesized: Synthesized) -> Non
             "Period": synthesized.config.reconcile_silence_alarm_minutes * 60,
         },
     )
+
+
+def test_a_replace_loop_alarms_on_the_groups_failed_launches(synthesized: Synthesized) -> None:
+    """Given the rule of the group's unsuccessful launches, then one alarm counts its matches
+    (`TriggeredRules` of that rule) and fires above the configured count per period; no data
+    (no failure) is not an alarm."""
+    config = synthesized.config
+    (rule,) = synthesized.control.find_resources(
+        "AWS::Events::Rule",
+        {"Properties": {"EventPattern": {"detail-type": [LAUNCH_UNSUCCESSFUL]}}},
+    )
+    alarms = synthesized.control.find_resources(
+        "AWS::CloudWatch::Alarm",
+        {"Properties": {"Namespace": "AWS/Events", "MetricName": "TriggeredRules"}},
+    )
+    (alarm,) = (a["Properties"] for a in alarms.values())
+    assert alarm["Dimensions"] == [{"Name": "RuleName", "Value": {"Ref": rule}}]
+    assert alarm["Statistic"] == "Sum"
+    assert alarm["Period"] == config.replace_loop_alarm_hours * 3600
+    assert alarm["EvaluationPeriods"] == 1
+    assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    assert alarm["Threshold"] == config.replace_loop_alarm_launches
+    assert alarm["TreatMissingData"] == "notBreaching"
+
+
+def test_the_watchdog_knows_the_control_planes_timeouts(synthesized: Synthesized) -> None:
+    """Every control-plane setting published for the hosts has the value the Lambdas run
+    with (one source: `DeployConfig.control_values`)."""
+    # The timeouts whose longest the watchdog waits past (gpu_host/bootstrap/watchdog.py).
+    assert {"idle_after_disconnect_s", "idle_while_connected_s", "boot_grace_s"} <= set(
+        HOST_CONTROL_SETTINGS
+    )
+    lambda_env = _environment(synthesized, RECONCILE_HANDLER)
+    prefix = synthesized.config.ssm_prefix
+    for setting in HOST_CONTROL_SETTINGS:
+        variable = f"SPINUP_{setting.upper()}"
+        value = str(synthesized.config.control_values()[setting])
+        assert lambda_env[variable] == value
+        synthesized.control.has_resource_properties(
+            "AWS::SSM::Parameter", {"Name": env_parameter_name(prefix, variable), "Value": value}
+        )
 
 
 def _with_action(statements: list[dict[str, Any]], prefix: str) -> list[dict[str, Any]]:

@@ -9,7 +9,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from aws_cdk.assertions import Match
+from aws_cdk import Stack
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk.assertions import Match, Template
 
 from gpu_host.bootstrap.parameters import env_parameter_name
 from gpu_host.models.spec import BUILTIN_SPECS
@@ -19,6 +22,9 @@ from infra.config import (
     group_name_parameter,
     launch_hook_parameter,
 )
+from infra.constructs.host_launch_template import HostLaunchTemplate
+from infra.constructs.host_release import RELEASE_TAG
+from infra.paths import GPU_HOST_DIR
 from tests.infra.cdk.cdk_synth_support import Synthesized
 
 
@@ -119,8 +125,8 @@ def test_image_is_the_ecs_gpu_ami_from_its_public_parameter(synthesized: Synthes
 
 
 def test_user_data_is_static_and_runs_the_first_boot_script(synthesized: Synthesized) -> None:
-    """Given the user data, then it names only the SSM prefix and region: a new release
-    changes an SSM parameter, never the launch template."""
+    """Given the user data, then it names only the SSM prefix and region: the release is a
+    tag of the template (below), and the host finds its location in SSM."""
     user_data = json.dumps(_launch_data(synthesized)["UserData"])
     assert f"SPINUP_SSM_PREFIX='{synthesized.config.ssm_prefix}'" in user_data
     assert "bootstrap.sh" in user_data
@@ -321,3 +327,56 @@ def test_no_host_id_is_a_static_setting(synthesized: Synthesized) -> None:
         for p in synthesized.gpu.find_resources("AWS::SSM::Parameter").values()
     ]
     assert env_parameter_name(synthesized.config.ssm_prefix, "SPINUP_HOST_ID") not in names
+
+
+def _release_hash(s: Synthesized) -> str:
+    name = f"{s.config.ssm_prefix}/release"
+    (parameter,) = s.gpu.find_resources("AWS::SSM::Parameter", {"Properties": {"Name": name}})
+    value = json.dumps(s.gpu.to_json()["Resources"][parameter]["Properties"]["Value"])
+    (found,) = set(re.findall(r"[0-9a-f]{64}", value))
+    return str(found)
+
+
+@pytest.mark.parametrize("resource_type", ["instance", "volume"])
+def test_the_template_names_the_release_its_hosts_install(
+    synthesized: Synthesized, resource_type: str
+) -> None:
+    """Given the release parameter's asset, then its hash is a tag in the launch template's
+    data: a new release is a new template version (hosts install at initialize only), and
+    each host says which release it has."""
+    (spec,) = [
+        t
+        for t in _launch_data(synthesized)["TagSpecifications"]
+        if t["ResourceType"] == resource_type
+    ]
+    assert {"Key": RELEASE_TAG, "Value": _release_hash(synthesized)} in spec["Tags"]
+
+
+def _template_data(stack: Stack, release_id: str) -> dict[str, Any]:
+    vpc = ec2.Vpc(stack, "Vpc", nat_gateways=0, max_azs=1)
+    role = iam.Role(stack, "Role", assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"))
+    HostLaunchTemplate(
+        stack,
+        "Hosts",
+        name="spinup-gpu-host",
+        role=role,
+        security_group=ec2.SecurityGroup(stack, "Sg", vpc=vpc),
+        instance_type="g5.xlarge",
+        machine_image=ec2.MachineImage.generic_linux({"us-east-1": "ami-0123456789abcdef0"}),
+        root_volume_gib=40,
+        first_boot_script=GPU_HOST_DIR / "bootstrap" / "first-boot.sh",
+        ssm_prefix="/spinup/fleet",
+        release_id=release_id,
+    )
+    (template,) = Template.from_stack(stack).find_resources("AWS::EC2::LaunchTemplate").values()
+    data: dict[str, Any] = template["Properties"]["LaunchTemplateData"]
+    return data
+
+
+def test_a_new_release_is_a_new_template_version(small_stack: Callable[[], Stack]) -> None:
+    """Given two releases, then the templates' data differ (CloudFormation makes a new version
+    of a template whose data changed, and the group launches from its latest), in the release
+    tag only."""
+    old, new = _template_data(small_stack(), "a" * 64), _template_data(small_stack(), "b" * 64)
+    assert old != new
+    assert json.dumps(old).replace("a" * 64, "b" * 64) == json.dumps(new)
