@@ -1,6 +1,7 @@
-# The Spinup backend (and the host's Python tools: render_config, the watchdog), built at
-# initialize by bootstrap.sh from the release directory: Python 3.11 from a digest-pinned base
-# (images.env) and the hash-locked dependencies. The Deep Learning AMI's own Python is 3.10.
+# The Spinup backend (and the host's Python tools: render_config, the watchdog, the model
+# repository's generator and its verification), built at initialize by bootstrap.sh from the
+# release directory: Python 3.11 from a digest-pinned base (images.env) and the hash-locked
+# dependencies. The host's own Python (Amazon Linux 2023's system Python) is 3.9.
 ARG PYTHON_IMAGE
 FROM ${PYTHON_IMAGE}
 

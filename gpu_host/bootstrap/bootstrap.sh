@@ -10,9 +10,18 @@
 #   bootstrap.sh initialize    once per instance (from the agent): every download the host
 #                              needs: system packages, the release the SSM parameter
 #                              "$SPINUP_SSM_PREFIX/release" names, the backend image (Python and
-#                              the hash-locked dependencies), the Triton image, the model
-#                              repository. Every network step goes through `retry` (backoff,
-#                              a time limit per try, a bounded number of tries).
+#                              the hash-locked dependencies), the Triton image; then the model
+#                              repository and its TensorRT engines: generate, run Triton once
+#                              (its warm-up builds the engines into /var/lib/spinup/trt-engines),
+#                              verify against the ONNX reference, fall back to FP32 where FP16
+#                              is off. Every network step goes through `retry` (backoff, a time
+#                              limit per try, a bounded number of tries).
+#
+# Written for the Amazon ECS GPU-optimized Amazon Linux 2023 AMI (infra/config.py): NVIDIA
+# driver, Docker and the NVIDIA container toolkit preinstalled, dnf; apt-get where there is no
+# dnf. No Docker Compose (the AMI is not known to ship its plugin, and it would have to come
+# from outside the package repositories): each container is a systemd unit running
+# `docker run --pull never` (systemd/spinup-*.service).
 #
 # A start (spinup.target) downloads nothing: it renders the settings, then runs the images
 # initialize left on the root volume (`--pull never`). A new release therefore reaches a host
@@ -32,6 +41,24 @@ readonly SELF=$FAKE_ROOT/usr/local/sbin/spinup-bootstrap
 readonly UNIT_DIR=$FAKE_ROOT/etc/systemd/system
 readonly SETTINGS_FILE=$FAKE_ROOT/etc/spinup/bootstrap.env
 readonly KEEP_RELEASES=2
+# Instance state on the root volume (survives the stop into the warm pool). The engine cache
+# has the same path on the host and in the containers: the generated config.pbtxt names it.
+readonly STATE_DIR=$FAKE_ROOT/var/lib/spinup
+readonly ENGINE_CACHE=/var/lib/spinup/trt-engines
+readonly DECISION=precisions.json
+readonly TRITON_INIT_NAME=spinup-triton-init
+readonly TRITON_GRPC=127.0.0.1:8001
+readonly TRITON_READY_URL=${SPINUP_TRITON_READY_URL:-http://127.0.0.1:8000/v2/health/ready}
+# Loading every model and building its engines (minutes per model on a T4).
+readonly TRITON_READY_TIMEOUT_S=${SPINUP_TRITON_READY_TIMEOUT_S:-3600}
+readonly TRITON_POLL_S=${SPINUP_TRITON_POLL_S:-5}
+# Each round verifies, then regenerates the models that fell back to FP32; a model only ever
+# goes from FP16 to FP32, so one more round than there are models always suffices.
+readonly VERIFY_ROUNDS=${SPINUP_VERIFY_ROUNDS:-6}
+# Bounds of what the host writes to its 40 GiB root volume: the journal (every unit's and
+# container's output ends up there) and each container's json-file log.
+readonly JOURNAL_MAX_USE=1G
+readonly DOCKER_LOG_OPTS=(--log-driver json-file --log-opt max-size=20m --log-opt max-file=3)
 readonly AGENT_DIR=$FAKE_ROOT/usr/local/lib/spinup
 # The lifecycle agent's modules: standard library + boto3, nothing else from the release.
 readonly AGENT_FILES=(
@@ -47,7 +74,8 @@ readonly AGENT_FILES=(
 readonly RETRY_TRIES=${SPINUP_RETRY_TRIES:-5}
 readonly RETRY_PAUSE_S=${SPINUP_RETRY_PAUSE_S:-10}
 readonly RETRY_TRY_LIMIT_S=${SPINUP_RETRY_TRY_LIMIT_S:-1800}
-# apt waits this long for another apt (unattended-upgrades at boot) to release its lock.
+# apt waits this long for another apt (unattended-upgrades at boot) to release its lock; dnf
+# waits for another dnf's lock by itself, and `retry`'s time limit bounds that wait.
 readonly APT_LOCK_TIMEOUT_S=600
 readonly UNCONFIRMED_DIGEST=sha256:0000000000000000000000000000000000000000000000000000000000000000
 export DEBIAN_FRONTEND=noninteractive
@@ -80,10 +108,16 @@ install_agent() {
   done
 }
 
+# Whether two files have the same bytes (coreutils only: the AMI, built from AL2023's minimal
+# image, is not known to have diffutils' cmp).
+same_file() {
+  [[ -f $1 && -f $2 ]] && [[ $(sha256sum <"$1") == "$(sha256sum <"$2")" ]]
+}
+
 install_units() {
   local release=$1 changed=0 unit
   for unit in "$release"/systemd/*.service "$release"/systemd/*.target "$release"/systemd/*.timer; do
-    if ! cmp -s "$unit" "$UNIT_DIR/${unit##*/}"; then
+    if ! same_file "$unit" "$UNIT_DIR/${unit##*/}"; then
       install -m 0644 "$unit" "$UNIT_DIR/${unit##*/}"
       changed=1
     fi
@@ -110,16 +144,51 @@ retry() {
   done
 }
 
-ensure_system_packages() {
-  if command -v nginx >/dev/null; then
-    return
+# pkg_install PACKAGE...: the one way system packages are installed: dnf (Amazon Linux 2023),
+# else apt-get (Debian, Ubuntu); every download through `retry`.
+pkg_install() {
+  if command -v dnf >/dev/null; then
+    retry "refreshing the package metadata" dnf -q -y makecache
+    retry "installing $*" dnf -q -y install --setopt=install_weak_deps=False "$@"
+  elif command -v apt-get >/dev/null; then
+    retry "refreshing the package metadata" \
+      apt-get -o DPkg::Lock::Timeout="$APT_LOCK_TIMEOUT_S" -q update
+    retry "installing $*" apt-get -o DPkg::Lock::Timeout="$APT_LOCK_TIMEOUT_S" -q \
+      install -y --no-install-recommends "$@"
+  else
+    die "no package manager (dnf, apt-get) to install $*"
   fi
-  log "installing nginx"
-  retry "apt-get update" apt-get -o DPkg::Lock::Timeout="$APT_LOCK_TIMEOUT_S" -q update
-  retry "installing nginx" apt-get -o DPkg::Lock::Timeout="$APT_LOCK_TIMEOUT_S" -q \
-    install -y --no-install-recommends nginx
-  # Our site is the default server on the origin port; the distro's would shadow it.
-  rm -f "$FAKE_ROOT/etc/nginx/sites-enabled/default"
+}
+
+ensure_system_packages() {
+  if ! command -v nginx >/dev/null; then
+    log "installing nginx"
+    pkg_install nginx
+  fi
+}
+
+# The distro's own site would shadow ours (the default server on the origin port): Debian's is
+# sites-enabled/default; Amazon Linux's is inside nginx.conf, which ours replaces (it includes
+# conf.d/*.conf, where render_config writes the site, and logs to the journal).
+configure_nginx() {
+  local release=$1
+  if [[ -d $FAKE_ROOT/etc/nginx/sites-enabled ]]; then
+    rm -f "$FAKE_ROOT/etc/nginx/sites-enabled/default"
+  else
+    install -D -m 0644 "$release/gpu_host/bootstrap/nginx.conf" "$FAKE_ROOT/etc/nginx/nginx.conf"
+  fi
+}
+
+# The host itself: no ECS agent (the ECS AMI runs it; nothing here uses it, and it would poll
+# for a cluster), and a journal that cannot fill the root volume.
+configure_host() {
+  if systemctl cat ecs.service >/dev/null 2>&1; then
+    systemctl disable --now ecs.service
+  fi
+  install -d -m 0755 "$FAKE_ROOT/etc/systemd/journald.conf.d"
+  printf '[Journal]\nSystemMaxUse=%s\n' "$JOURNAL_MAX_USE" \
+    >"$FAKE_ROOT/etc/systemd/journald.conf.d/spinup.conf"
+  systemctl restart systemd-journald.service
 }
 
 # The image names and digests (images.env, the one place they are written).
@@ -148,16 +217,99 @@ build_release() {
   retry "building the backend image" docker build --pull --tag "$SPINUP_BACKEND_IMAGE" \
     --build-arg "PYTHON_IMAGE=$SPINUP_PYTHON_IMAGE" \
     --file "$partial/gpu_host/bootstrap/backend.Dockerfile" "$partial"
-  retry "pulling the Triton image" env SPINUP_MODEL_REPOSITORY="$partial/model_repository" \
-    docker compose --project-name spinup --env-file "$partial/gpu_host/bootstrap/images.env" \
-    --file "$partial/gpu_host/bootstrap/docker-compose.yml" pull --quiet triton
-  # The model repository, from the release's specs, inside the image (the host's own Python
-  # is too old), offline.
-  docker run --rm --pull never --network none --user "$(id -u):$(id -g)" \
-    --volume "$partial:/release" --workdir /opt/spinup/app "$SPINUP_BACKEND_IMAGE" \
-    python -m gpu_host.models.repository --target gpu --out /release/model_repository
+  retry "pulling the Triton image" docker pull --quiet "$SPINUP_TRITON_IMAGE"
+  prepare_models "$partial"
   chmod -R a+rX "$partial"
   mv -T "$partial" "$target"
+}
+
+# --- the model repository and its TensorRT engines (docs/models.md) ------------------------
+
+# generate_repository RELEASE GPU [--precisions]: the gpu repository from the release's specs,
+# inside the backend image (the code and its Python), offline. It creates the engine cache's
+# directories; with --precisions it takes the verification's decision.
+generate_repository() {
+  local release=$1 gpu=$2 decision=()
+  if [[ ${3:-} == --precisions ]]; then decision=(--precisions "/var/lib/spinup/$DECISION"); fi
+  docker run --rm --pull never --network none --user 0:0 --read-only --cap-drop ALL \
+    --security-opt no-new-privileges:true "${DOCKER_LOG_OPTS[@]}" \
+    --volume "$release:/release" --volume "$STATE_DIR:/var/lib/spinup" \
+    "$SPINUP_BACKEND_IMAGE" python -m gpu_host.models.repository --target gpu \
+    --out /release/model_repository --gpu "$gpu" --engine-cache "$ENGINE_CACHE" "${decision[@]}"
+}
+
+# Triton as spinup-triton.service runs it (the same flags; a test holds them together), but
+# detached, under another name, on the release being built.
+start_triton_once() {
+  local release=$1
+  docker rm --force "$TRITON_INIT_NAME" >/dev/null 2>&1 || true
+  docker run --detach --rm --name "$TRITON_INIT_NAME" --pull never --network host --gpus all \
+    --shm-size 1g --ulimit memlock=-1 --ulimit stack=67108864 "${DOCKER_LOG_OPTS[@]}" \
+    --volume "$release/model_repository:/models:ro" \
+    --volume "$FAKE_ROOT$ENGINE_CACHE:$ENGINE_CACHE" \
+    "$SPINUP_TRITON_IMAGE" tritonserver --model-repository=/models \
+    --http-address=127.0.0.1 --http-port=8000 --grpc-address=127.0.0.1 --grpc-port=8001 \
+    --metrics-address=127.0.0.1 --metrics-port=8002 --strict-readiness=true --log-verbose=0 \
+    >/dev/null
+  trap stop_triton_once EXIT
+  local waited=0
+  # Ready (strict readiness: every model loaded, its warm-up run, so its engines built).
+  until python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=5)' \
+    "$TRITON_READY_URL" 2>/dev/null; do
+    docker container inspect "$TRITON_INIT_NAME" >/dev/null 2>&1 ||
+      die "Triton exited while loading the models (its log is in the journal)"
+    ((waited < TRITON_READY_TIMEOUT_S)) ||
+      die "Triton was not ready within $TRITON_READY_TIMEOUT_S s"
+    sleep "$TRITON_POLL_S"
+    waited=$((waited + TRITON_POLL_S))
+  done
+}
+
+stop_triton_once() {
+  trap - EXIT
+  docker stop --time 20 "$TRITON_INIT_NAME" >/dev/null 2>&1 || true
+}
+
+# The verification (python -m gpu_host.models.verify) against that Triton, in the backend
+# image: its exit status says whether every model passed; the decision file is written in
+# either case (and not at all when Triton could not be asked).
+verify_models() {
+  docker run --rm --pull never --network host --user 0:0 --read-only --cap-drop ALL \
+    --security-opt no-new-privileges:true --tmpfs /tmp "${DOCKER_LOG_OPTS[@]}" \
+    --volume "$STATE_DIR:/var/lib/spinup" "$SPINUP_BACKEND_IMAGE" \
+    python -m gpu_host.models.verify --target gpu --url "$TRITON_GRPC" \
+    --decide "/var/lib/spinup/$DECISION"
+}
+
+# decision_list KEY: the models the decision file lists under KEY (fell_back, failing).
+decision_list() {
+  python3 -c 'import json, sys; print(" ".join(json.load(open(sys.argv[1]))[sys.argv[2]]))' \
+    "$STATE_DIR/$DECISION" "$1"
+}
+
+prepare_models() {
+  local release=$1 gpu round fell_back failing
+  gpu=$(nvidia-smi --query-gpu=name,compute_cap --format=csv,noheader) ||
+    die "nvidia-smi cannot read the GPU"
+  [[ -n $gpu ]] || die "nvidia-smi lists no GPU"
+  log "GPU: ${gpu%%$'\n'*}"
+  install -d -m 0755 "$STATE_DIR" "$FAKE_ROOT$ENGINE_CACHE"
+  generate_repository "$release" "$gpu"
+  for ((round = 1; ; round++)); do
+    start_triton_once "$release"
+    rm -f "$STATE_DIR/$DECISION"
+    if verify_models; then log "every model passed the verification"; fi
+    stop_triton_once
+    [[ -s $STATE_DIR/$DECISION ]] || die "the verification decided nothing"
+    failing=$(decision_list failing)
+    fell_back=$(decision_list fell_back)
+    [[ -z $failing ]] || log "failing the verification (served as they are): $failing"
+    [[ -n $fell_back ]] || break
+    ((round < VERIFY_ROUNDS)) || die "models still falling back after $round rounds: $fell_back"
+    log "off in FP16, regenerated in FP32: $fell_back"
+    generate_repository "$release" "$gpu" --precisions
+  done
+  log "precisions decided: $STATE_DIR/$DECISION"
 }
 
 activate() {
@@ -183,10 +335,12 @@ cmd_initialize() {
   id=$(release_id "$url")
   target=$RELEASES/$id
   log "initializing with release $id"
+  configure_host
   ensure_system_packages
   install -d -m 0755 "$RELEASES"
   [[ -d $target ]] || build_release "$url" "$target"
   activate "$target"
+  configure_nginx "$target"
   install_units "$target"
   prune_releases
   log "initialized: release $id"
@@ -195,6 +349,12 @@ cmd_initialize() {
 cmd_install() {
   local unpacked=${1:?usage: bootstrap.sh install DIR}
   [[ -d $unpacked/systemd && -d $unpacked/gpu_host && -d $unpacked/lambdas ]] || die "$unpacked is not an unpacked release"
+  # The agent runs on the system Python (3.9 on Amazon Linux 2023) and needs boto3, which
+  # the minimal image the ECS AMI is built from does not have.
+  if ! python3 -c 'import boto3' 2>/dev/null; then
+    log "installing boto3 for the lifecycle agent"
+    pkg_install python3-boto3
+  fi
   install_units "$unpacked"
   # The instance does not serve yet: the launch hook holds it until the agent has
   # initialized it (entering the warm pool) or also started it (going into service).

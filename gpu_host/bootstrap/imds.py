@@ -6,7 +6,7 @@ tokens): PUT a session token, then GET with it.
 https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/instancedata-data-retrieval.html
 https://docs.aws.amazon.com/autoscaling/ec2/userguide/retrieving-target-lifecycle-state-through-imds.html
 
-Standard library only and Python 3.10 compatible: the lifecycle agent runs it with the
+Standard library only and Python 3.9 compatible: the lifecycle agent runs it with the
 host's system Python before any release is installed.
 """
 

@@ -12,7 +12,7 @@ timeout is the backstop. A completion that finds no action waiting (the instance
 while in service, or the hook already timed out) is logged and ignored; AWS answers it with
 a ValidationError "No active Lifecycle Action found with instance ID …".
 
-Python 3.10 compatible, boto3 from the host's system Python (see `lifecycle.py`).
+Python 3.9 compatible, boto3 from the host's system Python (see `lifecycle.py`).
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ become ready in time (the group then replaces the instance). A completion nobody
 `plan` is pure; `execute` runs a plan over two small ports (`Steps`, `LifecycleActions`)
 whose adapters are `lifecycle_steps.py` (commands, readiness, marker) and `launch_hook.py`
 (Auto Scaling).
-Runs on the host's system Python (3.10 on the Deep Learning AMI) before any release is
+Runs on the host's system Python (3.9 on Amazon Linux 2023, python3-boto3) before any release is
 installed: standard library + boto3 only, as `python3 -m gpu_host.bootstrap.lifecycle` with
 the agent's copy of this package on PYTHONPATH (`bootstrap.sh install_agent`).
 """

@@ -7,7 +7,7 @@ it (the target's first unit may install a newer release). *Await ready* polls th
 `/health/ready` (200 once Triton's models are loaded and a warm-up inference passed). Every
 wait calls `pulse` about once a second, which sends the hook's heartbeat when one is due.
 
-Standard library only and Python 3.10 compatible (see `lifecycle.py`).
+Standard library only and Python 3.9 compatible (see `lifecycle.py`).
 """
 
 from __future__ import annotations

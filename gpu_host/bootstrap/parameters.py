@@ -4,7 +4,7 @@ The CDK app writes them (infra/), the host reads them (bootstrap.sh, render_conf
 lifecycle); both take the names from here. Every host of the fleet reads the same prefix:
 what differs per host (its id) comes from instance metadata, never from SSM.
 
-Importable by the host's system Python (3.10) without the release installed: the lifecycle
+Importable by the host's system Python (3.9) without the release installed: the lifecycle
 agent runs before it (`lifecycle.py`); keep this module standard-library only.
 """
 

@@ -69,7 +69,7 @@ class RenderSettings(BaseSettings):
     ssm_prefix: str = Field(pattern=r"^/[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
     aws_region: str = Field(validation_alias=AliasChoices("SPINUP_AWS_REGION", "AWS_REGION"))
     env_file: Path = Path("/etc/spinup/host.env")
-    nginx_site: Path = Path("/etc/nginx/sites-enabled/spinup.conf")
+    nginx_site: Path = Path("/etc/nginx/conf.d/spinup.conf")
     backend_address: str = Field(default="127.0.0.1:8080", pattern=_BACKEND.pattern)
     imds_url: str = IMDS_URL
     settings_wait_s: float = Field(default=600.0, ge=0)

@@ -77,9 +77,9 @@ class FakeImds:
 
 
 class ReadyServer:
-    """The backend's `/health/ready`: 503 until `ready` is set, then 200."""
+    """The backend's `/health/ready` (or Triton's `path`): 503 until `ready` is set, then 200."""
 
-    def __init__(self) -> None:
+    def __init__(self, path: str = "/health/ready") -> None:
         self.ready = threading.Event()
         self.probes = 0
         server = self
@@ -87,7 +87,7 @@ class ReadyServer:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 server.probes += 1
-                ok = self.path == "/health/ready" and server.ready.is_set()
+                ok = self.path == path and server.ready.is_set()
                 self.send_response(200 if ok else 503)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -96,7 +96,7 @@ class ReadyServer:
                 return
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/health/ready"
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}{path}"
 
 
 @contextmanager

@@ -1,4 +1,4 @@
-"""The boot scripts, the compose file and the names they share with the CDK app."""
+"""The boot scripts, the container units and the names they share with the CDK app."""
 
 from __future__ import annotations
 
@@ -6,14 +6,13 @@ import ast
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
 from gpu_host.bootstrap import parameters
+from gpu_host.models.tensorrt import DEFAULT_ENGINE_CACHE
 from infra.config import DeployConfig, release_parameter
-from tests.infra.host.host_boot_support import BOOTSTRAP_DIR, SYSTEMD_DIR
+from tests.infra.host.host_boot_support import BOOTSTRAP_DIR, SYSTEMD_DIR, docker_run
 
 SCRIPTS = ("first-boot.sh", "bootstrap.sh")
 ASSET_HASH = "a" * 64
@@ -124,33 +123,42 @@ def test_the_agent_runs_the_installed_bootstrap() -> None:
     assert INITIALIZE_COMMAND[1] == "initialize"
 
 
-def _compose() -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.safe_load(
-        (BOOTSTRAP_DIR / "docker-compose.yml").read_text(encoding="utf-8")
-    )
-    return loaded
-
-
 def test_triton_listens_on_loopback_only() -> None:
-    triton = _compose()["services"]["triton"]
-    assert triton["network_mode"] == "host"
-    command = triton["command"]
+    argv = docker_run("spinup-triton.service")
+    assert argv[argv.index("--network") + 1] == "host"
     for endpoint in ("http", "grpc", "metrics"):
-        assert f"--{endpoint}-address=127.0.0.1" in command
-    assert "--grpc-port=8001" in command
-    assert "ports" not in triton
+        assert f"--{endpoint}-address=127.0.0.1" in argv
+    assert "--grpc-port=8001" in argv
+    assert "--publish" not in argv
+    assert "-p" not in argv
 
 
-def test_triton_gets_the_gpu_and_the_model_repository_read_only() -> None:
-    triton = _compose()["services"]["triton"]
-    (device,) = triton["deploy"]["resources"]["reservations"]["devices"]
-    assert device["driver"] == "nvidia"
-    assert device["capabilities"] == ["gpu"]
-    (volume,) = triton["volumes"]
-    assert volume.startswith("${SPINUP_MODEL_REPOSITORY")
-    assert volume.endswith(":/models:ro")
-    assert triton["image"] == "${SPINUP_TRITON_IMAGE:?from images.env}"
-    assert triton["restart"] == "no"  # systemd owns restarts
+def test_triton_gets_the_gpu_the_repository_read_only_and_the_engine_cache() -> None:
+    argv = docker_run("spinup-triton.service")
+    assert argv[argv.index("--gpus") + 1] == "all"
+    volumes = [argv[i + 1] for i, a in enumerate(argv) if a == "--volume"]
+    assert volumes == [
+        "/opt/spinup/current/model_repository:/models:ro",
+        # Read-write, at the path the generated config.pbtxt names (docs/models.md).
+        f"{DEFAULT_ENGINE_CACHE}:{DEFAULT_ENGINE_CACHE}",
+    ]
+    assert "--model-repository=/models" in argv
+    assert "${SPINUP_TRITON_IMAGE}" in argv
+
+
+def test_initialize_uses_the_engine_cache_the_generator_defaults_to() -> None:
+    bootstrap = (BOOTSTRAP_DIR / "bootstrap.sh").read_text(encoding="utf-8")
+    assert f"readonly ENGINE_CACHE={DEFAULT_ENGINE_CACHE}\n" in bootstrap
+
+
+def test_the_nginx_site_goes_where_the_nginx_conf_includes_it() -> None:
+    from gpu_host.bootstrap.render_config import RenderSettings
+
+    site = RenderSettings.model_fields["nginx_site"].default
+    config = (SYSTEMD_DIR / "spinup-config.service").read_text(encoding="utf-8")
+    assert f"SPINUP_NGINX_SITE={site}" in config
+    nginx = (BOOTSTRAP_DIR / "nginx.conf").read_text(encoding="utf-8")
+    assert f"include {site.parent}/*.conf;" in nginx
 
 
 def test_triton_grpc_port_matches_the_backend_setting() -> None:
@@ -222,12 +230,13 @@ def test_install_agent_copies_what_python3_m_needs(tmp_path: Path) -> None:
     assert loaded.stdout.strip().startswith(str(agent))
 
 
-def test_the_agent_is_python_3_10(tmp_path: Path) -> None:
-    """The Deep Learning AMI's system Python is 3.10: syntax and standard library as of 3.10
-    (mypy checks the names against 3.10's typeshed, e.g. no enum.StrEnum, no datetime.UTC)."""
+def test_the_agent_is_python_3_9(tmp_path: Path) -> None:
+    """Amazon Linux 2023's system Python is 3.9: syntax as of 3.9; mypy (which no longer
+    targets 3.9) checks the names against 3.10's typeshed, e.g. no enum.StrEnum, no
+    datetime.UTC."""
     files = [REPO_ROOT / f for f in _agent_files() if f.endswith(".py")]
     for path in files:
-        ast.parse(path.read_text(encoding="utf-8"), feature_version=(3, 10))
+        ast.parse(path.read_text(encoding="utf-8"), feature_version=(3, 9))
     result = subprocess.run(
         [
             sys.executable,

@@ -1,22 +1,31 @@
 """What the host installs is pinned: images by digest (one place, images.env), Python
-packages by exact version and hash (requirements.lock), the backend image's base from there."""
+packages by exact version and hash (requirements.lock), the backend image's base from there;
+the units run those images and never pull them."""
 
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import pytest
-import yaml
 
-from tests.infra.host.host_boot_support import BOOTSTRAP_DIR
+from tests.infra.host.host_boot_support import (
+    BOOTSTRAP_DIR,
+    SYSTEMD_DIR,
+    docker_run,
+    exec_lines,
+    images,
+)
 
 _REQUIREMENT = re.compile(r"^([A-Za-z0-9_.\[\],-]+)==([^\s\\]+)")
 
 
-def _images() -> dict[str, str]:
-    lines = (BOOTSTRAP_DIR / "images.env").read_text().splitlines()
-    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+_images = images
+CONTAINER_UNITS = (
+    "spinup-config.service",
+    "spinup-triton.service",
+    "spinup-backend.service",
+    "spinup-watchdog.service",
+)
 
 
 def _lock() -> dict[str, tuple[str, int]]:
@@ -69,26 +78,65 @@ def test_the_backend_image_installs_by_hash_from_the_pinned_base() -> None:
     assert "requirements.lock" in dockerfile
 
 
-def _compose() -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.safe_load((BOOTSTRAP_DIR / "docker-compose.yml").read_text())
-    return loaded
+def test_the_verification_has_its_reference_runtime() -> None:
+    """`python -m gpu_host.models.verify` runs in the backend image at initialize."""
+    assert "onnxruntime" in _lock()
+    assert "tritonclient" in _lock()
 
 
-@pytest.mark.parametrize("service", ["triton", "backend", "watchdog"])
-def test_compose_takes_images_from_images_env_and_never_pulls(service: str) -> None:
-    spec = _compose()["services"][service]
-    variable = re.fullmatch(r"\$\{(SPINUP_[A-Z_]+):\?from images.env\}", spec["image"])
+@pytest.mark.parametrize("unit", CONTAINER_UNITS)
+def test_units_run_images_from_images_env_and_never_pull(unit: str) -> None:
+    argv = docker_run(unit)
+    assert argv[argv.index("--pull") + 1] == "never"
+    assert "--rm" in argv
+    (image,) = [a for a in argv if a.startswith("${")]
+    variable = re.fullmatch(r"\$\{(SPINUP_[A-Z_]+_IMAGE)\}", image)
     assert variable
     assert variable.group(1) in _images()
-    assert spec["pull_policy"] == "never"
-    assert spec["restart"] == "no"  # systemd owns restarts
+    environment = " ".join(exec_lines(unit, frozenset({"EnvironmentFile"})))
+    text = (SYSTEMD_DIR / unit).read_text(encoding="utf-8")
+    assert "EnvironmentFile=/opt/spinup/current/gpu_host/bootstrap/images.env" in text, environment
 
 
-def test_the_backend_container_is_hardened_and_on_loopback() -> None:
-    backend = _compose()["services"]["backend"]
-    assert backend["network_mode"] == "host"
-    assert backend["command"][-4:] == ["--host", "127.0.0.1", "--port", "8080"]
-    assert backend["user"] == "65534:65534"
-    assert backend["read_only"] is True
-    assert backend["cap_drop"] == ["ALL"]
-    assert backend["security_opt"] == ["no-new-privileges:true"]
+@pytest.mark.parametrize("unit", CONTAINER_UNITS)
+def test_container_logs_are_capped(unit: str) -> None:
+    argv = docker_run(unit)
+    assert argv[argv.index("--log-driver") + 1] == "json-file"
+    options = [argv[i + 1] for i, a in enumerate(argv) if a == "--log-opt"]
+    assert re.fullmatch(r"max-size=\d+m", options[0])
+    assert re.fullmatch(r"max-file=\d", options[1])
+
+
+@pytest.mark.parametrize(
+    ("unit", "user"),
+    [
+        ("spinup-backend.service", "65534:65534"),
+        ("spinup-config.service", "0:0"),
+        ("spinup-watchdog.service", "0:0"),
+    ],
+)
+def test_python_containers_are_hardened(unit: str, user: str) -> None:
+    argv = docker_run(unit)
+    assert argv[argv.index("--user") + 1] == user
+    assert "--read-only" in argv
+    assert argv[argv.index("--cap-drop") + 1] == "ALL"
+    assert argv[argv.index("--security-opt") + 1] == "no-new-privileges:true"
+    assert argv[argv.index("--network") + 1] == "host"
+
+
+def test_the_backend_listens_on_loopback() -> None:
+    argv = docker_run("spinup-backend.service")
+    assert argv[-4:] == ["--host", "127.0.0.1", "--port", "8080"]
+
+
+@pytest.mark.parametrize(
+    ("unit", "grace_s"), [("spinup-triton.service", 20), ("spinup-backend.service", 30)]
+)
+def test_serving_containers_are_named_and_stopped_by_name(unit: str, grace_s: int) -> None:
+    argv = docker_run(unit)
+    name = argv[argv.index("--name") + 1]
+    assert exec_lines(unit, frozenset({"ExecStop"})) == [
+        f"/usr/bin/docker stop --time {grace_s} {name}"
+    ]
+    # A container a crash left behind would hold the name.
+    assert exec_lines(unit, frozenset({"ExecStartPre"})) == [f"/usr/bin/docker rm --force {name}"]

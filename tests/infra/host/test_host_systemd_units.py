@@ -1,6 +1,7 @@
 """The systemd units, checked offline: `systemd-analyze verify` (any output is a failure: it
 only warns about unknown keys and bad values), restarts with start limits, the boot order.
-(The serving processes run in containers; their hardening is checked on the compose file.)"""
+(The serving processes run in containers, `docker run` without Compose; their flags are
+checked in test_host_pins.py and test_host_boot_files.py.)"""
 
 from __future__ import annotations
 
