@@ -91,6 +91,7 @@ class _Planner:
         for host_id in ids:
             self._host(host_id, snapshot.host(host_id), snapshot.instance(host_id))
         self._scale_out_failed()
+        self._expire_waiting()
         self._place()
         self._stale_routes()
         self._converge_capacity()
@@ -395,6 +396,21 @@ class _Planner:
                 ("message",): error,
             },
             then=(SetDesired(capacity),),
+        )
+
+    def _expire_waiting(self) -> None:
+        """A session that waited for a host until its lease ran out ends (it would otherwise
+        count against its user's limit for ever); the user is told why."""
+        expired = [(u, s) for u, s, lease in self.fleet.unplaced() if lease.expires_at <= self.now]
+        if not expired:
+            return
+        why = "Your session waited for a GPU host until it expired. Press Start to try again."
+        self._transition(
+            "expire_waiting",
+            fleet_set={
+                **{("sessions", user, sid): None for user, sid in expired},
+                **{("ended", user): why for user, _ in expired},
+            },
         )
 
     def _place(self) -> None:

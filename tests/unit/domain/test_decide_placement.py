@@ -230,9 +230,16 @@ def test_a_placement_is_activity_on_the_host_and_guarded_by_the_lease(settings: 
     assert on_host.set == {("last_start_request_at",): NOW}
 
 
-def test_an_expired_lease_is_not_placed(settings: Settings) -> None:
-    held = {"ann": {"s-old": lease(created=NOW - 7200, expires=NOW - 1)}}
-    assert decide(snapshot(sessions=held), settings, NOW) == []
+def test_an_expired_waiting_lease_ends_and_is_not_placed(settings: Settings) -> None:
+    """A session that waited until its lease ran out ends (it would count against its user's
+    limit for ever), and its user is told why; nothing starts for it."""
+    held = {"ann": {"s-old": lease(created=NOW - 7200, expires=NOW - 1)}, "bob": {}}
+    actions = decide(snapshot(sessions=held), settings, NOW)
+    assert names(actions) == ["expire_waiting"]
+    change = fleet_update(only(actions, "expire_waiting"))
+    assert change.set[("sessions", "ann", "s-old")] is None
+    assert "expired" in str(change.set[("ended", "ann")])
+    assert ("ended", "bob") not in change.set
 
 
 def test_once_the_budget_is_used_up_waiting_sessions_end_with_the_reason(
