@@ -28,7 +28,7 @@ from gpu_host.backend.host_store import HostStore
 from gpu_host.backend.metrics import Metrics
 from gpu_host.backend.pipeline import FramePipeline, ServedModel
 from gpu_host.backend.protocol import WS_PATH
-from gpu_host.backend.reporter import DynamoHostRecord, Milestone, Reporter
+from gpu_host.backend.reporter import REPORT_SIGNAL, DynamoHostRecord, Milestone, Reporter
 from gpu_host.backend.sessions import SessionRegistry
 from gpu_host.backend.settings import Settings
 from gpu_host.backend.triton_gateway import TritonGateway
@@ -43,9 +43,16 @@ READY_POLL_S = 0.5
 WARMUP_RETRY_S = 1.0
 
 
-def create_app(settings: Settings | None = None, *, metrics_dir: Path | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    metrics_dir: Path | None = None,
+    report_on_signal: bool = False,
+) -> FastAPI:
     """The backend app; `settings` default to the environment (`SPINUP_*`). `metrics_dir`:
-    the workers' Prometheus multiprocess directory, when this app is one of several."""
+    the workers' Prometheus multiprocess directory, when this app is one of several.
+    `report_on_signal`: REPORT_SIGNAL makes it report the host's session count (a worker
+    process, whose lifespan runs in the main thread, the only one that can take signals)."""
     settings = settings or Settings()
     catalog = settings.catalog()
     # Processors load here, not per request: a broken model module fails the start, loudly.
@@ -56,13 +63,18 @@ def create_app(settings: Settings | None = None, *, metrics_dir: Path | None = N
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        with _host_store(settings.state_dir) as store:
+        with _host_store(settings.state_dir) as store, contextlib.ExitStack() as stack:
             backend = _build_backend(settings, served, store, metrics_dir)
             app.state.backend = backend
             backend.reporter.start()
             backend.reporter.milestone(Milestone.BACKEND_UP)
-            # The host's count, as this worker finds it: after a worker died (its sessions
-            # purged) its replacement's start corrects the record.
+            if report_on_signal:
+                loop = asyncio.get_running_loop()
+                loop.add_signal_handler(REPORT_SIGNAL, _report_requested, backend)
+                stack.callback(loop.remove_signal_handler, REPORT_SIGNAL)
+            # The host's count, as this worker finds it (installed first: a request of the
+            # supervisor's before this point was ignored, and this report reads later).
+            # After a worker died, its replacement's start corrects the record too.
             backend.reporter.sessions_changed()
             bring_up = asyncio.create_task(_bring_up(backend), name="bring-up")
             try:
@@ -174,6 +186,14 @@ def _authenticator(settings: Settings, store: HostStore) -> HelloAuthenticator:
         ),
         require_tickets=settings.require_tickets,
     )
+
+
+REPORT_REQUESTED_LOG = "the supervisor asks for the host's session count (a worker died)"
+
+
+def _report_requested(backend: Backend) -> None:
+    log.info(REPORT_REQUESTED_LOG)
+    backend.reporter.sessions_changed()
 
 
 async def _bring_up(backend: Backend) -> None:

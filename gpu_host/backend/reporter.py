@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,7 +46,14 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
-__all__ = ["DynamoHostRecord", "HostActivity", "HostRecordStore", "Milestone", "Reporter"]
+__all__ = [
+    "REPORT_SIGNAL",
+    "DynamoHostRecord",
+    "HostActivity",
+    "HostRecordStore",
+    "Milestone",
+    "Reporter",
+]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +61,9 @@ CLIENT_CONFIG = Config(
     connect_timeout=2, read_timeout=5, retries={"max_attempts": 3, "mode": "standard"}
 )
 """Short timeouts: a late update is worth little, and the next one carries the same state."""
+REPORT_SIGNAL = signal.SIGUSR1
+"""What the supervisor sends a worker when another one died and its sessions were removed
+from the host store: the host's session count changed, report it now (`sessions_changed`)."""
 
 
 class HostRecordStore(Protocol):

@@ -10,7 +10,9 @@ supervisor creates afresh at start, with the Prometheus multiprocess directory b
 
 - A worker that exits, for whatever reason (SIGKILL, a crash, a SIGTERM sent to it alone —
   which drains its sessions first), is replaced: the supervisor removes the dead worker's
-  sessions from the store and its live gauges from the metrics, then starts another; a
+  sessions from the store, folds its metric files into the archive (`metrics.forget_worker`)
+  and asks a live worker to report the host's session count now (REPORT_SIGNAL), then starts
+  another; a
   worker that keeps dying within QUICK_EXIT_S of its start is restarted after a growing
   delay (`restart_delay`). One that fails to start (exit STARTUP_FAILURE: the settings or
   the app are broken, and would be for every worker) stops the backend instead, nonzero.
@@ -20,6 +22,10 @@ supervisor creates afresh at start, with the Prometheus multiprocess directory b
 - Workers run in sessions of their own, so that a terminal's Ctrl-C or the local mode's
   process-group signal reaches the supervisor alone, which then stops them in order; and
   with the kernel's parent-death signal, so that none outlives a supervisor killed outright.
+
+- Without `SPINUP_STATE_DIR` (the local mode), the state lives in a temporary directory named
+  after the supervisor's pid; a supervisor killed outright cannot remove its own, so each
+  start removes those of supervisors that no longer run (`remove_stale_state_dirs`).
 
 The supervisor is single-threaded and waits on one file descriptor: the signals it handles
 (SIGTERM, SIGINT, SIGCHLD) are written to it by the interpreter (`signal.set_wakeup_fd`).
@@ -38,16 +44,16 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from prometheus_client.multiprocess import mark_process_dead
 from uvicorn.config import STARTUP_FAILURE
 
-from gpu_host.backend.host_store import HostStore
-from gpu_host.backend.metrics import MULTIPROC_ENV
+from gpu_host.backend.host_store import HostStore, pid_alive
+from gpu_host.backend.metrics import MULTIPROC_ENV, forget_worker
+from gpu_host.backend.reporter import REPORT_SIGNAL
 from gpu_host.backend.settings import Settings
 from gpu_host.triton.processes import die_with_parent
 
@@ -63,6 +69,8 @@ MAX_RESTART_DELAY_S: Final = 30.0
 BACKLOG: Final = 2048
 """The listening socket's accept queue (uvicorn's default)."""
 METRICS_SUBDIR: Final = "metrics"
+STATE_DIR_PREFIX: Final = "spinup-backend-"
+"""A temporary state directory is `spinup-backend-<supervisor pid>-<random>`."""
 _STOP_SIGNALS: Final = frozenset({signal.SIGTERM, signal.SIGINT})
 
 
@@ -79,6 +87,42 @@ def exit_description(returncode: int) -> str:
     if returncode < 0:
         return f"signal {signal.Signals(-returncode).name}"
     return f"exit status {returncode}"
+
+
+def state_dir_owner(name: str) -> int | None:
+    """The supervisor pid in a temporary state directory's name; None if not one of ours."""
+    if not name.startswith(STATE_DIR_PREFIX):
+        return None
+    pid, _, rest = name.removeprefix(STATE_DIR_PREFIX).partition("-")
+    return int(pid) if pid.isdigit() and rest else None
+
+
+def stale_state_dirs(parent: Path, alive: Callable[[int], bool] = pid_alive) -> list[Path]:
+    """This user's temporary state directories in `parent` whose supervisor is dead (killed
+    outright: one that exits removes its own). A reused pid keeps a directory until a later
+    start finds it stale; nothing live is ever removed."""
+    uid = os.getuid()
+    stale = []
+    for path in parent.glob(f"{STATE_DIR_PREFIX}*"):
+        owner = state_dir_owner(path.name)
+        with contextlib.suppress(OSError):  # gone meanwhile: another start removed it
+            mine = owner is not None and path.lstat().st_uid == uid and path.is_dir()
+            if mine and owner is not None and not alive(owner):
+                stale.append(path)
+    return stale
+
+
+def remove_stale_state_dirs(parent: Path, alive: Callable[[int], bool] = pid_alive) -> None:
+    for path in stale_state_dirs(parent, alive):
+        log.info("removing %s: its supervisor is gone", path)
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def report_target(workers: list[tuple[float, int]]) -> int | None:
+    """Of the live workers (start time, pid), the one to ask for a session-count report:
+    the longest running, the likeliest to be up. None when there is none: the replacement
+    reports the count when it starts."""
+    return min(workers)[1] if workers else None
 
 
 @dataclass(slots=True)
@@ -179,7 +223,7 @@ class Supervisor:
             env=self._env,
             pass_fds=(fd,),
             start_new_session=True,
-            preexec_fn=die_with_parent,  # single-threaded parent: safe
+            preexec_fn=_prepare_worker,  # single-threaded parent: safe
         )
 
     def _reap(self) -> None:
@@ -205,12 +249,25 @@ class Supervisor:
             slot.quick_exits = slot.quick_exits + 1 if lived < QUICK_EXIT_S else 0
             slot.start_at = now + restart_delay(slot.quick_exits)
 
-    def _forget(self, pid: int) -> None:
-        """What a dead worker leaves: its sessions in the store, its live gauges."""
+    def _forget(self, pid: int, *, report: bool = True) -> None:
+        """What a dead worker leaves: its sessions in the store, its metric files; and the
+        host record's session count, stale until a worker reports it (`report`)."""
         purged = self._store.purge_worker(pid)
         if purged:
             log.info("removed %d sessions of worker pid %d", purged, pid)
-        mark_process_dead(pid, str(self._metrics_dir))  # type: ignore[no-untyped-call]
+        forget_worker(self._metrics_dir, pid)
+        if report and purged:
+            self._ask_for_report()
+
+    def _ask_for_report(self) -> None:
+        live = [(s.started_at, s.proc.pid) for s in self._slots if s.proc is not None]
+        target = report_target(live)
+        if target is None:
+            return
+        # A worker that has not installed its handler yet ignores the signal (see
+        # `_prepare_worker`), and reports the count, read after the purge, when it starts.
+        with contextlib.suppress(ProcessLookupError):  # died meanwhile: reaped next
+            os.kill(target, REPORT_SIGNAL)
 
     def _drain(self, wakeups: socket.socket) -> None:
         self._listener.close()  # our copy: the workers close theirs as they drain
@@ -232,13 +289,21 @@ class Supervisor:
     def _reap_all(self) -> None:
         for slot in self._slots:
             if slot.proc is not None and slot.proc.poll() is not None:
-                self._forget(slot.proc.pid)
+                self._forget(slot.proc.pid, report=False)  # stopping: nobody to report
                 slot.proc = None
 
     def _reset_metrics(self) -> None:
         """The library's rule: the directory is emptied before the workers start."""
         shutil.rmtree(self._metrics_dir, ignore_errors=True)
         self._metrics_dir.mkdir(parents=True)
+
+
+def _prepare_worker() -> None:
+    """In the forked child, before the worker's exec: die with the supervisor, and ignore
+    REPORT_SIGNAL (inherited across exec) until the worker's app handles it — by default
+    it would end the process."""
+    die_with_parent()
+    signal.signal(REPORT_SIGNAL, signal.SIG_IGN)
 
 
 @contextlib.contextmanager
@@ -286,11 +351,14 @@ def bind(host: str, port: int) -> socket.socket:
 
 @contextlib.contextmanager
 def state_directory(configured: Path | None) -> Iterator[Path]:
-    """`configured`, or a private temporary directory removed at exit."""
+    """`configured`, or a private temporary directory removed at exit — and, should this
+    process be killed outright, by the next supervisor's start on this machine."""
     if configured is not None:
         yield configured
         return
-    with tempfile.TemporaryDirectory(prefix="spinup-backend-") as made:
+    remove_stale_state_dirs(Path(tempfile.gettempdir()))
+    prefix = f"{STATE_DIR_PREFIX}{os.getpid()}-"
+    with tempfile.TemporaryDirectory(prefix=prefix) as made:
         yield Path(made)
 
 

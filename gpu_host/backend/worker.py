@@ -43,7 +43,7 @@ def main() -> None:
         sys.exit(STARTUP_FAILURE)
     try:
         settings = Settings()
-        app = create_app(settings, metrics_dir=args.metrics_dir)
+        app = create_app(settings, metrics_dir=args.metrics_dir, report_on_signal=True)
     except Exception:
         log.exception("worker failed to start")
         sys.exit(STARTUP_FAILURE)  # the supervisor stops: every worker would fail alike

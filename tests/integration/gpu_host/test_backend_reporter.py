@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -16,8 +17,9 @@ import pytest
 import websockets
 from moto.server import ThreadedMotoServer
 
+from gpu_host.backend.app import REPORT_REQUESTED_LOG
 from gpu_host.backend.host_store import HostStore
-from gpu_host.backend.reporter import DynamoHostRecord, Reporter
+from gpu_host.backend.reporter import REPORT_SIGNAL, DynamoHostRecord, Reporter
 from gpu_host.triton.local import LocalTriton
 from infra.local.ports import free_port
 from lambdas.domain.host_record import (
@@ -36,9 +38,11 @@ from tests.integration.gpu_host.dataplane_support import (
     recv_json,
     say_hello,
 )
-from tests.support.waiting import eventually_async
+from tests.integration.gpu_host.process_support import BackendProcess
+from tests.support.waiting import eventually, eventually_async
 
 REGION = "us-east-1"
+CONNECTED = BackendField.CONNECTED_SESSIONS
 
 
 class Clock:
@@ -329,3 +333,63 @@ def test_disabled_reporter_does_nothing(host: HostStore) -> None:
     reporter.sessions_changed()
     reporter.frame_inferred()
     asyncio.run(reporter.stop())
+
+
+@pytest.fixture
+def two_reporting_workers(
+    start_backend_process: BackendProcessFactory, table: Any, moto_endpoint: str
+) -> BackendProcess:
+    table.put_item(Item={PARTITION_KEY: host_key("gpu-0"), "generation": 5})
+    return start_backend_process(
+        workers=2,
+        SPINUP_TABLE_NAME=table.name,
+        SPINUP_AWS_ENDPOINT_URL=moto_endpoint,
+        SPINUP_AWS_REGION=REGION,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+    )
+
+
+@pytest.mark.triton
+async def test_a_killed_workers_sessions_leave_the_record_at_once(
+    two_reporting_workers: BackendProcess, table: Any
+) -> None:
+    """A worker SIGKILLed with two sessions: the supervisor removes them from the host store
+    and asks the surviving worker to write the host's count — not the replacement, once
+    started, nor the next heartbeat."""
+    backend = two_reporting_workers
+    victim, survivor = sorted(backend.worker_pids())
+    clients = [await backend.session(victim) for _ in range(2)]
+    clients.append(await backend.session(survivor))
+    await host_record_where(table, "3 sessions", lambda r: r.get(CONNECTED) == 3)
+
+    backend.worker_signal(victim, signal.SIGKILL)
+    await host_record_where(table, "the survivor's 1 session", lambda r: r.get(CONNECTED) == 1)
+    eventually(
+        backend.log,
+        lambda log: f"[{survivor}] gpu_host.backend.app: {REPORT_REQUESTED_LOG}" in log,
+        what="the survivor asked to report",
+    )
+    for ws in clients:
+        await ws.close()
+
+
+@pytest.mark.triton
+async def test_a_worker_asked_for_the_count_writes_the_hosts(
+    two_reporting_workers: BackendProcess, table: Any
+) -> None:
+    """REPORT_SIGNAL makes a worker write the host's count, whatever the record says."""
+    backend = two_reporting_workers
+    worker = min(backend.worker_pids())
+    client = await backend.session(worker)
+    await host_record_where(table, "1 session", lambda r: r.get(CONNECTED) == 1)
+    table.update_item(
+        Key={PARTITION_KEY: host_key("gpu-0")},
+        UpdateExpression="SET #c = :stale",
+        ExpressionAttributeNames={"#c": CONNECTED},
+        ExpressionAttributeValues={":stale": 99},
+    )
+    backend.worker_signal(worker, REPORT_SIGNAL)
+    await host_record_where(table, "1 session again", lambda r: r.get(CONNECTED) == 1)
+    assert backend.worker_pids() == backend.wait_workers(2), "the signal ended a worker"
+    await client.close()

@@ -9,12 +9,14 @@ from __future__ import annotations
 import json
 import signal
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import websockets
 from prometheus_client.parser import text_string_to_metric_families
 
 from gpu_host.backend.host_store import pid_alive
+from gpu_host.backend.supervisor import STATE_DIR_PREFIX
 from gpu_host.backend.ws import SHUTDOWN_NOTICE
 from gpu_host.triton.local import LocalTriton
 from tests.integration.gpu_host.conftest import BackendProcessFactory
@@ -175,16 +177,24 @@ async def test_sigterm_to_the_supervisor_drains_every_worker(
 
 
 async def test_a_killed_worker_is_replaced_and_its_sessions_forgotten(
-    start_backend_process: BackendProcessFactory, text_image: TextImage
+    start_backend_process: BackendProcessFactory, text_image: TextImage, tmp_path: Path
 ) -> None:
     """A worker SIGKILLed holds a user's every allowed session: its clients see 1006, the
     other worker's client is still served, a new worker takes its place, and the user's
-    engine reconnects with fresh tickets — the dead worker's sessions no longer count."""
-    backend = start_backend_process(workers=WORKERS, SPINUP_MAX_SESSIONS_PER_USER=str(MAX_PER_USER))
+    engine reconnects with fresh tickets — the dead worker's sessions no longer count, its
+    frames still do in the metrics, and its metric files do not stay."""
+    state = tmp_path / "state"
+    backend = start_backend_process(
+        workers=WORKERS,
+        SPINUP_MAX_SESSIONS_PER_USER=str(MAX_PER_USER),
+        SPINUP_STATE_DIR=str(state),
+    )
     victim, survivor = sorted(backend.worker_pids())
     user = unique_user()
     doomed = [await backend.session(victim, user) for _ in range(MAX_PER_USER)]
     bystander = await backend.session(survivor)
+    before = frames_inferred(backend.get("/metrics")[2])
+    await infer(doomed[0], text_image.jpeg)
 
     backend.worker_signal(victim, signal.SIGKILL)
     for ws in doomed:
@@ -194,6 +204,11 @@ async def test_a_killed_worker_is_replaced_and_its_sessions_forgotten(
 
     (replacement,) = backend.wait_workers(WORKERS, without=frozenset({victim})) - {survivor}
     backend.wait_ready(WORKERS)
+    # The dead worker's frame still counts, from the archive; its own files are gone.
+    assert frames_inferred(backend.get("/metrics")[2]) - before == 2
+    metric_files = {path.name for path in (state / "metrics").iterdir()}
+    assert not {name for name in metric_files if name.endswith(f"_{victim}.db")}, metric_files
+    assert "counter_archive.db" in metric_files
     again = [await backend.session(worker, user) for worker in (replacement, survivor)]
     await infer(again[0], text_image.jpeg)
     for ws in (*again, bystander):
@@ -218,3 +233,27 @@ async def test_sigterm_to_one_worker_closes_its_sockets_politely_and_it_is_repla
     async with await backend.session(replacement) as ws:
         await infer(ws, text_image.jpeg)
     await bystander.close()
+
+
+async def test_a_killed_supervisors_state_dir_is_removed_by_the_next_start(
+    start_backend_process: BackendProcessFactory, tmp_path: Path
+) -> None:
+    """Without SPINUP_STATE_DIR the state lives in a temporary dir; a supervisor SIGKILLed
+    cannot remove its own, and its workers die with it: the next supervisor's start does."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    first = start_backend_process(workers=1, TMPDIR=str(temp))
+    workers = first.worker_pids()
+    (left,) = temp.glob(f"{STATE_DIR_PREFIX}{first.pid}-*")
+    first.signal_supervisor(signal.SIGKILL)
+    assert first.stop() == -signal.SIGKILL
+    eventually(lambda: not any(pid_alive(pid) for pid in workers), what="the workers died too")
+    assert left.is_dir()
+
+    second = start_backend_process(workers=1, TMPDIR=str(temp))
+    assert not left.exists()
+    assert [path.name for path in temp.iterdir()] == [
+        path.name for path in temp.glob(f"{STATE_DIR_PREFIX}{second.pid}-*")
+    ]
+    assert second.stop() == 0
+    assert not list(temp.iterdir())
