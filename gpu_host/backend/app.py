@@ -168,6 +168,7 @@ def _build_backend(
             gateway=gateway,
             metrics=metrics,
             budget_s=settings.frame_budget_ms / 1000,
+            motion_threshold=settings.motion_threshold if settings.motion_gate else None,
         ),
     )
 

@@ -64,6 +64,11 @@ class Metrics:
         self.frames_inferred = Counter(
             "spinup_frames_inferred", "Frames that produced a result", registry=r
         )
+        self.frames_reused = Counter(
+            "spinup_frames_reused",
+            "Results that reused the session's last inferred frame's (motion gate)",
+            registry=r,
+        )
         self.stage_seconds = Histogram(
             "spinup_stage_seconds",
             "Latency per stage (queue, decode, preprocess, infer, postprocess, total)",

@@ -22,6 +22,10 @@ export's 8400 anchors: milliseconds). A region model's crops and reads, which gr
 number of regions, keep their threads too.
 The frame is decoded once, at the smallest size libjpeg can decode it at that still covers
 every selected model's input (`frames.dct_reduction`).
+
+Motion gating (`motion_threshold`, off by default): in the same worker-thread call, the
+decoded frame is compared with the session's last inferred frame (`motion`); when it barely
+differs, the frame's outcome is that frame's results again (`reused`), without Triton.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from prometheus_client import Histogram
 
 from gpu_host.backend.frames import Frame, dct_reduction, decode_jpeg
 from gpu_host.backend.metrics import Metrics
+from gpu_host.backend.motion import MotionMemory, Reference, Thumbnail, gate_decision, thumbnail
 from gpu_host.backend.ocr_trigger import Read, plan_reads, remember
 from gpu_host.models.spec import ModelSpec
 from gpu_host.vision.types import (
@@ -117,6 +122,23 @@ class FrameOutcome:
     timing_ms: dict[str, float]
     late: tuple[str, ...] = ()
     """Selected models cancelled at the frame budget (their outputs are missing)."""
+    reused: bool = False
+    """The motion gate found the frame unchanged: `outputs` are the last inferred frame's."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Decoded:
+    """What a frame's worker-thread call returns."""
+
+    image: Image
+    prepared: dict[str, Prepared]
+    decode_s: float
+    gate_s: float | None
+    """The gate's thumbnail and decision (None: the gate is off)."""
+    thumbnail: Thumbnail | None
+    """The gate's view of the frame (None: the gate is off)."""
+    reuse: Reference | None
+    """The reference whose results the frame reuses (None: infer it)."""
 
 
 class FramePipeline:
@@ -127,9 +149,15 @@ class FramePipeline:
         gateway: Gateway,
         metrics: Metrics,
         budget_s: float,
+        motion_threshold: float | None = None,
     ) -> None:
+        """`motion_threshold`: the motion gate's threshold (`motion.gate_decision`); None
+        turns the gate off."""
         if budget_s <= 0:
             raise ValueError("budget_s must be > 0")
+        if motion_threshold is not None and motion_threshold < 0:
+            raise ValueError("motion_threshold must be >= 0")
+        self._motion_threshold = motion_threshold
         self._models = dict(models)
         self._regions = {
             name: processor
@@ -164,23 +192,58 @@ class FramePipeline:
         """The served models that read regions another model found (OCR)."""
         return frozenset(self._regions)
 
-    async def run(self, frame: Frame, models: Sequence[str], reads: SessionReads) -> FrameOutcome:
-        """Decode `frame` and run `models` on it; raises `FrameError` for the client."""
+    async def run(
+        self,
+        frame: Frame,
+        models: Sequence[str],
+        reads: SessionReads,
+        motion: MotionMemory | None = None,
+    ) -> FrameOutcome:
+        """Decode `frame` and run `models` on it; raises `FrameError` for the client.
+        `motion`: the session's gate memory (used when the gate is on)."""
         started = time.monotonic()
         timing: dict[str, float] = {"queue": (started - frame.received_at) * 1000}
         self._observe("queue", "", started - frame.received_at)
         reduction = self._reduction(models, frame.width, frame.height)
         whole = self._whole_frame_models(models)
-        image, prepared, decode_s = await asyncio.to_thread(
-            self._decode_and_prepare, frame, reduction, whole
+        gate = motion if self._motion_threshold is not None else None
+        # A pending `read_text` asks for fresh reads: that frame is inferred.
+        reference = None if gate is None or reads.asked > reads.honoured else gate.reference
+        decoded = await asyncio.to_thread(
+            self._decode_and_prepare,
+            frame,
+            reduction,
+            whole,
+            tuple(models) if gate is not None else None,
+            reference,
         )
-        timing["decode"] = decode_s * 1000
-        self._observe("decode", "", decode_s)
-        outputs, late = await self._run_prepared(image, prepared, models, timing, reads)
+        timing["decode"] = decoded.decode_s * 1000
+        self._observe("decode", "", decoded.decode_s)
+        if decoded.gate_s is not None:
+            timing["motion"] = decoded.gate_s * 1000
+            self._observe("motion", "", decoded.gate_s)
+        late: tuple[str, ...] = ()
+        if decoded.reuse is not None:
+            outputs, reused = decoded.reuse.outputs, True
+        else:
+            outputs, late = await self._run_prepared(
+                decoded.image, decoded.prepared, models, timing, reads
+            )
+            reused = False
+            if gate is not None and decoded.thumbnail is not None:
+                if late:  # incomplete results are no reference
+                    gate.forget()
+                else:
+                    gate.remember(
+                        decoded.thumbnail,
+                        size=(frame.width, frame.height),
+                        models=tuple(models),
+                        outputs=outputs,
+                    )
         done = time.monotonic()
         timing["total"] = (done - frame.received_at) * 1000
         self._observe("total", "", done - frame.received_at)
-        return FrameOutcome(outputs=outputs, timing_ms=timing, late=late)
+        return FrameOutcome(outputs=outputs, timing_ms=timing, late=late, reused=reused)
 
     async def run_image(
         self,
@@ -257,13 +320,33 @@ class FramePipeline:
         return dct_reduction(scale)
 
     def _decode_and_prepare(
-        self, frame: Frame, reduction: int, names: Sequence[str]
-    ) -> tuple[Image, dict[str, Prepared], float]:
-        """In a worker thread: decode, then every whole-frame model's input."""
+        self,
+        frame: Frame,
+        reduction: int,
+        names: Sequence[str],
+        gated: tuple[str, ...] | None,
+        reference: Reference | None,
+    ) -> _Decoded:
+        """In a worker thread: decode; when `gated` (the session's models: the gate is on),
+        the gate's decision against `reference`; then, unless the frame reuses it, every
+        whole-frame model's input."""
         t0 = time.monotonic()
         image = decode_jpeg(frame, reduction)
-        decode_s = time.monotonic() - t0
-        return image, self._prepare(image, names), decode_s
+        t1 = time.monotonic()
+        if gated is None or self._motion_threshold is None:
+            return _Decoded(image, self._prepare(image, names), t1 - t0, None, None, None)
+        small = thumbnail(image)
+        reuse = gate_decision(
+            reference,
+            small,
+            size=(frame.width, frame.height),
+            models=gated,
+            threshold=self._motion_threshold,
+        )
+        gate_s = time.monotonic() - t1
+        if reuse:
+            return _Decoded(image, {}, t1 - t0, gate_s, small, reference)
+        return _Decoded(image, self._prepare(image, names), t1 - t0, gate_s, small, None)
 
     def _prepare(self, image: Image, names: Sequence[str]) -> dict[str, Prepared]:
         prepared = {}

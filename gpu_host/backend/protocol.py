@@ -333,9 +333,10 @@ def result_message(
     timing_ms: Mapping[str, float],
     dropped: int,
     late: Sequence[str] = (),
+    reused: bool = False,
 ) -> dict[str, Any]:
     """One frame's `result`; box and point coordinates rounded to 1e-4 of the frame."""
-    return {
+    result: dict[str, Any] = {
         "type": ServerMessage.RESULT.value,
         "frame_id": header.frame_id,
         "capture_us": header.capture_us,
@@ -359,6 +360,11 @@ def result_message(
         # Extension of v1: the session's models that overran the frame budget (cancelled).
         "late": list(late),
     }
+    if reused:
+        # Extension of v1, sent only when true (the motion gate's): these are the session's
+        # last inferred frame's results, this frame barely differed from it.
+        result["reused"] = True
+    return result
 
 
 def close_reason(text: str) -> str:

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from gpu_host.backend.motion import DEFAULT_THRESHOLD
 from gpu_host.models.spec import BUILTIN_SPECS, USER_MODELS_FILE, ModelSpec, model_catalog
 from lambdas.settings import Settings as ControlSettings
 from lambdas.settings_types import CommaList, TicketSecret
@@ -54,6 +55,13 @@ class Settings(BaseSettings):
     frame_budget_ms: float = Field(default=500.0, gt=0)
     """How long a frame waits for its models, from the moment they start. A model still
     running then is cancelled and named in the result's `late`; the others' results go out."""
+    motion_gate: bool = False
+    """True: a frame that barely differs from the session's last inferred frame gets that
+    frame's results again (`reused: true`) instead of an inference (`motion.py`; the figures
+    are in docs/performance.md, "Motion gating")."""
+    motion_threshold: float = Field(default=DEFAULT_THRESHOLD, ge=0, le=255)
+    """The gate's threshold: mean absolute difference of the 40×30 grayscale frames, in gray
+    levels, below which a frame counts as unchanged (0: never)."""
 
     table_name: str = ""
     """The control plane's table; empty disables reporting (tests, bare runs)."""

@@ -22,6 +22,7 @@ from starlette.websockets import WebSocket, WebSocketState
 from gpu_host.backend.auth import UnauthorizedError
 from gpu_host.backend.context import Backend
 from gpu_host.backend.frames import Frame, check_jpeg
+from gpu_host.backend.motion import MotionMemory
 from gpu_host.backend.pipeline import SessionReads
 from gpu_host.backend.protocol import (
     READ_TEXT,
@@ -76,6 +77,7 @@ class InferenceSession:
         self._send_lock = asyncio.Lock()
         self._slot: NewestWinsSlot[Frame] = NewestWinsSlot()
         self._reads = SessionReads()
+        self._motion = MotionMemory()
 
     async def run(self) -> None:
         await self._ws.accept(headers=[worker_header()])
@@ -211,7 +213,9 @@ class InferenceSession:
         while True:
             frame = await self._slot.get()
             try:
-                outcome = await backend.pipeline.run(frame, handle.models, self._reads)
+                outcome = await backend.pipeline.run(
+                    frame, handle.models, self._reads, self._motion
+                )
             except FrameError as exc:
                 await self._send_error(exc, frame_id=frame.header.frame_id)
                 continue
@@ -223,6 +227,8 @@ class InferenceSession:
                     frame_id=frame.header.frame_id,
                 )
                 continue
+            if outcome.reused:
+                backend.metrics.frames_reused.inc()
             backend.metrics.frames_inferred.inc()
             backend.reporter.frame_inferred()
             await self._send(
@@ -232,6 +238,7 @@ class InferenceSession:
                     timing_ms=outcome.timing_ms,
                     dropped=self._slot.dropped,
                     late=outcome.late,
+                    reused=outcome.reused,
                 )
             )
 
