@@ -153,3 +153,31 @@ def test_tickets_are_optional_unless_required(env: pytest.MonkeyPatch) -> None:
         Settings()
     env.setenv("SPINUP_TICKET_SECRET", "k" * 40)
     assert Settings().require_tickets is True
+
+
+def test_the_motion_gate_is_off_by_default(env: pytest.MonkeyPatch) -> None:
+    settings = Settings()
+    assert settings.motion_gate is False
+    assert settings.motion_threshold == 2.0
+
+
+@pytest.mark.parametrize(
+    ("gate", "threshold", "expected"),
+    [("true", "3.5", (True, 3.5)), ("1", "0", (True, 0.0)), ("false", "255", (False, 255.0))],
+)
+def test_the_motion_gate_is_set_from_the_environment(
+    env: pytest.MonkeyPatch, gate: str, threshold: str, expected: tuple[bool, float]
+) -> None:
+    env.setenv("SPINUP_MOTION_GATE", gate)
+    env.setenv("SPINUP_MOTION_THRESHOLD", threshold)
+    settings = Settings()
+    assert (settings.motion_gate, settings.motion_threshold) == expected
+
+
+@pytest.mark.parametrize("threshold", ["-0.1", "255.5", "much"])
+def test_a_motion_threshold_out_of_range_is_refused(
+    env: pytest.MonkeyPatch, threshold: str
+) -> None:
+    env.setenv("SPINUP_MOTION_THRESHOLD", threshold)
+    with pytest.raises(ValidationError, match="motion_threshold"):
+        Settings()
