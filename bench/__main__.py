@@ -16,6 +16,7 @@ BENCHES = (
         ["bench.roundtrip", "--models", "detect,pose,face"],
     ),
     ("the backend's CPU per result, 1 and 4 sessions", ["bench.backend"]),
+    ("motion gating: frame difference vs Farneback, frames saved", ["bench.motion"]),
 )
 
 
