@@ -52,11 +52,6 @@ from lambdas.domain.actions import (
     Action,
     Call,
     Converge,
-    DeleteRoute,
-    Protect,
-    PutRoute,
-    Replace,
-    SetDesired,
     Transition,
 )
 from lambdas.domain.decide import decide
@@ -64,6 +59,7 @@ from lambdas.domain.host_record import HOST_PREFIX, SessionItem, host_id_of
 from lambdas.domain.model import Phase, Snapshot
 from lambdas.domain.status import host_phase, host_stop_at
 from lambdas.domain.stop_rules import REPORT_LAG_S, plan_stop
+from lambdas.reconcile.service import perform
 from lambdas.settings import Settings
 
 TRACE_COUNT = 1000
@@ -389,17 +385,7 @@ class World(GroupEvents):
             self.findings.reconciles_failed += 1
 
     def call(self, call: Call) -> None:
-        match call:
-            case SetDesired(capacity=capacity):
-                self.group.set_desired_capacity(capacity)
-            case Protect(host_id=host_id, protected=protected):
-                self.group.set_protection(host_id, protected=protected)
-            case Replace(host_id=host_id):
-                self.group.replace(host_id)
-            case PutRoute(host_id=host_id, origin=origin):
-                self.routes.put(host_id, origin)
-            case DeleteRoute(host_id=host_id):
-                self.routes.delete(host_id)
+        perform(call, self.group, self.routes)
         self.findings.peak_hosts = max(self.findings.peak_hosts, len(self.group.serving()))
 
     def applied(self, transition: Transition) -> None:

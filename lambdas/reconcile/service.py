@@ -13,7 +13,8 @@ from botocore.exceptions import ClientError
 
 from lambdas.aws.clients import Clients
 from lambdas.aws.errors import error_code
-from lambdas.aws.fleet import SCALING_IN_PROGRESS
+from lambdas.aws.fleet import SCALING_IN_PROGRESS, FleetGateway
+from lambdas.aws.routes import RouteTable
 from lambdas.domain.actions import (
     Action,
     Call,
@@ -93,19 +94,24 @@ def execute(actions: tuple[Action, ...], clients: Clients) -> list[str]:
     return done
 
 
+def perform(call: Call, fleet: FleetGateway, routes: RouteTable) -> None:
+    """Make one call on the fleet or the route table (the trace replay's simulated ones too)."""
+    match call:
+        case SetDesired(capacity=capacity):
+            fleet.set_desired_capacity(capacity)
+        case Protect(host_id=host_id, protected=protected):
+            fleet.set_protection(host_id, protected=protected)
+        case Replace(host_id=host_id):
+            fleet.replace(host_id)
+        case PutRoute(host_id=host_id, origin=origin):
+            routes.put(host_id, origin)
+        case DeleteRoute(host_id=host_id):
+            routes.delete(host_id)
+
+
 def _call(call: Call, clients: Clients) -> bool:
     try:
-        match call:
-            case SetDesired(capacity=capacity):
-                clients.fleet.set_desired_capacity(capacity)
-            case Protect(host_id=host_id, protected=protected):
-                clients.fleet.set_protection(host_id, protected=protected)
-            case Replace(host_id=host_id):
-                clients.fleet.replace(host_id)
-            case PutRoute(host_id=host_id, origin=origin):
-                clients.routes.put(host_id, origin)
-            case DeleteRoute(host_id=host_id):
-                clients.routes.delete(host_id)
+        perform(call, clients.fleet, clients.routes)
     except ClientError as error:
         if error_code(error) not in RETRY_LATER_ERRORS:
             raise
