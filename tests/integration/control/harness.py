@@ -345,3 +345,17 @@ def host_of(aws: Aws, user: str, session_id: str) -> str | None:
     lease = aws.fleet().sessions_of(user).get(session_id)
     assert lease is not None, f"no lease {session_id} of {user}"
     return lease.host_id
+
+
+async def ready_session(
+    api: httpx.AsyncClient, issuer: Issuer, aws: Aws, clock: Clock, user: str = "alice"
+) -> tuple[str, str]:
+    """A session of `user` on a host that became ready 120 s after its start: (session, host)."""
+    session = await start(api, issuer, user)
+    await status(api, issuer, user)
+    await status(api, issuer, user)
+    host = host_of(aws, user, session)
+    assert host is not None
+    aws.report_ready(host, clock.advance(120))
+    assert (await status(api, issuer, user))["phase"] == "ready"
+    return session, host

@@ -15,25 +15,12 @@ from tests.integration.control.harness import (
     Issuer,
     RecordingFleet,
     host_of,
+    ready_session,
     start,
     status,
 )
 
 pytestmark = pytest.mark.timeout(60)
-
-
-async def ready_session(
-    api: httpx.AsyncClient, issuer: Issuer, aws: Aws, clock: Clock, user: str = "alice"
-) -> tuple[str, str]:
-    """A session of `user` on a host that became ready 120 s after its start."""
-    session = await start(api, issuer, user)
-    await status(api, issuer, user)
-    await status(api, issuer, user)
-    host = host_of(aws, user, session)
-    assert host is not None
-    aws.report_ready(host, clock.advance(120))
-    assert (await status(api, issuer, user))["phase"] == "ready"
-    return session, host
 
 
 async def test_a_start_on_an_empty_fleet_launches_a_host_and_places_the_session(

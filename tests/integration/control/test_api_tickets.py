@@ -20,26 +20,13 @@ from tests.integration.control.harness import (
     Clock,
     Issuer,
     host_of,
+    ready_session,
     start,
     status,
 )
 from tests.integration.control.test_api_auth import CONTEXT, http_api_event
 
 pytestmark = pytest.mark.timeout(60)
-
-
-async def ready_session(
-    api: httpx.AsyncClient, issuer: Issuer, aws: Aws, clock: Clock, user: str = "alice"
-) -> tuple[str, str]:
-    """A session of `user` on a ready host: (session, host)."""
-    session = await start(api, issuer, user)
-    await status(api, issuer, user)
-    await status(api, issuer, user)
-    host = host_of(aws, user, session)
-    assert host is not None
-    aws.report_ready(host, clock.advance(120))
-    assert (await status(api, issuer, user))["phase"] == "ready"
-    return session, host
 
 
 async def ask(
