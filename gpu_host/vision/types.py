@@ -46,6 +46,36 @@ class TextRead:
     score: float
 
 
+MASK_MAX_SIDE = 96
+"""The largest width or height of a `Mask.bitmap`: producers downsample to fit. A mask is
+drawn stretched over its box, so more cells than this buy nothing at 320×240 frames."""
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Mask:
+    """Where one thing is, cell by cell: a boolean bitmap stretched over `box`.
+
+    A segmentation model's whole-frame mask has `box` (0, 0, 1, 1); an instance mask (a
+    YOLO segment export) covers its detection's box. Row 0 is the box's top edge.
+    """
+
+    model: str
+    label: str
+    score: float
+    box: Box
+    bitmap: npt.NDArray[np.bool_]
+    """H×W, True inside the thing; 1 ≤ H, W ≤ `MASK_MAX_SIDE`."""
+
+    def __post_init__(self) -> None:
+        if self.bitmap.ndim != 2 or self.bitmap.dtype != np.bool_:
+            raise ValueError(
+                f"mask bitmap must be 2-D bool, got {self.bitmap.dtype}{self.bitmap.shape}"
+            )
+        h, w = self.bitmap.shape
+        if not (1 <= h <= MASK_MAX_SIDE and 1 <= w <= MASK_MAX_SIDE):
+            raise ValueError(f"mask bitmap {h}x{w} exceeds {MASK_MAX_SIDE} per side")
+
+
 @dataclass(frozen=True, slots=True)
 class ModelOutput:
     """What one model contributed to one frame's result."""
@@ -53,6 +83,7 @@ class ModelOutput:
     detections: tuple[Detection, ...] = ()
     keypoints: tuple[Keypoints, ...] = ()
     texts: tuple[TextRead, ...] = ()
+    masks: tuple[Mask, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
