@@ -3,6 +3,7 @@
 // becomes {type: "invalid"}. The protocol's one source is protocol.json, which the backend
 // loads too (docs/architecture.md); this module holds no second table of it.
 
+import { parseMasks } from "./masks.js";
 import PROTOCOL from "./protocol.json" with { type: "json" };
 
 export { PROTOCOL };
@@ -160,7 +161,9 @@ const parseText = (t, p) => ({
 });
 
 function parseResult(m) {
-  return {
+  // A mask the client cannot read is dropped on its own: the frame's boxes still count.
+  const droppedMasks = [];
+  const result = {
     type: "result",
     frameId: num(m, "frame_id", ""),
     captureUs: optionalNum(m, "capture_us", "", null),
@@ -170,7 +173,10 @@ function parseResult(m) {
     timingMs: isObject(m.timing_ms) ? m.timing_ms : {},
     dropped: optionalNum(m, "dropped", "", 0),
     late: Array.isArray(m.late) ? m.late.filter((x) => typeof x === "string") : [],
+    masks: parseMasks(m.masks, (reason) => droppedMasks.push(reason)),
   };
+  if (droppedMasks.length > 0) result.droppedMasks = droppedMasks;
+  return result;
 }
 
 function parseReady(m) {
@@ -201,7 +207,8 @@ const PARSERS = { result: parseResult, ready: parseReady, error: parseError, not
 
 /**
  * Parses one text message from the server. Returns a typed object; never throws.
- * - {type: "result" | "ready" | "error", ...} for the v1 messages,
+ * - {type: "result" | "ready" | "error", ...} for the v1 messages; a result's bad masks are
+ *   left out of its `masks` and named in `droppedMasks` (present only then),
  * - {type: "notice", kind, message} for a server notice (kind "shutdown" before a 1001 close),
  * - {type: "unknown", serverType} for a type this client does not know (the protocol may grow),
  * - {type: "invalid", reason, frameId} when the text is not a valid message.

@@ -60,6 +60,8 @@ def _string(value: Any, what: str) -> str:
 
 def decode_mask(wire: Mapping[str, Any]) -> Mask:
     """The inverse of `encode_mask`; `ValueError` saying what is wrong with a bad one."""
+    if not isinstance(wire, Mapping):
+        raise ValueError(f"a mask must be an object, got {type(wire).__name__}")
     size = wire.get("size")
     if not isinstance(size, list) or len(size) != 2:
         raise ValueError(f"size must be [w, h], got {size!r}")

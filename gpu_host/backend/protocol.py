@@ -24,6 +24,7 @@ from enum import Enum, IntEnum, StrEnum
 from pathlib import Path
 from typing import Any, Final
 
+from gpu_host.backend.masks import encode_mask
 from gpu_host.vision.types import ModelOutput
 
 PROTOCOL_FILE: Final = Path(__file__).resolve().parents[2] / "frontend" / "js" / "protocol.json"
@@ -335,7 +336,8 @@ def result_message(
     late: Sequence[str] = (),
     reused: bool = False,
 ) -> dict[str, Any]:
-    """One frame's `result`; box and point coordinates rounded to 1e-4 of the frame."""
+    """One frame's `result`; box and point coordinates rounded to 1e-4 of the frame, masks
+    as run lengths (`masks.encode_mask`)."""
     result: dict[str, Any] = {
         "type": ServerMessage.RESULT.value,
         "frame_id": header.frame_id,
@@ -360,6 +362,11 @@ def result_message(
         # Extension of v1: the session's models that overran the frame budget (cancelled).
         "late": list(late),
     }
+    masks = [encode_mask(m) for out in outputs for m in out.masks]
+    if masks:
+        # Extension of v1, sent only when there are masks: a result without them stays byte
+        # for byte what it was (gpu_host/backend/masks.py has the run-length form).
+        result["masks"] = masks
     if reused:
         # Extension of v1, sent only when true (the motion gate's): these are the session's
         # last inferred frame's results, this frame barely differed from it.

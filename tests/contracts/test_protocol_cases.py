@@ -7,8 +7,11 @@ import json
 import re
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import pytest
 
+from gpu_host.backend.masks import decode_mask, encode_mask
 from gpu_host.backend.protocol import (
     MAX_MODELS_IN_HELLO,
     SPEC,
@@ -30,7 +33,7 @@ from gpu_host.backend.protocol import (
     ready_message,
     result_message,
 )
-from gpu_host.vision.types import Detection, Keypoints, ModelOutput, TextRead
+from gpu_host.vision.types import Detection, Keypoints, Mask, ModelOutput, TextRead
 from tests.contracts.protocol_cases import PROTOCOL_CASES
 
 CASES = PROTOCOL_CASES
@@ -68,6 +71,12 @@ def build(case: dict[str, Any]) -> dict[str, Any]:
                     ModelOutput(texts=(TextRead(t["model"], t["text"], box(t), t["score"]),))
                     for t in given["texts"]
                 ),
+                *(
+                    ModelOutput(
+                        masks=(Mask(m["model"], m["label"], m["score"], box(m), bitmap(m["rows"])),)
+                    )
+                    for m in given.get("masks", [])
+                ),
             ]
             return result_message(
                 header=FrameHeader(frame_id=given["frame_id"], capture_us=given["capture_us"]),
@@ -82,6 +91,11 @@ def build(case: dict[str, Any]) -> dict[str, Any]:
 def box(item: dict[str, Any]) -> tuple[float, float, float, float]:
     x1, y1, x2, y2 = item["box"]
     return (x1, y1, x2, y2)
+
+
+def bitmap(rows: list[str]) -> npt.NDArray[np.bool_]:
+    """A fixture's bitmap: one string per row, `#` inside the thing."""
+    return np.array([[cell == "#" for cell in row] for row in rows], dtype=np.bool_)
 
 
 @pytest.mark.parametrize("case", _named("server_messages"))
@@ -104,6 +118,32 @@ def test_the_cases_send_every_error_code_and_notice_kind() -> None:
     assert {b["code"] for b in built if "code" in b} == set(ErrorCode)
     assert {b["kind"] for b in built if "kind" in b} == set(NoticeKind)
     assert {case["wire"]["type"] for case in CASES["server_messages"]} == set(ServerMessage)
+
+
+@pytest.mark.parametrize("case", _named("masks"))
+def test_a_mask_encodes_to_its_wire_form(case: dict[str, Any]) -> None:
+    wire = case["wire"]
+    mask = Mask(wire["model"], wire["label"], wire["score"], box(wire), bitmap(case["rows"]))
+    assert encode_mask(mask) == wire
+
+
+@pytest.mark.parametrize("case", _named("masks"))
+def test_a_wire_mask_decodes_to_its_bitmap(case: dict[str, Any]) -> None:
+    mask = decode_mask(case["wire"])
+    assert mask.bitmap.shape == (len(case["rows"]), len(case["rows"][0]))
+    assert np.array_equal(mask.bitmap, bitmap(case["rows"]))
+    assert (mask.model, mask.label, mask.score, list(mask.box)) == (
+        case["wire"]["model"],
+        case["wire"]["label"],
+        case["wire"]["score"],
+        case["wire"]["box"],
+    )
+
+
+@pytest.mark.parametrize("case", _named("bad_masks"))
+def test_a_bad_wire_mask_is_refused_saying_what_is_wrong(case: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match=case["reason"]):
+        decode_mask(case["wire"])
 
 
 @pytest.mark.parametrize("case", _named("requests"))

@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { describe, test } from "node:test";
 
+import { maskCells, maskProblem, parseMask } from "../../frontend/js/masks.js";
 import { PROTOCOL, describeClose, helloMessage, parseServerMessage, readTextMessage } from "../../frontend/js/protocol.js";
 
 const CASES = JSON.parse(readFileSync(new URL("../contracts/protocol_cases.json", import.meta.url), "utf8"));
@@ -33,6 +34,30 @@ describe("server messages as the backend builds them", () => {
       assert.equal(message.type, "invalid");
       assert.match(message.reason, new RegExp(reason));
       if (frameId !== undefined) assert.equal(message.frameId, frameId);
+    });
+  }
+});
+
+describe("masks as the backend encodes them", () => {
+  const cellsOf = (rows) => Uint8Array.from(rows.join(""), (c) => (c === "#" ? 1 : 0));
+
+  for (const { name, rows, wire } of CASES.masks) {
+    test(`decodes: ${name}`, () => {
+      const mask = parseMask(wire);
+      assert.deepEqual(mask, wire);
+      assert.deepEqual(mask.size, [rows[0].length, rows.length]);
+      assert.deepEqual(maskCells(mask), cellsOf(rows));
+    });
+  }
+
+  for (const { name, wire, reason } of CASES.bad_masks) {
+    test(`drops: ${name}`, () => {
+      assert.equal(parseMask(wire), null);
+      assert.match(maskProblem(wire), new RegExp(reason));
+      const parsed = parseServerMessage(JSON.stringify({ type: "result", frame_id: 1, masks: [wire] }));
+      assert.equal(parsed.type, "result");
+      assert.deepEqual(parsed.masks, []);
+      assert.match(parsed.droppedMasks[0], new RegExp(reason));
     });
   }
 });
