@@ -5,7 +5,9 @@
 // the one before arrived at t0, the overlay glides from the old positions to the new ones over
 // the next (t1 - t0) ms (capped): one result interval of extra lag buys smooth motion.
 //
-// A result is {atMs, detections, keypoints, texts} with coordinates normalized to 0..1.
+// A result is {atMs, detections, keypoints, texts, masks} with coordinates normalized to 0..1.
+// A mask glides like a box: matched by model and label, its box interpolated, and drawn with
+// the newest bitmap (masks.js maps it onto the canvas; its cells are not interpolated).
 // Every drawn item carries `opacity`: new items fade in, vanished ones fade out, and everything
 // fades once results stop arriving (a stalled socket must not leave boxes frozen on screen).
 
@@ -103,6 +105,12 @@ const KINDS = {
     boxOf: (x) => x.box,
     blend: (a, b, t) => ({ ...b, box: lerpBox(a.box, b.box, t) }),
   },
+  masks: {
+    keyOf: (m) => `${m.model}\u0000${m.label}`,
+    boxOf: (m) => m.box,
+    // The newer bitmap over the gliding box (`rle` stays the same array: the renderer's cache key).
+    blend: (a, b, t) => ({ ...b, box: lerpBox(a.box, b.box, t), score: lerp(a.score, b.score, t) }),
+  },
   keypoints: {
     keyOf: (k) => k.model,
     boxOf: null, // set per call: depends on keypointMinScore
@@ -121,7 +129,8 @@ function blendKind(kind, prevItems, currItems, alpha, fade, match) {
 
 const clamp01 = (x) => Math.min(1, Math.max(0, x));
 
-const EMPTY = Object.freeze({ detections: [], keypoints: [], texts: [] });
+const KIND_NAMES = ["detections", "keypoints", "texts", "masks"];
+const EMPTY = Object.freeze({ detections: [], keypoints: [], texts: [], masks: [] });
 
 /**
  * What to draw at `nowMs`, given the previous and the latest result (either may be null).
@@ -137,13 +146,13 @@ export function interpolateResults(prev, curr, nowMs, options = {}) {
   if (fade <= 0) return EMPTY;
   const span = prev ? Math.min(curr.atMs - prev.atMs, opts.maxBlendMs) : 0;
   const alpha = span > 0 ? clamp01(age / span) : 1;
-  const previous = alpha < 1 && prev ? prev : { detections: [], keypoints: [], texts: [] };
+  const previous = alpha < 1 && prev ? prev : EMPTY;
   const kinds = {
     ...KINDS,
     keypoints: { ...KINDS.keypoints, boxOf: (k) => keypointsBox(k.points, opts.keypointMinScore) },
   };
   const result = {};
-  for (const name of ["detections", "keypoints", "texts"]) {
+  for (const name of KIND_NAMES) {
     const match = { minIou: opts.minIou, maxCenterShift: opts.maxCenterShift };
     result[name] = blendKind(kinds[name], previous[name] ?? [], curr[name] ?? [], alpha, fade, match);
   }

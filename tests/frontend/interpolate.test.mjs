@@ -96,7 +96,7 @@ describe("interpolateResults", () => {
   const A2 = det("person", [0.2, 0.1, 0.4, 0.5]);
 
   test("zero results: nothing to draw", () => {
-    assert.deepEqual(interpolateResults(null, null, 1000), { detections: [], keypoints: [], texts: [] });
+    assert.deepEqual(interpolateResults(null, null, 1000), { detections: [], keypoints: [], texts: [], masks: [] });
   });
 
   test("one result: drawn as is, fully opaque", () => {

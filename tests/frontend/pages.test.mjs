@@ -16,9 +16,9 @@ describe("index.html", () => {
       assert.match(html, new RegExp(`id="${id}"[^>]*data-testid="${id}"`, "s"));
     });
   }
-  test("#status starts with data-phase and #stats with data-results and data-boxes", () => {
+  test("#status starts with data-phase and #stats with data-results, data-boxes and data-masks (what the e2e tests wait on)", () => {
     assert.match(html, /id="status"[^>]*data-phase="unknown"/s);
-    assert.match(html, /id="stats"[^>]*data-results="0"[^>]*data-boxes="0"/s);
+    assert.match(html, /id="stats"[^>]*data-results="0"[^>]*data-boxes="0"[^>]*data-masks="0"/s);
   });
   test("#read-text starts hidden (it shows when a text-reading model is chosen)", () => {
     assert.match(html, /<button[^>]*id="read-text"[^>]*data-testid="read-text"[^>]*hidden/s);

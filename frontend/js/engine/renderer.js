@@ -2,6 +2,7 @@
 
 import { COCO_SKELETON } from "../coco.js";
 import { containRect, toRect } from "../geometry.js";
+import { maskPixels, maskRect, maskRgba } from "../masks.js";
 
 const COLORS = {
   detect: "#4ade80",
@@ -9,6 +10,7 @@ const COLORS = {
   face: "#60a5fa",
   text: "#facc15",
   ocr: "#fb923c",
+  segment: "#a78bfa",
 };
 const FALLBACK_COLOR = "#e5e7eb";
 const KEYPOINT_MIN_SCORE = 0.3;
@@ -23,6 +25,10 @@ export function overlayLabel(item) {
 
 export function createRenderer(canvas, win) {
   const ctx = canvas.getContext("2d");
+  // Each mask's cells, tinted, in a small canvas of its own: decoded once per result (keyed
+  // by the result's `rle` array, which interpolation passes on unchanged), then only scaled
+  // into its box on every display frame.
+  const maskImages = new WeakMap();
 
   function fitCanvas() {
     const dpr = win.devicePixelRatio || 1;
@@ -60,6 +66,34 @@ export function createRenderer(canvas, win) {
     label(overlayLabel(item), x1, y1, color, dpr, rect);
   }
 
+  function maskImage(mask) {
+    let image = maskImages.get(mask.rle);
+    if (image === undefined) {
+      const [w, h] = mask.size;
+      image = win.document.createElement("canvas");
+      image.width = w;
+      image.height = h;
+      const cells = image.getContext("2d");
+      const data = cells.createImageData(w, h);
+      data.data.set(maskPixels(mask, maskRgba(mask)));
+      cells.putImageData(data, 0, 0);
+      maskImages.set(mask.rle, image);
+    }
+    return image;
+  }
+
+  /** Draws one mask stretched over its box; false when the box has no area. */
+  function drawMask(mask, rect) {
+    const where = maskRect(mask.box, rect);
+    if (where === null) return false;
+    ctx.globalAlpha = mask.opacity;
+    // Smoothing turns a 64×48 grid of cells into soft edges instead of blocks.
+    ctx.imageSmoothingEnabled = true;
+    ctx.imageSmoothingQuality = "high";
+    ctx.drawImage(maskImage(mask), where.x, where.y, where.width, where.height);
+    return true;
+  }
+
   function skeleton(pose, rect, dpr) {
     const pts = pose.points.map((p) => [...toRect(p[0], p[1], rect), p[2]]);
     ctx.globalAlpha = pose.opacity;
@@ -84,21 +118,24 @@ export function createRenderer(canvas, win) {
   return {
     /**
      * One display frame: the video (letterboxed) and the overlay. `video` is null when the
-     * camera is off. Returns the number of boxes drawn (detections and text regions).
+     * camera is off. Returns what was drawn: {boxes (detections and text regions), masks}.
      */
     draw(video, overlay) {
       const dpr = fitCanvas();
       ctx.globalAlpha = 1;
       ctx.fillStyle = "#05070a";
       ctx.fillRect(0, 0, canvas.width, canvas.height);
-      if (video === null || video.readyState < 2 || video.videoWidth === 0) return 0;
+      if (video === null || video.readyState < 2 || video.videoWidth === 0) return { boxes: 0, masks: 0 };
       const rect = containRect(video.videoWidth, video.videoHeight, canvas.width, canvas.height);
       ctx.drawImage(video, rect.x, rect.y, rect.width, rect.height);
+      // Masks first: boxes, skeletons and labels stay readable on top of them.
+      let masks = 0;
+      for (const mask of overlay.masks ?? []) masks += drawMask(mask, rect) ? 1 : 0;
       for (const pose of overlay.keypoints) skeleton(pose, rect, dpr);
       for (const item of overlay.detections) box(item, rect, dpr);
       for (const item of overlay.texts) box(item, rect, dpr);
       ctx.globalAlpha = 1;
-      return overlay.detections.length + overlay.texts.length;
+      return { boxes: overlay.detections.length + overlay.texts.length, masks };
     },
   };
 }

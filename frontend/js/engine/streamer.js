@@ -32,7 +32,8 @@ export function createStreamer({ win, video, canvas, report, onState, requestTic
   let engineMessage = "";
   let serverDropped = 0;
   let boxes = 0;
-  // The two newest results, for interpolation: {atMs, captureUs, detections, keypoints, texts}.
+  let masks = 0; // drawn in the last display frame (the e2e tests read it from the UI's stats)
+  // The two newest results, for interpolation: {atMs, captureUs, detections, keypoints, texts, masks}.
   let previous = null;
   let latest = null;
 
@@ -57,6 +58,7 @@ export function createStreamer({ win, video, canvas, report, onState, requestTic
         // A result for an older capture (a frame given up after a timeout) must not move boxes back.
         const older = latest?.captureUs != null && message.captureUs !== null && message.captureUs < latest.captureUs;
         if (older) return;
+        if (message.droppedMasks) win.console.warn("spinup engine: dropped bad masks:", message.droppedMasks);
         previous = latest;
         latest = { atMs: now, ...message };
         // A result clears an earlier error's message.
@@ -147,7 +149,7 @@ export function createStreamer({ win, video, canvas, report, onState, requestTic
   function renderLoop() {
     win.requestAnimationFrame(renderLoop);
     const overlay = interpolateResults(previous, latest, clock.now());
-    boxes = renderer.draw(stream === null ? null : video, overlay);
+    ({ boxes, masks } = renderer.draw(stream === null ? null : video, overlay));
   }
 
   function ensureCamera() {
@@ -200,6 +202,7 @@ export function createStreamer({ win, video, canvas, report, onState, requestTic
     stopCamera();
     forgetResults();
     boxes = 0;
+    masks = 0;
     reportStats();
     if (engineState !== "idle") setState("idle");
   }
@@ -213,6 +216,7 @@ export function createStreamer({ win, video, canvas, report, onState, requestTic
       rttMs: s.lastRttMs,
       dropped: serverDropped,
       boxes,
+      masks,
       timeouts: s.timeouts,
       errors: s.errors,
     });

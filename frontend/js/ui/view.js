@@ -61,11 +61,12 @@ const setText = (el, text) => {
 };
 
 function renderStats(el, stats) {
-  const s = stats ?? { sent: 0, results: 0, rttMs: null, dropped: 0, boxes: 0, timeouts: 0 };
+  const s = { sent: 0, results: 0, rttMs: null, dropped: 0, boxes: 0, masks: 0, timeouts: 0, ...stats };
   const rtt = s.rttMs === null ? "–" : `${Math.round(s.rttMs)} ms`;
   el.dataset.sent = String(s.sent);
   el.dataset.results = String(s.results);
   el.dataset.boxes = String(s.boxes);
+  el.dataset.masks = String(s.masks);
   el.dataset.dropped = String(s.dropped);
   el.dataset.timeouts = String(s.timeouts);
   el.dataset.rtt = s.rttMs === null ? "" : String(Math.round(s.rttMs));
