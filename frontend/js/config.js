@@ -1,4 +1,7 @@
-// /config.json: where the control API and the inference socket are. Parsing is pure.
+// /config.json: where the control API and the inference socket are, and the deployment's own
+// models. Parsing is pure.
+
+import { MODELS, MODEL_ID } from "./models.js";
 
 export class ConfigError extends Error {}
 
@@ -70,7 +73,38 @@ export function parseOidc(json) {
   };
 }
 
-/** Validated config: {apiBase, wsUrl, devToken, oidc}; throws ConfigError. */
+const BUILT_IN = new Set(MODELS.map((m) => m.id));
+
+/**
+ * The models the deployment serves beyond the built-in ones (config.json "models", written
+ * from gpu_host/models/user/user_models.json): [{id, label, hint}], in the file's order.
+ * `label` defaults to the id and `hint` to "".
+ */
+export function parseModels(json) {
+  const models = json.models;
+  if (models === undefined || models === null) return [];
+  if (!Array.isArray(models)) throw new ConfigError('config.json: "models" must be a list');
+  const seen = new Set();
+  return models.map((model, i) => {
+    const where = `config.json: "models"[${i}]`;
+    if (!isObject(model)) throw new ConfigError(`${where} must be an object`);
+    const { id } = model;
+    if (typeof id !== "string" || !MODEL_ID.test(id)) {
+      throw new ConfigError(`${where}.id must be a model name matching ${MODEL_ID.source}, got ${JSON.stringify(id)}`);
+    }
+    if (BUILT_IN.has(id)) throw new ConfigError(`${where}.id "${id}" is a built-in model's`);
+    if (seen.has(id)) throw new ConfigError(`${where}.id "${id}" is listed twice`);
+    seen.add(id);
+    for (const key of ["label", "hint"]) {
+      if (model[key] !== undefined && model[key] !== null && typeof model[key] !== "string") {
+        throw new ConfigError(`${where}.${key} must be a string`);
+      }
+    }
+    return { id, label: model.label || id, hint: model.hint ?? "" };
+  });
+}
+
+/** Validated config: {apiBase, wsUrl, devToken, oidc, models}; throws ConfigError. */
 export function parseConfig(json, pageHref) {
   if (!isObject(json)) {
     throw new ConfigError("config.json must be a JSON object");
@@ -84,6 +118,7 @@ export function parseConfig(json, pageHref) {
     wsUrl: wsUrl === null ? null : resolveWsUrl(wsUrl, pageHref),
     devToken: optionalString(json, "devToken"),
     oidc: parseOidc(json),
+    models: parseModels(json),
   };
 }
 

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
-import { ConfigError, configUrl, loadConfig, parseConfig, parseOidc, resolveWsUrl } from "../../frontend/js/config.js";
+import { ConfigError, configUrl, loadConfig, parseConfig, parseModels, parseOidc, resolveWsUrl } from "../../frontend/js/config.js";
 
 const PAGE = "http://127.0.0.1:8000/";
 const AUTH = "https://spinup-123.auth.us-east-1.amazoncognito.com";
@@ -19,7 +19,7 @@ describe("parseConfig", () => {
   test("local mode", () => {
     assert.deepEqual(
       parseConfig({ apiBase: "/api", wsUrl: "ws://127.0.0.1:8080/ws/inference", devToken: "jwt" }, PAGE),
-      { apiBase: "http://127.0.0.1:8000/api", wsUrl: "ws://127.0.0.1:8080/ws/inference", devToken: "jwt", oidc: null },
+      { apiBase: "http://127.0.0.1:8000/api", wsUrl: "ws://127.0.0.1:8080/ws/inference", devToken: "jwt", oidc: null, models: [] },
     );
   });
 
@@ -30,6 +30,7 @@ describe("parseConfig", () => {
       wsUrl: "wss://d111.cloudfront.net/ws/inference",
       devToken: null,
       oidc: { ...COGNITO, scopes: ["openid", "email", "profile"] },
+      models: [],
     });
   });
 
@@ -43,6 +44,51 @@ describe("parseConfig", () => {
   ]) {
     test(`rejects ${name}`, () => assert.throws(() => parseConfig(json, PAGE), (err) => err instanceof ConfigError && message.test(err.message)));
   }
+});
+
+describe("parseModels: the deployment's own models", () => {
+  test("none, or null: no models", () => {
+    assert.deepEqual(parseModels({}), []);
+    assert.deepEqual(parseModels({ models: null }), []);
+  });
+
+  test("in the file's order; label defaults to the id, hint to nothing", () => {
+    const models = [
+      { id: "nails", label: "Nails", hint: "Your segment model" },
+      { id: "my_pose-2" },
+      { id: "9", label: "", hint: null },
+    ];
+    assert.deepEqual(parseModels({ models }), [
+      { id: "nails", label: "Nails", hint: "Your segment model" },
+      { id: "my_pose-2", label: "my_pose-2", hint: "" },
+      { id: "9", label: "9", hint: "" },
+    ]);
+  });
+
+  test("parseConfig carries them", () => {
+    const config = parseConfig({ apiBase: "/api", models: [{ id: "nails", label: "nails", hint: "h" }] }, PAGE);
+    assert.deepEqual(config.models, [{ id: "nails", label: "nails", hint: "h" }]);
+  });
+
+  for (const [name, models, message] of [
+    ["not a list", { id: "nails" }, /"models" must be a list/],
+    ["an item that is not an object", ["nails"], /"models"\[0\] must be an object/],
+    ["no id", [{ label: "Nails" }], /"models"\[0\]\.id must be a model name/],
+    ["an id with capitals", [{ id: "Nails" }], /id must be a model name/],
+    ["an id with a slash", [{ id: "../detect" }], /id must be a model name/],
+    ["an id starting with a dash", [{ id: "-x" }], /id must be a model name/],
+    ["an id of 65 characters", [{ id: "a".repeat(65) }], /id must be a model name/],
+    ["an id that is a number", [{ id: 7 }], /id must be a model name/],
+    ["a built-in model's id", [{ id: "segment" }], /"segment" is a built-in model's/],
+    ["an id listed twice", [{ id: "nails" }, { id: "nails" }], /"models"\[1\]\.id "nails" is listed twice/],
+    ["a label that is not a string", [{ id: "nails", label: 5 }], /"models"\[0\]\.label must be a string/],
+    ["a hint that is not a string", [{ id: "nails", hint: ["x"] }], /"models"\[0\]\.hint must be a string/],
+  ]) {
+    test(`rejects ${name}`, () =>
+      assert.throws(() => parseConfig({ apiBase: "/api", models }, PAGE), (err) => err instanceof ConfigError && message.test(err.message)));
+  }
+
+  test("an id of 64 characters is fine", () => assert.equal(parseModels({ models: [{ id: "a".repeat(64) }] })[0].id, "a".repeat(64)));
 });
 
 describe("parseOidc", () => {

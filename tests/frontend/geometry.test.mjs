@@ -3,7 +3,7 @@ import { describe, test } from "node:test";
 
 import { COCO_KEYPOINTS, COCO_SKELETON } from "../../frontend/js/coco.js";
 import { containRect, fitSize, toRect } from "../../frontend/js/geometry.js";
-import { DEFAULT_MODELS, MODELS, normalizeSelection } from "../../frontend/js/models.js";
+import { DEFAULT_MODELS, MODELS, MODEL_ID, modelChoices, normalizeSelection, offeredModels, readsText } from "../../frontend/js/models.js";
 
 describe("fitSize", () => {
   for (const [src, max, out] of [
@@ -40,8 +40,8 @@ test("the COCO skeleton joins valid keypoints", () => {
 });
 
 describe("models", () => {
-  test("the five served models, with the default among them", () => {
-    assert.deepEqual(MODELS.map((m) => m.id), ["detect", "pose", "face", "text", "ocr"]);
+  test("the six built-in models, with the default among them", () => {
+    assert.deepEqual(MODELS.map((m) => m.id), ["detect", "pose", "face", "text", "ocr", "segment"]);
     for (const id of DEFAULT_MODELS) assert.ok(MODELS.some((m) => m.id === id));
   });
   test("objects and pose are ticked by default, as the backend's hello default", () => {
@@ -50,5 +50,30 @@ describe("models", () => {
   test("normalizeSelection keeps known ids in list order without duplicates", () => {
     assert.deepEqual(normalizeSelection(["ocr", "bogus", "detect", "ocr"]), ["detect", "ocr"]);
     assert.deepEqual(normalizeSelection([]), []);
+  });
+  test("Segment is offered, with a hint, and reads no text", () => {
+    assert.deepEqual(MODELS.find((m) => m.id === "segment"), { id: "segment", label: "Segment", hint: "Person masks" });
+    assert.equal(readsText(["segment"]), false);
+  });
+  test("every built-in id is a valid model name (what config.json's models must be too)", () => {
+    for (const { id } of MODELS) assert.match(id, MODEL_ID);
+  });
+
+  const NAILS = { id: "nails", label: "nails", hint: "Your segment model" };
+
+  test("the deployment's own models come after the built-in ones", () => {
+    const offered = offeredModels([NAILS]);
+    assert.deepEqual(offered.map((m) => m.id), [...MODELS.map((m) => m.id), "nails"]);
+    assert.deepEqual(offeredModels().map((m) => m.id), MODELS.map((m) => m.id));
+  });
+  test("a selection keeps a user model only when it is offered", () => {
+    assert.deepEqual(normalizeSelection(["nails", "detect"]), ["detect"]);
+    assert.deepEqual(normalizeSelection(["nails", "detect", "nails"], offeredModels([NAILS])), ["detect", "nails"]);
+  });
+  test("modelChoices: one checkbox per offered model, ticked when selected", () => {
+    const choices = modelChoices(offeredModels([NAILS]), ["nails", "pose"]);
+    assert.deepEqual(choices.at(-1), { ...NAILS, checked: true });
+    assert.deepEqual(choices.filter((c) => c.checked).map((c) => c.id), ["pose", "nails"]);
+    assert.equal(choices.length, MODELS.length + 1);
   });
 });

@@ -3,12 +3,12 @@
 
 import { createTokenSource } from "../auth.js";
 import { loadConfig } from "../config.js";
-import { DEFAULT_MODELS, normalizeSelection } from "../models.js";
+import { DEFAULT_MODELS, MODELS, normalizeSelection, offeredModels } from "../models.js";
 import { ApiError, createControlApi, parseTicket } from "./api.js";
 import { createEngineLink } from "./engine-link.js";
 import { createSessionStore } from "./session-store.js";
 import { deriveView, engineCommand, initialState, parseStatus, pollDelayMs, reduce, retryEngine } from "./state.js";
-import { findElements, renderModelChoices, renderView } from "./view.js";
+import { findElements, onModelChoice, renderModelChoices, renderView } from "./view.js";
 
 // Wall-clock time: stop_at and token expiry are epoch times.
 const now = () => Date.now();
@@ -21,6 +21,7 @@ export async function startUi({ win, doc, fetchFn }) {
   let tokens = null;
   let signInChecked = false; // the token source has handled a sign-in redirect, if any
   let api = null;
+  let models = MODELS; // the built-in ones, then config.json's once it has loaded
 
   const token = () => tokens?.getToken(now()) ?? null;
 
@@ -147,7 +148,8 @@ export async function startUi({ win, doc, fetchFn }) {
   els.stop.addEventListener("click", stop);
   els.keepalive.addEventListener("click", keepalive);
   els["read-text"].addEventListener("click", () => link.post({ type: "read-text" }));
-  renderModelChoices(els.models, state.models, (ids) => dispatch({ type: "models", models: normalizeSelection(ids) }));
+  renderModelChoices(els.models, models, state.models);
+  onModelChoice(els.models, (ids) => dispatch({ type: "models", models: normalizeSelection(ids, models) }));
   doc.addEventListener("visibilitychange", () => {
     if (!doc.hidden && api !== null) poll();
   });
@@ -160,6 +162,10 @@ export async function startUi({ win, doc, fetchFn }) {
   } catch (err) {
     dispatch({ type: "action-failed", action: "config", status: 0, message: err.message });
     return;
+  }
+  if (config.models.length > 0) {
+    models = offeredModels(config.models);
+    renderModelChoices(els.models, models, state.models);
   }
   tokens = createTokenSource(config, {
     storage: win.sessionStorage,

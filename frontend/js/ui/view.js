@@ -1,7 +1,7 @@
 // Writes a derived view (state.js's deriveView) into the page. The only module that touches
 // the UI page's DOM; element ids are the contract with the end-to-end tests.
 
-import { MODELS } from "../models.js";
+import { modelChoices } from "../models.js";
 import { phaseLabel } from "../phase.js";
 
 const ENGINE_TEXT = {
@@ -27,29 +27,33 @@ export function findElements(doc) {
   );
 }
 
-/** One checkbox per model, from the one list in models.js. */
-export function renderModelChoices(container, selected, onChange) {
-  const list = container.querySelector(".model-list");
-  list.replaceChildren(
-    ...MODELS.map((model) => {
-      const label = container.ownerDocument.createElement("label");
+/** One checkbox per offered model (models.js's list, then config.json's), in that order. */
+export function renderModelChoices(container, models, selected) {
+  const doc = container.ownerDocument;
+  container.querySelector(".model-list").replaceChildren(
+    ...modelChoices(models, selected).map((model) => {
+      const label = doc.createElement("label");
       label.className = "model";
-      const box = container.ownerDocument.createElement("input");
+      const box = doc.createElement("input");
       box.type = "checkbox";
       box.name = "model";
       box.value = model.id;
       box.id = `model-${model.id}`;
-      box.checked = selected.includes(model.id);
-      const name = container.ownerDocument.createElement("span");
+      box.checked = model.checked;
+      const name = doc.createElement("span");
       name.className = "model-name";
       name.textContent = model.label;
-      const hint = container.ownerDocument.createElement("span");
+      const hint = doc.createElement("span");
       hint.className = "model-hint";
       hint.textContent = model.hint;
       label.append(box, name, hint);
       return label;
     }),
   );
+}
+
+/** Calls onChange(ids) with the checked models whenever a checkbox changes. */
+export function onModelChoice(container, onChange) {
   container.addEventListener("change", () => {
     const checked = [...container.querySelectorAll("input[name=model]:checked")].map((el) => el.value);
     onChange(checked);
