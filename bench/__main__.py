@@ -17,6 +17,7 @@ BENCHES = (
     ),
     ("the backend's CPU per result, 1 and 4 sessions", ["bench.backend"]),
     ("motion gating: frame difference vs Farneback, frames saved", ["bench.motion"]),
+    ("masks on the socket: run lengths vs varints, polygons, PNG", ["bench.masks"]),
 )
 
 
