@@ -25,6 +25,9 @@ from gpu_host.vision.coco import COCO_LABELS
 YOLOV8_STRIDES = (8, 16, 32)
 """The three detection grids of every YOLOv8 head; one anchor per cell of each."""
 
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+"""A model name: what clients put in `hello` and Triton's repository uses as a folder."""
+
 Layout = Literal["yolov8-detect", "yolov8-segment", "yolov8-pose"]
 Task = Literal["detect", "segment", "pose"]
 
@@ -55,7 +58,7 @@ class UserModel(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+    name: str = Field(pattern=NAME_PATTERN)
     """What clients put in `hello` and Triton calls the model."""
     file: str = Field(min_length=1)
     """The ONNX file, relative to the JSON file's folder."""
