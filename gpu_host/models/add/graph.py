@@ -58,11 +58,16 @@ class ExportLayout:
             else (f"float32 [3, {self.size}, {self.size}]")
         )
         extra = {
-            "detect": f"{self.classes} classes",
-            "segment": f"{self.classes} classes, {self.num_masks} prototype masks",
+            "detect": _count(self.classes, "class", "classes"),
+            "segment": f"{_count(self.classes, 'class', 'classes')}, "
+            f"{self.num_masks} prototype masks",
             "pose": f"{self.num_keypoints} keypoints",
         }[self.task]
         return f"{self.task}, input {self.input_name} {pixels}, {self.anchors} anchors, {extra}"
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
 
 
 def anchors_for(size: int) -> int:
