@@ -188,6 +188,24 @@ def test_an_already_dynamic_export_stays_batched(
     assert "labels" not in declared[0], "80 classes default to COCO's"
 
 
+def test_a_free_input_size_is_pinned_to_the_size_given(
+    user_dir: Path, exports: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`yolo export dynamic=True` leaves height and width free: `add` needs `--size`."""
+    export = save(exports, yolo_graph(detect_outputs(80), fixed_batch=False, free_size=True))
+    args: list[str | Path] = [export, "--task", "detect", "--name", "free", "--user-dir", user_dir]
+    code, _, err = add(capsys, *args)
+    assert code == 2
+    assert "leaves its size free" in err
+    assert "--size" in err
+    code, _, err = add(capsys, *args, "--size", str(SIZE))
+    assert (code, err) == (0, "")
+    written = onnx.load(str(user_dir / "free.onnx"))
+    dims = written.graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_value for d in dims[1:]] == [3, SIZE, SIZE]
+    assert model_catalog(user_dir / "user_models.json")["free"].inputs[0].dims == (3, SIZE, SIZE)
+
+
 def test_a_channels_last_float_input_is_served_channels_first(
     user_dir: Path, exports: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -63,14 +63,17 @@ def yolo_graph(
     fixed_batch: bool = True,
     batchable: bool = True,
     nhwc: bool = False,
+    free_size: bool = False,
     seed: int = 0,
 ) -> onnx.ModelProto:
     """`images` float32 [1, 3, S, S] ([1, S, S, 3] with `nhwc`, as TFLite converts) → the
     known `outputs` ([1, ...] each). `batchable=False` reshapes the first output to a
-    hard-coded [1, ...] through a Constant node: a graph whose batch cannot be freed."""
+    hard-coded [1, ...] through a Constant node: a graph whose batch cannot be freed.
+    `free_size`: height and width left free, as `yolo export dynamic=True` leaves them."""
     rng = np.random.default_rng(seed)
     batch: int | str = 1 if fixed_batch else "batch"
-    image_shape = [batch, SIZE, SIZE, 3] if nhwc else [batch, 3, SIZE, SIZE]
+    side: int | str = "height" if free_size else SIZE
+    image_shape = [batch, side, side, 3] if nhwc else [batch, 3, side, side]
     nodes = []
     inits = [numpy_helper.from_array(np.zeros(1, np.float32), "zero")]
     pixels = "images"
