@@ -221,6 +221,42 @@ def test_a_channels_last_float_input_is_served_channels_first(
     np.testing.assert_allclose(out[1], pose_outputs()["output0"])
 
 
+def test_channels_last_prototypes_are_transposed_for_the_processor(
+    user_dir: Path, exports: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A TFLite segment conversion: NHWC input and prototypes [1, S/4, S/4, M]. Both get a
+    Transpose, and the declared model decodes the same mask as the ONNX export's."""
+    outputs = segment_outputs()
+    outputs["output1"] = np.ascontiguousarray(outputs["output1"].transpose(1, 2, 0))
+    export = save(exports, yolo_graph(outputs, nhwc=True))
+    labels = labels_file(exports, ("nail",))
+    code, _, err = add(
+        capsys,
+        export,
+        "--task",
+        "segment",
+        "--name",
+        "tfl",
+        "--user-dir",
+        user_dir,
+        "--labels",
+        labels,
+    )
+    assert (code, err) == (0, "")
+    spec = model_catalog(user_dir / "user_models.json")["tfl"]
+    assert [t.dims for t in spec.outputs] == [(9, 84), (MASKS, PROTO_SIDE, PROTO_SIDE)]
+    written = ort.InferenceSession(str(user_dir / "tfl.onnx"))
+    images = np.zeros((1, 3, SIZE, SIZE), np.float32)
+    values = written.run([t.name for t in spec.outputs], {spec.inputs[0].name: images})
+    processor = load_processor(spec)
+    _, letterbox = processor.preprocess(FRAME)
+    result = processor.postprocess(
+        {t.name: v[0] for t, v in zip(spec.outputs, values, strict=True)}, letterbox
+    )
+    (mask,) = result.masks
+    assert mask.bitmap.tolist() == SEGMENT_BITMAP
+
+
 def test_a_tflite_file_is_converted_through_the_conversion_venv(
     user_dir: Path,
     exports: Path,
