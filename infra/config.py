@@ -20,6 +20,7 @@ from pydantic import TypeAdapter, ValidationError, create_model
 
 from gpu_host.bootstrap import parameters as host_parameters
 from gpu_host.models.spec import BUILTIN_SPECS, model_catalog
+from gpu_host.models.user_models import UserModel, read_user_models
 from lambdas.domain.routing import WS_PREFIX
 from lambdas.settings import DEFAULT_INSTANCE_TYPES, Settings
 from lambdas.settings_types import InstanceTypes
@@ -154,6 +155,9 @@ class DeployConfig:
     """What the instance's Triton loads and the backend serves (`SPINUP_MODELS`);
     `config_from_context` adds the user's own models (docs/models.md), which the release
     carries."""
+    user_models: tuple[UserModel, ...] = ()
+    """The user's own models as declared (`config_from_context` reads them): config.json
+    offers the UI those that are served."""
 
     api_rate_limit: int = 20
     """Requests per second across the HTTP API (every call may reconcile): a cost guard."""
@@ -256,6 +260,7 @@ def config_from_context(context: Mapping[str, Any], *, user_models: Path | None)
         availability_zones=_zones(ours.get("availabilityZones")),
         root_volume_gib=_volume(ours.get("rootVolumeGiB", defaults.root_volume_gib)),
         served_models=tuple(model_catalog(user_models)),
+        user_models=read_user_models(user_models) if user_models is not None else (),
         machine_image_id=_optional_match(
             ours.get("amiId"), _AMI_ID, "amiId", "ami-0123456789abcdef0"
         ),

@@ -241,18 +241,23 @@ BUILTIN_SPECS: dict[str, ModelSpec] = {s.name: s for s in (DETECT, POSE, FACE, T
 
 
 def user_spec(model: UserModel, folder: Path) -> ModelSpec:
-    """The spec of a user's YOLOv8 export (decoded by `gpu_host.vision.yolov8`)."""
+    """The spec of a user's YOLOv8 export (decoded by `gpu_host.vision.yolov8`); a segment
+    export has a second output, its prototype masks."""
     size = model.input_size
     image = (
         TensorSpec(model.input_name, DType.UINT8, (size, size, 3))
         if model.uint8_input
         else TensorSpec(model.input_name, DType.FP32, (3, size, size))
     )
+    outputs = [TensorSpec(model.output_name, DType.FP32, (model.channels, model.anchors))]
+    if model.task == "segment":
+        side = model.protos_side
+        outputs.append(TensorSpec(model.protos_name, DType.FP32, (model.num_masks, side, side)))
     return ModelSpec(
         name=model.name,
         onnx_file=str((folder / model.file).resolve()),
         inputs=(image,),
-        outputs=(TensorSpec(model.output_name, DType.FP32, (model.channels, model.anchors)),),
+        outputs=tuple(outputs),
         max_batch_size=model.max_batch_size,
         batching=None if model.max_batch_size == 1 else DynamicBatching((), 2000),
         processor="gpu_host.vision.yolov8:Yolov8Processor",

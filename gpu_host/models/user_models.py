@@ -1,7 +1,7 @@
 """Your own YOLOv8 models, declared in a JSON file instead of code.
 
-A user who exported a model with Ultralytics (`yolo export model=best.pt format=onnx
-dynamic=True`) puts the `.onnx` file next to a `user_models.json` that describes it:
+`python -m gpu_host.models add` checks a user's Ultralytics export and writes both the file
+and its entry; by hand, the `.onnx` file goes next to a `user_models.json` that describes it:
 
     {"models": [{"name": "shapes", "file": "best.onnx", "layout": "yolov8-detect",
                  "input_size": 640, "labels": ["circle", "square"], "max_batch_size": 8}]}
@@ -14,6 +14,7 @@ module only reads and checks the file: it stays import-light, like `spec`.
 from __future__ import annotations
 
 import json
+from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,7 +25,28 @@ from gpu_host.vision.coco import COCO_LABELS
 YOLOV8_STRIDES = (8, 16, 32)
 """The three detection grids of every YOLOv8 head; one anchor per cell of each."""
 
-Layout = Literal["yolov8-detect", "yolov8-pose"]
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+"""A model name: what clients put in `hello` and Triton's repository uses as a folder."""
+
+Layout = Literal["yolov8-detect", "yolov8-segment", "yolov8-pose"]
+Task = Literal["detect", "segment", "pose"]
+
+PROTO_STRIDE = 4
+"""A YOLOv8 segment export's prototype masks are a quarter of the input on each side."""
+
+TASK_HINTS: dict[str, str] = {
+    "detect": "Your detection model",
+    "segment": "Your segment model",
+    "pose": "Your pose model",
+}
+"""What the UI says under a user model's name (config.json's `models`)."""
+
+
+_TASKS: dict[Layout, Task] = {
+    "yolov8-detect": "detect",
+    "yolov8-segment": "segment",
+    "yolov8-pose": "pose",
+}
 
 
 class UserModelError(ValueError):
@@ -36,7 +58,7 @@ class UserModel(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+    name: str = Field(pattern=NAME_PATTERN)
     """What clients put in `hello` and Triton calls the model."""
     file: str = Field(min_length=1)
     """The ONNX file, relative to the JSON file's folder."""
@@ -51,8 +73,15 @@ class UserModel(BaseModel):
     """Above 1 Triton batches requests, which needs an export with `dynamic=True`."""
     input_name: str = "images"
     output_name: str = "output0"
+    protos_name: str = "output1"
+    """The segment layout's second output: prototype masks [num_masks, S/4, S/4]."""
+    num_masks: int = Field(default=32, gt=0)
+    """Mask coefficients per anchor = prototype masks (segment layout only)."""
     uint8_input: bool = False
     """The graph takes uint8 [S, S, 3] RGB (normalization baked in), not float32 [3, S, S]."""
+    normalized_coordinates: bool = False
+    """Boxes and keypoints come out in 0..1 of the input instead of input pixels, as
+    Ultralytics' TFLite exports give them."""
 
     @model_validator(mode="after")
     def _labels_fit_the_layout(self) -> UserModel:
@@ -60,11 +89,17 @@ class UserModel(BaseModel):
             raise ValueError("labels must not be empty (leave them out for the default)")
         if self.layout == "yolov8-pose" and self.labels is not None and len(self.labels) != 1:
             raise ValueError("a pose model has exactly one class (its label)")
+        if self.layout == "yolov8-segment" and self.protos_name == self.output_name:
+            raise ValueError("protos_name and output_name must differ")
         return self
 
+    def offered(self) -> dict[str, str]:
+        """This model as config.json's `models` lists it for the UI."""
+        return {"id": self.name, "label": self.name, "hint": TASK_HINTS[self.task]}
+
     @property
-    def task(self) -> Literal["detect", "pose"]:
-        return "detect" if self.layout == "yolov8-detect" else "pose"
+    def task(self) -> Task:
+        return _TASKS[self.layout]
 
     @property
     def anchors(self) -> int:
@@ -72,10 +107,17 @@ class UserModel(BaseModel):
 
     @property
     def channels(self) -> int:
-        """Rows of `output0`: box (4) + class scores, or box + person score + K × (x, y, v)."""
+        """Rows of `output0`: box (4) + class scores (+ mask coefficients when segmenting),
+        or box + person score + K × (x, y, v)."""
         if self.task == "detect":
             return 4 + len(self.labels or COCO_LABELS)
+        if self.task == "segment":
+            return 4 + len(self.labels or COCO_LABELS) + self.num_masks
         return 4 + 1 + 3 * self.num_keypoints
+
+    @property
+    def protos_side(self) -> int:
+        return self.input_size // PROTO_STRIDE
 
     def processor_args(self) -> dict[str, Any]:
         """Keyword arguments of `Yolov8Processor` for this model."""
@@ -87,7 +129,11 @@ class UserModel(BaseModel):
             "input_name": self.input_name,
             "output_name": self.output_name,
             "uint8_input": self.uint8_input,
+            "normalized_coordinates": self.normalized_coordinates,
         }
+        if self.task == "segment":
+            args["protos_name"] = self.protos_name
+            args["num_masks"] = self.num_masks
         if self.labels is not None:
             args["labels"] = self.labels
         return args
@@ -119,3 +165,11 @@ def read_user_models(path: Path) -> tuple[UserModel, ...]:
         if not (path.parent / model.file).is_file():
             raise UserModelError(f"{path}: model {model.name!r}: {model.file} is not there")
     return declared.models
+
+
+def offered_models(
+    models: Iterable[UserModel], served: Collection[str] | None = None
+) -> list[dict[str, str]]:
+    """config.json's `models`: the user models the UI offers after the built-in ones, those
+    of `models` that are `served` (None: all), in declaration order."""
+    return [m.offered() for m in models if served is None or m.name in served]

@@ -21,6 +21,7 @@ from typing import Any
 import uvicorn
 from pydantic import SecretStr
 
+from gpu_host.models.user_models import offered_models, read_user_models
 from infra.csp import content_security_policy
 from infra.local.agent import HostAgent, Initializer
 from infra.local.emulated_aws import autoscaling_client, ec2_client, start_moto
@@ -169,6 +170,7 @@ def local_system(local: LocalSettings) -> Iterator[uvicorn.Server]:
             oidc=oidc,
             routes=routes,
             dev_token=issuer.issue if local.sign_in == "dev" else None,
+            models=offered_models(read_user_models(local.user_models), local.served_models),
         )
 
         loop = ReconcileLoop(

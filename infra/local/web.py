@@ -13,7 +13,7 @@ token for user NAME, so that two tabs (or tests) can be two users.
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import parse_qsl
@@ -155,12 +155,17 @@ def add_local_routes(
     oidc: LocalOidcProvider | None = None,
     routes: RouteTable | None = None,
     dev_token: Callable[[str], str] | None = None,
+    models: Sequence[Mapping[str, str]] = (),
 ) -> FastAPI:
     """Mount the frontend and the local-only routes on the control API app; every response
     carries the pages' Content-Security-Policy (`csp`), as CloudFront adds it in AWS.
 
     `routes`: route `/ws/{host}/inference` sockets through this table. `dev_token(user)`:
-    serve `/config.json?user=NAME` with a development token for NAME."""
+    serve `/config.json?user=NAME` with a development token for NAME. `models`: the user
+    models the hosts serve beyond the built-in ones, which config.json's `models` offers the
+    UI (`gpu_host.models.user_models.offered_models`); none: no `models` key, as before."""
+    if models:
+        config = {**config, "models": [dict(m) for m in models]}
 
     @app.middleware("http")
     async def security_headers(

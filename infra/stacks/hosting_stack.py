@@ -3,11 +3,13 @@ the site bucket, sign-in and the API's door."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
+from gpu_host.models.user_models import offered_models
 from infra.config import DeployConfig
 from infra.constructs.access_log_bucket import AccessLogBucket
 from infra.constructs.edge_distribution import EdgeDistribution
@@ -19,6 +21,17 @@ from infra.constructs.site_bucket import SiteBucket
 from infra.constructs.web_sign_in import WebSignIn
 from infra.csp import content_security_policy
 from infra.paths import FRONTEND_DIR
+
+
+def frontend_config(config: DeployConfig, oidc: Mapping[str, Any]) -> dict[str, Any]:
+    """The deployed config.json. No `wsUrl`: every session's socket URL names its host, and
+    the status gives it. `models`, only when there are any: the user models the fleet serves,
+    which the UI offers after the built-in ones."""
+    runtime: dict[str, Any] = {"apiBase": config.api_path_prefix, "oidc": oidc}
+    offered = offered_models(config.user_models, config.served_models)
+    if offered:
+        runtime["models"] = offered
+    return runtime
 
 
 class HostingStack(Stack):
@@ -69,11 +82,7 @@ class HostingStack(Stack):
             self,
             "Frontend",
             source_dir=FRONTEND_DIR,
-            # No `wsUrl`: every session's socket URL names its host, and the status gives it.
-            runtime_config={
-                "apiBase": config.api_path_prefix,
-                "oidc": self.web_client.browser_config,
-            },
+            runtime_config=frontend_config(config, self.web_client.browser_config),
             bucket=site.bucket,
             distribution=self.edge.distribution,
         )

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from aws_cdk.assertions import Match
 
+from infra.config import config_from_context
 from infra.constructs.edge_distribution import UNROUTED_ORIGIN
 from infra.constructs.host_routes import ROUTER_SOURCE
+from infra.stacks.hosting_stack import frontend_config
 from tests.infra.cdk.cdk_synth_support import Synthesized
 
 
@@ -174,6 +178,7 @@ def test_frontend_config_json_names_the_api_and_no_socket(synthesized: Synthesiz
     assert "wsUrl" not in config
     assert "devToken" not in config
     assert "loginUrl" not in config
+    assert "models" not in config, "the default config declares no user model"
 
 
 def test_frontend_config_json_names_cognito_for_the_code_flow(synthesized: Synthesized) -> None:
@@ -305,3 +310,29 @@ def test_http_api_stage_is_throttled_and_access_logged(synthesized: Synthesized)
             ),
         },
     )
+
+
+def _declared(folder: Path, *models: tuple[str, str]) -> Path:
+    entries = []
+    for name, layout in models:
+        (folder / f"{name}.onnx").write_bytes(b"onnx")
+        entries.append({"name": name, "file": f"{name}.onnx", "layout": layout, "input_size": 64})
+    path = folder / "user_models.json"
+    path.write_text(json.dumps({"models": entries}))
+    return path
+
+
+def test_config_json_offers_the_served_user_models(tmp_path: Path) -> None:
+    """Given two declared user models of which the fleet serves one, config.json's `models`
+    offers that one to the UI, with a hint saying its task."""
+    declared = _declared(tmp_path, ("nails", "yolov8-segment"), ("people", "yolov8-pose"))
+    config = config_from_context({}, user_models=declared)
+    assert frontend_config(config, {"clientId": "c"})["models"] == [
+        {"id": "nails", "label": "nails", "hint": "Your segment model"},
+        {"id": "people", "label": "people", "hint": "Your pose model"},
+    ]
+    fewer = replace(config, served_models=("detect", "people"))
+    runtime = frontend_config(fewer, {"clientId": "c"})
+    assert runtime["models"] == [{"id": "people", "label": "people", "hint": "Your pose model"}]
+    assert (runtime["apiBase"], runtime["oidc"]) == ("/api", {"clientId": "c"})
+    assert "models" not in frontend_config(replace(config, served_models=("detect",)), {})

@@ -10,7 +10,7 @@ import pytest
 
 from gpu_host.models.repository import Target, model_config, write_repository
 from gpu_host.models.spec import BUILTIN_SPECS, DType, load_processor, model_catalog
-from gpu_host.models.user_models import UserModelError, read_user_models
+from gpu_host.models.user_models import UserModelError, offered_models, read_user_models
 from gpu_host.vision.coco import COCO_LABELS
 from gpu_host.vision.yolov8 import Yolov8Processor
 
@@ -33,6 +33,14 @@ SHAPES = {
     "labels": ["circle", "square"],
 }
 PEOPLE = {"name": "people", "file": "pose.onnx", "layout": "yolov8-pose", "input_size": 640}
+NAILS = {
+    "name": "nails",
+    "file": "nails.onnx",
+    "layout": "yolov8-segment",
+    "input_size": 320,
+    "labels": ["nail"],
+    "max_batch_size": 1,
+}
 
 
 def test_a_missing_file_declares_nothing(tmp_path: Path) -> None:
@@ -70,6 +78,38 @@ def test_a_pose_export_becomes_a_spec(tmp_path: Path) -> None:
     assert (processor.task, processor.labels, processor.size) == ("pose", ("person",), 640)
 
 
+def test_a_segment_export_has_a_second_output_its_prototypes(tmp_path: Path) -> None:
+    """Given a 320 px export with one class: `output0` [4 + 1 + 32, 2100] and `output1`, the
+    32 prototype masks at a quarter of the input [32, 80, 80]."""
+    spec = model_catalog(declare(tmp_path, NAILS))["nails"]
+    assert [(t.name, t.dtype, t.dims) for t in spec.outputs] == [
+        ("output0", DType.FP32, (4 + 1 + 32, 2100)),
+        ("output1", DType.FP32, (32, 80, 80)),
+    ]
+    processor = load_processor(spec)
+    assert isinstance(processor, Yolov8Processor)
+    assert (processor.task, processor.labels, processor.protos_name) == (
+        "segment",
+        ("nail",),
+        "output1",
+    )
+    config = model_config(spec, Target.LOCAL)
+    assert [(o.name, list(o.dims)) for o in config.output] == [
+        ("output0", [37, 2100]),
+        ("output1", [32, 80, 80]),
+    ]
+
+
+def test_the_ui_is_offered_the_served_user_models(tmp_path: Path) -> None:
+    models = read_user_models(declare(tmp_path, SHAPES, NAILS, PEOPLE))
+    assert offered_models(models, served={"nails", "people", "detect"}) == [
+        {"id": "nails", "label": "nails", "hint": "Your segment model"},
+        {"id": "people", "label": "people", "hint": "Your pose model"},
+    ]
+    assert [m["id"] for m in offered_models(models)] == ["shapes", "nails", "people"]
+    assert offered_models(()) == []
+
+
 def test_defaults_are_coco_and_a_uint8_graph_takes_hwc(tmp_path: Path) -> None:
     model = {**SHAPES, "labels": None, "uint8_input": True, "max_batch_size": 1}
     spec = model_catalog(declare(tmp_path, {k: v for k, v in model.items() if v is not None}))[
@@ -94,7 +134,8 @@ def test_the_repository_serves_a_user_model(tmp_path: Path, target: Target) -> N
 @pytest.mark.parametrize(
     ("models", "message"),
     [
-        ([{**SHAPES, "layout": "yolov8-segment"}], "layout"),
+        ([{**SHAPES, "layout": "yolov8-classify"}], "layout"),
+        ([{**NAILS, "protos_name": "output0"}], "protos_name and output_name must differ"),
         ([{**SHAPES, "input_size": 300}], "multiple of 32"),
         ([{**SHAPES, "name": "Bad Name"}], "name"),
         ([{**SHAPES, "labels": []}], "labels must not be empty"),

@@ -233,3 +233,36 @@ async def test_no_development_tokens_under_the_code_flow(client: httpx.AsyncClie
     response = await client.get("/config.json", params={"user": "alice"})
     assert response.status_code == 400
     assert response.json()["error"] == "dev_tokens_off"
+
+
+# ---- /config.json `models`: the user models the hosts serve, offered after the built-ins ----
+
+NAILS = {"id": "nails", "label": "nails", "hint": "Your segment model"}
+
+
+@pytest.mark.parametrize("params", [{}, {"user": "alice"}])
+async def test_config_json_offers_the_served_user_models(
+    tmp_path: Path, params: dict[str, str]
+) -> None:
+    (tmp_path / "index.html").write_text("<!doctype html><title>x</title>")
+    issuer = DevIssuer(issuer=ORIGIN)
+    app = add_local_routes(
+        FastAPI(),
+        frontend_dir=tmp_path,
+        config={"apiBase": "/api", "devToken": issuer.issue()},
+        jwks=issuer.jwks(),
+        csp=POLICY,
+        dev_token=issuer.issue,
+        models=[NAILS],
+    )
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url=ORIGIN) as http:
+        body = (await http.get("/config.json", params=params)).json()
+    assert body["models"] == [NAILS]
+    assert body["apiBase"] == "/api"
+
+
+async def test_config_json_has_no_models_key_without_user_models(
+    dev_client: tuple[httpx.AsyncClient, DevIssuer],
+) -> None:
+    assert "models" not in (await dev_client[0].get("/config.json")).json()

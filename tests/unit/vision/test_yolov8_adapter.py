@@ -145,8 +145,102 @@ def test_a_layout_that_does_not_match_is_named() -> None:
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"task": "segment"}, "task must be"), ({"labels": ()}, "labels must not be empty")],
+    [
+        ({"task": "classify"}, "task must be"),
+        ({"labels": ()}, "labels must not be empty"),
+        ({"task": "segment", "size": 66}, "not a multiple of 4"),
+    ],
 )
 def test_bad_configuration_is_refused(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         Yolov8Processor(**kwargs)
+
+
+# ---- segment: boxes as detect, then one instance mask per detection ----------------------
+
+PROTO_SIDE = SIZE // 4
+"""64 px input → 16×16 prototype masks."""
+
+
+def segment_outputs() -> dict[str, npt.NDArray[np.float32]]:
+    """Two nails and two prototypes: prototype 0 is +1 left of column 8 (−1 right of it),
+    prototype 1 is +1 above row 8 (−1 below it)."""
+    out = np.zeros((4 + 1 + 2, ANCHORS), np.float32)
+    out[:5, 0], out[5:, 0] = (32, 32, 32, 16, 0.9), (1, 0)  # input x 16..48, y 24..40: left
+    out[:5, 1], out[5:, 1] = (56, 32, 16, 16, 0.8), (0, -1)  # x 48..64, y 24..40: bottom
+    cols = np.where(np.arange(PROTO_SIDE) < 8, 1.0, -1.0)
+    protos = np.stack(
+        [np.tile(cols, (PROTO_SIDE, 1)), np.tile(cols[:, None], (1, PROTO_SIDE))]
+    ).astype(np.float32)
+    return {"output0": out, "output1": protos}
+
+
+def test_segment_masks_cover_each_detection_box() -> None:
+    """Given the 128×64 frame (64×64 input, half scale, 16 px bands), each nail is reported
+    as a detection AND as a mask over the same box, at prototype resolution (one cell per
+    4 input pixels), row 0 at the box's top."""
+    processor = Yolov8Processor(
+        model="nails", task="segment", labels=("nail",), num_masks=2, size=SIZE
+    )
+    _, letterbox = processor.preprocess(FRAME)
+    result = processor.postprocess(segment_outputs(), letterbox)
+    assert [d.label for d in result.detections] == ["nail", "nail"]
+    boxes = [value for d in result.detections for value in d.box]
+    assert boxes == pytest.approx([0.25, 0.25, 0.75, 0.75, 0.75, 0.25, 1.0, 0.75])
+    first, second = result.masks
+    assert [(m.model, m.label, m.score, m.box) for m in result.masks] == [
+        (d.model, d.label, d.score, d.box) for d in result.detections
+    ]
+    # Box 1 spans prototype columns 4..11 and rows 6..9: its left half is left of column 8.
+    assert first.bitmap.tolist() == [[True] * 4 + [False] * 4] * 4
+    # Box 2 spans rows 6..9, columns 12..15: coefficient −1 on "above row 8" keeps rows 8, 9.
+    assert second.bitmap.tolist() == [[False] * 4] * 2 + [[True] * 4] * 2
+    assert result.keypoints == ()
+
+
+def test_segment_mask_is_downsampled_to_the_largest_side() -> None:
+    """A 640 px export has 160×160 prototypes: a box over the whole input gets a 96×96 bitmap
+    whose left 48 columns (left of prototype column 80) are set."""
+    size, side = 640, 160
+    anchors = sum((size // s) ** 2 for s in (8, 16, 32))
+    out = np.zeros((4 + 1 + 1, anchors), np.float32)
+    out[:, 0] = (320, 320, 640, 640, 0.9, 1)
+    protos = np.where(np.arange(side) < 80, 1.0, -1.0)[None, None, :].repeat(side, axis=1)
+    processor = Yolov8Processor(task="segment", labels=("thing",), num_masks=1, size=size)
+    _, letterbox = processor.preprocess(np.zeros((640, 640, 3), np.uint8))
+    result = processor.postprocess({"output0": out, "output1": protos}, letterbox)
+    (mask,) = result.masks
+    assert mask.bitmap.shape == (96, 96)
+    assert mask.bitmap[:, :48].all()
+    assert not mask.bitmap[:, 48:].any()
+
+
+def test_segment_without_detections_has_no_masks() -> None:
+    processor = Yolov8Processor(task="segment", labels=("nail",), num_masks=2, size=SIZE)
+    _, letterbox = processor.preprocess(FRAME)
+    outputs = segment_outputs()
+    outputs["output0"][4] = 0.1  # every score below the threshold
+    assert processor.postprocess(outputs, letterbox) == ModelOutput()
+
+
+@pytest.mark.parametrize("task", ["detect", "pose"])
+def test_normalized_coordinates_are_scaled_to_the_input(task: Any) -> None:
+    """A TFLite export gives boxes (and keypoints) in 0..1 of the input: the same results as
+    the pixel export."""
+    out = detect_output() if task == "detect" else np.zeros((4 + 1 + 3, ANCHORS), np.float32)
+    if task == "pose":
+        out[:, 7] = (32, 32, 16, 32, 0.8, 28, 20, 0.9)
+    normalized = out.copy()
+    normalized[:4] /= SIZE
+    if task == "pose":
+        normalized[5:7] /= SIZE
+    kwargs: dict[str, Any] = {"task": task, "size": SIZE, "num_keypoints": 1}
+    if task == "detect":
+        kwargs["labels"] = LABELS
+    pixels = Yolov8Processor(**kwargs)
+    scaled = Yolov8Processor(**kwargs, normalized_coordinates=True)
+    _, letterbox = pixels.preprocess(FRAME)
+    want = pixels.postprocess({"output0": out}, letterbox)
+    got = scaled.postprocess({"output0": normalized}, letterbox)
+    assert want.detections
+    assert got == want
