@@ -19,6 +19,7 @@ import pytest
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
+from gpu_host.backend.masks import decode_mask
 from gpu_host.models import __main__ as cli
 from gpu_host.models.spec import load_processor, model_catalog
 from gpu_host.triton.local import LocalTriton
@@ -124,7 +125,8 @@ async def test_each_added_model_returns_its_results_over_the_socket(
     added_backend: RunningBackend, token_issuer: TokenIssuer
 ) -> None:
     """One session selecting all four: each model's known detection comes back in frame
-    coordinates under its own name; the pose model's keypoints too."""
+    coordinates under its own name; the pose model's keypoints and the segment model's
+    instance mask too."""
     result = await infer_once(added_backend, token_issuer, camera_jpeg(FRAME), list(ADDED))
     found = {d["model"]: d for d in result["detections"]}
     assert sorted(found) == sorted(ADDED)
@@ -139,6 +141,10 @@ async def test_each_added_model_returns_its_results_over_the_socket(
     (pose,) = result["keypoints"]
     assert pose["model"] == "people"
     assert len(pose["points"]) == KEYPOINTS
+    (mask,) = result["masks"]
+    assert (mask["model"], mask["label"]) == ("nails", "nail")
+    assert mask["box"] == pytest.approx(BOX, abs=1e-4)
+    assert decode_mask(mask).bitmap.tolist() == SEGMENT_BITMAP
 
 
 def infer(triton: LocalTriton, name: str, images: npt.NDArray[np.float32]) -> dict[str, Any]:

@@ -37,6 +37,7 @@ SENSITIVE_TESTS = (
     "tests/unit/gpu_host/test_backend_settings.py",
     "tests/unit/gpu_host/test_model_repository.py",
     "tests/unit/gpu_host/test_user_models.py",
+    "tests/unit/models/test_add_model.py",
     "tests/unit/local/test_settings.py",
     "tests/infra/cdk/test_cdk_config.py",
 )
