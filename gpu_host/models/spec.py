@@ -236,7 +236,20 @@ OCR = ModelSpec(
     gpu_precision=Precision.FP16,
 )
 
-BUILTIN_SPECS: dict[str, ModelSpec] = {s.name: s for s in (DETECT, POSE, FACE, TEXT, OCR)}
+SEGMENT = ModelSpec(
+    name="segment",
+    onnx_file="segment.onnx",
+    inputs=(TensorSpec("image", DType.UINT8, (256, 256, 3)),),
+    # Person probability per input pixel (MediaPipe Selfie Segmentation, general model).
+    outputs=(TensorSpec("mask", DType.FP32, (256, 256, 1)),),
+    max_batch_size=8,
+    batching=_batching(8),
+    processor="gpu_host.vision.segment:SelfieSegmentProcessor",
+    # FP32: not yet measured in FP16 on a GPU.
+    gpu_precision=Precision.FP32,
+)
+
+BUILTIN_SPECS: dict[str, ModelSpec] = {s.name: s for s in (DETECT, POSE, FACE, TEXT, OCR, SEGMENT)}
 """The models that ship in the zoo."""
 
 

@@ -102,8 +102,9 @@ def notice(archives: dict[Package, Path]) -> str:
         "Every model here comes from a pinned registry package and was converted by",
         "`python -m gpu_host.models.convert`. The weights are unchanged; the edits are the",
         "uint8 input cast and normalization, tensor names, the batch dimension, float16",
-        "storage of weights that were float16 already, and MoveNet's decoding head rebuilt",
-        "to take a batch.",
+        "storage of weights that were float16 already, MoveNet's decoding head rebuilt",
+        "to take a batch, and the selfie segmentation model's last layer (MediaPipe's",
+        "Convolution2DTransposeBias custom op) written as the standard ConvTranspose.",
         "",
     ]
     for recipe in RECIPES:

@@ -12,6 +12,7 @@ from gpu_host.models.convert.box_head import add_box_head
 from gpu_host.models.convert.graph import Prefix, fold_reshape_shapes
 from gpu_host.models.convert.movenet import batched_head
 from gpu_host.models.convert.sources import Package
+from gpu_host.models.convert.transpose_conv import replace_transpose_conv_bias
 from gpu_host.models.spec import DETECT_TOP_K
 
 MEDIAPIPE = Package("pypi", "mediapipe", "0.10.21", pip_platform="manylinux_2_28_x86_64")
@@ -38,6 +39,10 @@ class Recipe:
     """Source output name → plain name, in the manifest's order."""
     preprocess: str
     """How a client fits a frame into `image` (written to the manifest)."""
+    runnable: Callable[[onnx.ModelProto], onnx.ModelProto] | None = None
+    """Makes the raw conversion runnable (a custom op tf2onnx leaves behind replaced by
+    standard ops); the result stands in for the raw conversion from then on, and the
+    replacement's own correctness is a unit test's (tests/unit/models)."""
     rewrite: Callable[[onnx.ModelProto], onnx.ModelProto] | None = None
     """A model-specific edit of the raw conversion, applied before the generic ones."""
     finish: Callable[[onnx.ModelProto], onnx.ModelProto] | None = None
@@ -115,6 +120,22 @@ RECIPES: tuple[Recipe, ...] = (
             "boxes": "[N, 896, 16]: dx, dy, w, h, then 6 keypoints (x, y), input pixels",
             "scores": "[N, 896, 1] logits",
         },
+    ),
+    Recipe(
+        name="segment",
+        package=MEDIAPIPE,
+        members=("mediapipe/modules/selfie_segmentation/selfie_segmentation.tflite",),
+        kind="tflite",
+        upstream="MediaPipe Selfie Segmentation, general 256x256 (selfie_segmentation.tflite)",
+        license="Apache-2.0",
+        # selfie_segmentation_cpu.binarypb: ImageToTensorCalculator, float range 0..1.
+        prefix=Prefix(256, 256, std=(255.0, 255.0, 255.0)),
+        outputs={"activation_10": "mask"},
+        preprocess="letterbox into 256x256 (centred, zero padding), RGB uint8",
+        # The graph ends in MediaPipe's Convolution2DTransposeBias (custom options: SAME
+        # padding, stride 2 x 2), which tf2onnx cannot convert.
+        runnable=lambda model: replace_transpose_conv_bias(model, stride=2),
+        extra={"mask": "[N, 256, 256, 1]: person probability (sigmoid) per input pixel"},
     ),
     Recipe(
         name="ocr",

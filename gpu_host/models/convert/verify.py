@@ -83,6 +83,8 @@ def check_batch(final: onnx.ModelProto, recipe: Recipe, batch: int = 4) -> float
 
 def build(raw: onnx.ModelProto, recipe: Recipe) -> tuple[onnx.ModelProto, bool]:
     """Raw conversion → the committed graph, and whether its batch dimension is dynamic."""
+    if recipe.runnable is not None:
+        raw = recipe.runnable(raw)
     edited = canonical_initializers(recipe.rewrite(raw) if recipe.rewrite else raw)
     named = rename_tensors(edited, recipe.outputs)
     # The converter writes its temporary path here; say where the graph really comes from.

@@ -32,7 +32,7 @@ from tests.integration.gpu_host.dataplane_support import (
 )
 from tests.unit.vision.photos import DEJAVU_SANS
 
-BUILTIN = ("detect", "pose", "face", "text", "ocr")
+BUILTIN = ("detect", "pose", "face", "text", "ocr", "segment")
 
 
 def camera_jpeg(image: Image, quality: int = 85) -> bytes:

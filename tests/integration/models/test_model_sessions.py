@@ -51,7 +51,7 @@ async def test_a_hello_without_models_gets_detect_and_pose(
 async def test_every_model_contributes_to_one_result(
     backend: RunningBackend, token_issuer: TokenIssuer
 ) -> None:
-    """Given a session with all six served models, one frame's single result carries each
+    """Given a session with all seven served models, one frame's single result carries each
     one's output, each tagged with its model."""
     models = [*BUILTIN, YOLO_NAME]
     result = await infer_once(backend, token_issuer, astronaut_with_a_sign(), models)

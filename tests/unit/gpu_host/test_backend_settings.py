@@ -33,7 +33,7 @@ def test_defaults_match_the_architecture_page(env: pytest.MonkeyPatch) -> None:
     assert settings.triton_grpc_url == "127.0.0.1:8001"
     assert settings.jwt_audience == "spinup"
     assert settings.allowed_origins == ()
-    assert settings.models == ("detect", "pose", "face", "text", "ocr")
+    assert settings.models == ("detect", "pose", "face", "text", "ocr", "segment")
     assert settings.default_models == ("detect", "pose")
     assert settings.frame_budget_ms == 500
     assert settings.table_name == ""

@@ -48,7 +48,7 @@ def parse(text: str) -> mc.ModelConfig:
 
 
 def test_every_zoo_model_is_specced() -> None:
-    assert list(BUILTIN_SPECS) == ["detect", "pose", "face", "text", "ocr"]
+    assert list(BUILTIN_SPECS) == ["detect", "pose", "face", "text", "ocr", "segment"]
 
 
 @pytest.mark.parametrize("target", list(Target))

@@ -13,6 +13,7 @@ from gpu_host.vision.detect import NanoDetProcessor
 from gpu_host.vision.face import BlazeFaceProcessor
 from gpu_host.vision.ocr import default_processor
 from gpu_host.vision.pose import MoveNetProcessor
+from gpu_host.vision.segment import SelfieSegmentProcessor
 from gpu_host.vision.types import Processor
 from tests.unit.vision.harness import Photo, Zoo, single
 
@@ -21,6 +22,7 @@ PROCESSORS: dict[str, Callable[[], Processor]] = {
     "pose": MoveNetProcessor,
     "face": BlazeFaceProcessor,
     "ocr": default_processor,
+    "segment": SelfieSegmentProcessor,
 }
 PHOTOS = ("astronaut", "coffee", "chelsea", "grace_hopper")
 
