@@ -7,7 +7,7 @@
 //                                                            status, 0 when it was not reached
 // engine → UI:  {type: "engine-ready"}
 //               {type: "state", state, message}       state ∈ ENGINE_STATES
-//               {type: "stats", sent, results, rttMs, dropped, boxes, timeouts, errors}
+//               {type: "stats", sent, results, rttMs, dropped, boxes, masks, timeouts, errors}
 //               {type: "ticket-request", id, sessionId}  a socket ticket for the next
 //                                                        connection (one per connection)
 //
@@ -100,7 +100,9 @@ export function parseEngineReport(data) {
     case "stats": {
       const counts = ["sent", "results", "dropped", "boxes", "timeouts", "errors"];
       if (!counts.every((k) => isCount(data[k])) || !isNumberOrNull(data.rttMs)) return null;
-      const stats = { type: "stats", rttMs: data.rttMs };
+      // `masks` came later than the others: an engine that does not send it drew none.
+      if (data.masks !== undefined && !isCount(data.masks)) return null;
+      const stats = { type: "stats", rttMs: data.rttMs, masks: data.masks ?? 0 };
       for (const k of counts) stats[k] = data[k];
       return stats;
     }

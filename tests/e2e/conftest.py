@@ -16,6 +16,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
+from gpu_host.models.spec import BUILTIN_SPECS
 from infra.local.ports import free_port
 from tests.e2e.y4m import write_y4m
 from tests.support.hermetic import clean_environ
@@ -194,7 +195,8 @@ def browser_with_camera(playwright: Playwright) -> Iterator[Callable[[Path], Bro
         browser.close()
 
 
-ALL_MODELS = ("detect", "pose", "face", "text", "ocr")
+ALL_MODELS = tuple(BUILTIN_SPECS)
+"""Every model the UI offers a checkbox for (`#model-<name>`): the built-in ones."""
 
 
 def choose_models(page: Page, models: tuple[str, ...]) -> None:

@@ -141,7 +141,7 @@ describe("UI side: createEngineLink", () => {
 
   test("relays valid reports from the iframe only", () => {
     const { reports, fromEngine } = setup();
-    const stats = { type: "stats", sent: 1, results: 1, rttMs: 20, dropped: 0, boxes: 3, timeouts: 0, errors: 0 };
+    const stats = { type: "stats", sent: 1, results: 1, rttMs: 20, dropped: 0, boxes: 3, masks: 1, timeouts: 0, errors: 0 };
     fromEngine(stats);
     fromEngine(stats, "https://evil.example");
     fromEngine(stats, ORIGIN, fakeWindow("other"));

@@ -61,7 +61,7 @@ describe("parseEngineCommand", () => {
 });
 
 describe("parseEngineReport", () => {
-  const stats = { type: "stats", sent: 3, results: 2, rttMs: 41.5, dropped: 0, boxes: 1, timeouts: 0, errors: 0 };
+  const stats = { type: "stats", sent: 3, results: 2, rttMs: 41.5, dropped: 0, boxes: 1, masks: 2, timeouts: 0, errors: 0 };
 
   test("engine-ready, state, stats and ticket-request", () => {
     assert.deepEqual(parseEngineReport({ type: "engine-ready" }), { type: "engine-ready" });
@@ -75,10 +75,16 @@ describe("parseEngineReport", () => {
     assert.deepEqual(parseEngineReport({ ...stats, rttMs: null }), { ...stats, rttMs: null });
   });
 
+  test("stats from an engine that does not count masks drew none", () => {
+    assert.deepEqual(parseEngineReport({ ...stats, masks: undefined }), { ...stats, masks: 0 });
+  });
+
   for (const [name, data] of [
     ["unknown state", { type: "state", state: "dancing" }],
     ["negative count", { ...stats, sent: -1 }],
     ["fractional count", { ...stats, boxes: 1.5 }],
+    ["negative masks", { ...stats, masks: -1 }],
+    ["string masks", { ...stats, masks: "1" }],
     ["missing count", { ...stats, results: undefined }],
     ["string rtt", { ...stats, rttMs: "40" }],
     ["unknown type", { type: "start" }],
