@@ -16,16 +16,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from gpu_host.vision.coco import COCO_LABELS
-from gpu_host.vision.letterbox import box_to_frame, letterbox
+from gpu_host.vision.letterbox import SquareImageInput, box_to_frame
 from gpu_host.vision.nms import class_nms
 from gpu_host.vision.tensors import output
-from gpu_host.vision.types import Detection, Image, Letterbox, ModelOutput, Tensors
+from gpu_host.vision.types import Detection, Letterbox, ModelOutput, Tensors
 
 MODEL = "detect"
 OUTPUT = "detections"
@@ -46,7 +45,7 @@ class DetectParams:
     max_detections: int = 100
 
 
-class NanoDetProcessor:
+class NanoDetProcessor(SquareImageInput):
     """`Processor` for the `detect` model."""
 
     model = MODEL
@@ -69,14 +68,6 @@ class NanoDetProcessor:
         self.params = params or DetectParams()
         self._bins = np.arange(reg_max + 1, dtype=np.float32)
         self._centres = {s: _cell_centres(size // s, s) for s in self.strides}
-
-    @property
-    def input_hw(self) -> tuple[int, int]:
-        return (self.size, self.size)
-
-    def preprocess(self, image: Image) -> tuple[dict[str, npt.NDArray[Any]], Letterbox]:
-        canvas, box = letterbox(image, self.size, self.size)
-        return {"image": canvas}, box
 
     def postprocess(self, outputs: Tensors, letterbox: Letterbox) -> ModelOutput:
         found = output(MODEL, outputs, OUTPUT, (None, 6))

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from gpu_host.vision.letterbox import box_to_frame, letterbox
+from gpu_host.vision.letterbox import SquareImageInput, box_to_frame
 from gpu_host.vision.nms import weighted_nms
 from gpu_host.vision.tensors import output
-from gpu_host.vision.types import Detection, Image, Letterbox, ModelOutput, Tensors
+from gpu_host.vision.types import Detection, Letterbox, ModelOutput, Tensors
 
 MODEL = "face"
 LABEL = "face"
@@ -58,7 +57,7 @@ def ssd_anchors(
     return np.concatenate(centres)
 
 
-class BlazeFaceProcessor:
+class BlazeFaceProcessor(SquareImageInput):
     """`Processor` for the `face` model."""
 
     model = MODEL
@@ -67,14 +66,6 @@ class BlazeFaceProcessor:
         self.size = size
         self.params = params or FaceParams()
         self.anchors = ssd_anchors(size)
-
-    @property
-    def input_hw(self) -> tuple[int, int]:
-        return (self.size, self.size)
-
-    def preprocess(self, image: Image) -> tuple[dict[str, npt.NDArray[Any]], Letterbox]:
-        canvas, box = letterbox(image, self.size, self.size)
-        return {"image": canvas}, box
 
     def postprocess(self, outputs: Tensors, letterbox: Letterbox) -> ModelOutput:
         count = len(self.anchors)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import cv2
 import numpy as np
+import numpy.typing as npt
 
 from gpu_host.vision.types import Image, Letterbox
 
@@ -63,3 +66,18 @@ def box_to_frame(
     fx1, fy1 = letterbox.to_frame(x1, y1)
     fx2, fy2 = letterbox.to_frame(x2, y2)
     return (fx1, fy1, fx2, fy2)
+
+
+class SquareImageInput:
+    """The input side of a processor whose model takes the frame letterboxed into
+    `size`×`size` uint8 RGB, as its one input `image` (every square zoo model)."""
+
+    size: int
+
+    @property
+    def input_hw(self) -> tuple[int, int]:
+        return (self.size, self.size)
+
+    def preprocess(self, image: Image) -> tuple[dict[str, npt.NDArray[Any]], Letterbox]:
+        canvas, box = letterbox(image, self.size, self.size)
+        return {"image": canvas}, box

@@ -7,14 +7,12 @@ keypoint, (y, x, score) with y and x in 0..1 of the square model input.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
-from gpu_host.vision.letterbox import letterbox
+from gpu_host.vision.letterbox import SquareImageInput
 from gpu_host.vision.tensors import output
-from gpu_host.vision.types import Image, Keypoints, Letterbox, ModelOutput, Tensors
+from gpu_host.vision.types import Keypoints, Letterbox, ModelOutput, Tensors
 
 MODEL = "pose"
 
@@ -33,7 +31,7 @@ class PoseParams:
     keypoints; on frames without a person their mean score stays around 0.1."""
 
 
-class MoveNetProcessor:
+class MoveNetProcessor(SquareImageInput):
     """`Processor` for the `pose` model."""
 
     model = MODEL
@@ -41,14 +39,6 @@ class MoveNetProcessor:
     def __init__(self, *, size: int = 192, params: PoseParams | None = None) -> None:
         self.size = size
         self.params = params or PoseParams()
-
-    @property
-    def input_hw(self) -> tuple[int, int]:
-        return (self.size, self.size)
-
-    def preprocess(self, image: Image) -> tuple[dict[str, npt.NDArray[Any]], Letterbox]:
-        canvas, box = letterbox(image, self.size, self.size)
-        return {"image": canvas}, box
 
     def postprocess(self, outputs: Tensors, letterbox: Letterbox) -> ModelOutput:
         raw = output(MODEL, outputs, "keypoints", (1, len(KEYPOINT_NAMES), 3))[0]

@@ -10,15 +10,14 @@ most of the pixels it covers are a person.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
-from gpu_host.vision.letterbox import letterbox
+from gpu_host.vision.letterbox import SquareImageInput
 from gpu_host.vision.tensors import Floats, output
-from gpu_host.vision.types import MASK_MAX_SIDE, Image, Letterbox, Mask, ModelOutput, Tensors
+from gpu_host.vision.types import MASK_MAX_SIDE, Letterbox, Mask, ModelOutput, Tensors
 
 MODEL = "segment"
 LABEL = "person"
@@ -72,7 +71,7 @@ def frame_mask(
     return cells >= params.threshold, cells
 
 
-class SelfieSegmentProcessor:
+class SelfieSegmentProcessor(SquareImageInput):
     """`Processor` for the `segment` model."""
 
     model = MODEL
@@ -80,14 +79,6 @@ class SelfieSegmentProcessor:
     def __init__(self, *, size: int = 256, params: SegmentParams | None = None) -> None:
         self.size = size
         self.params = params or SegmentParams()
-
-    @property
-    def input_hw(self) -> tuple[int, int]:
-        return (self.size, self.size)
-
-    def preprocess(self, image: Image) -> tuple[dict[str, npt.NDArray[Any]], Letterbox]:
-        canvas, box = letterbox(image, self.size, self.size)
-        return {"image": canvas}, box
 
     def postprocess(self, outputs: Tensors, letterbox: Letterbox) -> ModelOutput:
         prob = output(MODEL, outputs, "mask", (self.size, self.size, 1))[:, :, 0]
