@@ -41,6 +41,10 @@ CHANNEL_ARGS = [
 ]
 
 
+class ModelLoadError(Exception):
+    """Triton could not load (or unload) a model; the message says why."""
+
+
 class TritonGateway:
     def __init__(self, *, url: str, breaker: CircuitBreaker, timeout_s: float) -> None:
         self._client = InferenceServerClient(url, channel_args=CHANNEL_ARGS)
@@ -62,6 +66,30 @@ class TritonGateway:
         except InferenceServerException:
             return False
         return True
+
+    async def model_ready(self, name: str) -> bool:
+        """Whether Triton has `name` loaded and ready; False when it cannot say."""
+        try:
+            return bool(await self._client.is_model_ready(name, client_timeout=self._timeout_s))
+        except InferenceServerException:
+            return False
+
+    async def load_model(self, name: str, *, timeout_s: float) -> None:
+        """Load `name` through Triton's model repository API (explicit model control);
+        returns once it is ready, raises `ModelLoadError` when Triton says it is not.
+        https://github.com/triton-inference-server/server/blob/main/docs/protocol/extension_model_repository.md"""
+        try:
+            await self._client.load_model(name, client_timeout=timeout_s)
+        except InferenceServerException as exc:
+            raise ModelLoadError(f"{name}: {exc.message() or exc.status()}") from exc
+
+    async def unload_model(self, name: str) -> None:
+        """Ask Triton to unload `name`. Triton answers at once and finishes the unload when
+        the model's in-flight requests are done (its state reads UNLOADING meanwhile)."""
+        try:
+            await self._client.unload_model(name, client_timeout=self._timeout_s)
+        except InferenceServerException as exc:
+            raise ModelLoadError(f"{name}: unload failed: {exc.message()}") from exc
 
     async def infer(
         self, spec: ModelSpec, tensors: Mapping[str, npt.NDArray[Any]]
