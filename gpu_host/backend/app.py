@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 
 READY_POLL_S = 0.5
 WARMUP_RETRY_S = 1.0
+RECOVER_S = 5.0
+"""How often a worker checks that Triton still holds the models it should."""
 
 
 def create_app(
@@ -248,3 +250,11 @@ async def _bring_up(backend: Backend, names: tuple[str, ...]) -> None:
     backend.readiness.warmed_up = True
     backend.reporter.milestone(Milestone.READY)
     log.info("backend ready")
+    # Triton restarts (systemd's Restart=on-failure) with its start-up models at most: load
+    # again what it lost, for the sessions still open and the next ones.
+    while True:
+        await asyncio.sleep(RECOVER_S)
+        try:
+            await backend.loader.recover()
+        except ModelUnavailableError as exc:
+            log.warning("models not recovered, retrying: %s", exc)

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Protocol
 
 from gpu_host.backend.host_store import ClaimAction, HostStore
-from gpu_host.backend.triton_gateway import ModelLoadError
+from gpu_host.backend.triton_gateway import ModelLoadError, TritonUnreachableError
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,11 @@ POLL_S = 0.1
 class ModelUnavailableError(Exception):
     """A model a session needs cannot be had: its load failed or timed out, or the model
     budget is full of models in use. The message is for people (a close reason)."""
+
+    def __init__(self, message: str, *, unreachable: bool = False) -> None:
+        super().__init__(message)
+        self.unreachable = unreachable
+        """Triton could not be asked at all (not a verdict on the model)."""
 
 
 class ModelHost(Protocol):
@@ -76,6 +81,25 @@ class ModelLoader:
         self._loads: set[asyncio.Task[None]] = set()
         """Loads in flight: referenced here so that no task is collected mid-load."""
 
+    @property
+    def pinned(self) -> frozenset[str]:
+        """The start-up models: never unloaded."""
+        return self._pinned
+
+    async def recover(self) -> None:
+        """Load again what Triton lost (a restarted Triton holds its start-up models at most):
+        the pinned models and every model an open session uses. Cheap when nothing is lost:
+        one readiness question per model. Raises `ModelUnavailableError`."""
+        in_use = await asyncio.to_thread(self._store.models_in_use)
+        wanted = list(dict.fromkeys([*sorted(self._pinned), *sorted(in_use)]))
+        try:
+            lost = [name for name in wanted if not await self._triton.model_ready(name)]
+        except TritonUnreachableError as exc:
+            raise ModelUnavailableError(str(exc), unreachable=True) from exc
+        if lost:
+            log.warning("Triton lacks models it should hold: %s; loading them", lost)
+            await self.ensure(lost)
+
     async def loaded(self) -> tuple[str, ...]:
         """The models loaded now, host-wide, as the store records them."""
         return await asyncio.to_thread(self._store.loaded_models)
@@ -100,7 +124,11 @@ class ModelLoader:
                 self._store.claim_model, name, budget=self._budget, pinned=self._pinned
             )
             if claim.action is ClaimAction.READY:
-                if await self._triton.model_ready(name):
+                try:
+                    ready = await self._triton.model_ready(name)
+                except TritonUnreachableError as exc:
+                    raise ModelUnavailableError(str(exc), unreachable=True) from exc
+                if ready:
                     return told
                 log.warning("model %s is recorded loaded but Triton lacks it; loading it", name)
                 await asyncio.to_thread(self._store.forget_model, name)
@@ -116,6 +144,8 @@ class ModelLoader:
                 task.add_done_callback(self._loads.discard)
                 try:
                     await asyncio.shield(task)
+                except TritonUnreachableError as exc:
+                    raise ModelUnavailableError(str(exc), unreachable=True) from exc
                 except ModelLoadError as exc:
                     raise ModelUnavailableError(f"model {name} could not load: {exc}") from exc
                 return True

@@ -108,12 +108,7 @@ class InferenceSession:
             await self._refuse(CloseCode.TOO_MANY_SESSIONS, str(exc))
             return
         try:
-            try:
-                await self._backend.loader.ensure(
-                    self._backend.pipeline.requires(handle.models), on_loading=self._loading
-                )
-            except ModelUnavailableError as exc:
-                await self._refuse(CloseCode.INTERNAL_ERROR, str(exc))
+            if not await self._models_loaded(handle):
                 return
             await self._send(
                 ready_message(
@@ -280,6 +275,22 @@ class InferenceSession:
         self._backend.metrics.errors.labels(code=str(code.value)).inc()
         log.info("socket refused: %d %s", code.value, reason)
         await self._close(code, reason)
+
+    async def _models_loaded(self, handle: SessionHandle) -> bool:
+        """Make the session's models loaded (`model_loader`); False when they cannot be, and
+        the socket is closed (1011, the reason says why). Triton unreachable is no reason to
+        refuse a session of start-up models: Triton loads them when it is back, and frames
+        meanwhile get `unavailable`, as before on-demand loading."""
+        loader = self._backend.loader
+        needed = self._backend.pipeline.requires(handle.models)
+        try:
+            await loader.ensure(needed, on_loading=self._loading)
+        except ModelUnavailableError as exc:
+            if exc.unreachable and loader.pinned.issuperset(needed):
+                return True
+            await self._refuse(CloseCode.INTERNAL_ERROR, str(exc))
+            return False
+        return True
 
     async def _loading(self, model: str) -> None:
         """A model this session needs is not loaded: say so before the wait (`ready` follows
