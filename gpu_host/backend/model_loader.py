@@ -135,6 +135,14 @@ class ModelLoader:
                 continue
             if claim.action is ClaimAction.REFUSED:
                 raise ModelUnavailableError(claim.reason)
+            # Triton may hold it already: loaded at its start (`--load-model`), or by a
+            # worker that died before recording it. A second load would reload it.
+            if (
+                claim.action is ClaimAction.LOAD
+                and not claim.evict
+                and await self._held_already(name)
+            ):
+                return told
             if not told and on_loading is not None:
                 await on_loading(name)
             told = True
@@ -155,6 +163,20 @@ class ModelLoader:
                 )
             await asyncio.sleep(self._poll_s)
 
+    async def _held_already(self, name: str) -> bool:
+        """After a LOAD claim: whether Triton holds `name` already (then it is recorded
+        loaded). When Triton cannot say, the claim is given up."""
+        try:
+            held = await self._triton.model_ready(name)
+        except TritonUnreachableError as exc:
+            await asyncio.to_thread(self._store.finish_load, name, loaded=False)
+            raise ModelUnavailableError(str(exc), unreachable=True) from exc
+        if held:
+            await asyncio.to_thread(self._store.finish_load, name, loaded=True)
+            if self._on_change is not None:
+                self._on_change()
+        return held
+
     async def _load(self, name: str, evict: tuple[str, ...]) -> None:
         """Unload `evict`, then load `name`; record the outcomes, whatever happens."""
         store = self._store
@@ -168,8 +190,7 @@ class ModelLoader:
                 await asyncio.to_thread(store.finish_unload, evicted)
         loaded = False
         try:
-            # Triton may hold it already: loaded at its start (`--load-model`), or by a
-            # worker that died before recording it. A second load would reload it.
+            # Asked again (not only in `_held_already`): the unloads took time.
             if not await self._triton.model_ready(name):
                 log.info("loading model %s", name)
                 await self._triton.load_model(name, timeout_s=self._load_timeout_s)
