@@ -85,6 +85,7 @@ async def test_concurrent_asks_on_two_workers_load_once_and_all_are_told(
     assert results == [("b",)] * 6
     assert told == ["b"] * 6
     assert host_store.loaded_models() == ("b",)
+    assert changes == [1], "the loading worker reports the change, once"
     assert await loader(host_store, triton).ensure(["b"]) == ()  # loaded: nothing to say
 
 
