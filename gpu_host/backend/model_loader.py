@@ -109,11 +109,10 @@ class ModelLoader:
     ) -> tuple[str, ...]:
         """Return once Triton holds every model of `names`; the ones that were not loaded
         (this call loaded them or waited for them). Raises `ModelUnavailableError`."""
-        waited = []
-        for name in names:
-            if await self._ensure_one(name, on_loading):
-                waited.append(name)
-        return tuple(waited)
+        # Side by side: Triton loads models in parallel, and a session ticking three new
+        # models waits for the slowest load, not for the sum.
+        waited = await asyncio.gather(*(self._ensure_one(name, on_loading) for name in names))
+        return tuple(name for name, did in zip(names, waited, strict=True) if did)
 
     async def _ensure_one(self, name: str, on_loading: OnLoading | None) -> bool:
         loop = asyncio.get_running_loop()

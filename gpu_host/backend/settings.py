@@ -61,7 +61,8 @@ class Settings(BaseSettings):
     max_loaded_models: int | None = Field(default=None, ge=1)
     """The model budget: how many models Triton may hold at once. Loading one more unloads
     the least recently used idle one, or is refused when none is idle. None: the start-up
-    models and SPARE_MODEL_SLOTS more. At least the number of start-up models."""
+    models and SPARE_MODEL_SLOTS more, or every served model when that is more (one session
+    may use every built-in model at once). At least the number of start-up models."""
     model_load_timeout_s: float = Field(default=120.0, gt=0)
     """How long a session waits for a model to load (its own load, or another's)."""
     user_models: Path | None = USER_MODELS_FILE
@@ -165,7 +166,7 @@ class Settings(BaseSettings):
         """`max_loaded_models`, or its default."""
         if self.max_loaded_models is not None:
             return self.max_loaded_models
-        return len(self.startup_models()) + SPARE_MODEL_SLOTS
+        return max(len(self.startup_models()) + SPARE_MODEL_SLOTS, len(self.models))
 
     def catalog(self) -> dict[str, ModelSpec]:
         """Every model this host could serve: the built-in ones and the user's."""

@@ -127,7 +127,7 @@ async def test_the_budget_unloads_the_idle_model_before_loading(host_store: Host
     assert triton.unloads == ["b"]
     assert triton.held == {"a", "c"}
     assert host_store.loaded_models() == ("a", "c")
-    assert warmed == ["a", "b", "c"]
+    assert sorted(warmed) == ["a", "b", "c"]
 
 
 async def test_a_full_budget_of_busy_models_refuses(host_store: HostStore) -> None:
@@ -158,7 +158,7 @@ async def test_recover_loads_what_a_restarted_triton_lost(host_store: HostStore)
     triton.held.clear()  # Triton restarted
     await models.recover()
     assert triton.held == {"a", "b"}  # pinned and in use; c nobody uses
-    assert triton.loads == ["a", "b", "c", "a", "b"]
+    assert sorted(triton.loads) == ["a", "a", "b", "b", "c"]  # loads run side by side
 
 
 async def test_a_session_gone_mid_load_leaves_the_load_to_finish(host_store: HostStore) -> None:
