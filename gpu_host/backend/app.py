@@ -2,9 +2,11 @@
 
 The lifespan creates the ONE shared Triton client of this process, opens the host store
 the workers share (`settings.state_dir`; a private temporary one when unset), then brings the
-backend up in the background (wait for Triton's models, one warm-up inference) so that
-`/health` answers at once and `/health/ready` turns 200 only when a frame would really be
-inferred. One app is one worker process (`gpu_host.backend.worker`).
+backend up in the background (wait for Triton, make the start-up models loaded — Triton runs
+with explicit model control —, one warm-up inference each) so that `/health` answers at once
+and `/health/ready` turns 200 only when a frame of a default session would really be
+inferred. Other served models load when a session asks (`model_loader`). One app is one
+worker process (`gpu_host.backend.worker`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from gpu_host.backend.breaker import CircuitBreaker
 from gpu_host.backend.context import Backend
 from gpu_host.backend.host_store import HostStore
 from gpu_host.backend.metrics import Metrics
+from gpu_host.backend.model_loader import ModelLoader, ModelUnavailableError
 from gpu_host.backend.pipeline import FramePipeline, ServedModel
 from gpu_host.backend.protocol import WS_PATH
 from gpu_host.backend.reporter import REPORT_SIGNAL, DynamoHostRecord, Milestone, Reporter
@@ -41,6 +44,8 @@ log = logging.getLogger(__name__)
 
 READY_POLL_S = 0.5
 WARMUP_RETRY_S = 1.0
+RECOVER_S = 5.0
+"""How often a worker checks that Triton still holds the models it should."""
 
 
 def create_app(
@@ -55,6 +60,7 @@ def create_app(
     process, whose lifespan runs in the main thread, the only one that can take signals)."""
     settings = settings or Settings()
     catalog = settings.catalog()
+    startup = settings.startup_models()
     # Processors load here, not per request: a broken model module fails the start, loudly.
     served = {
         name: ServedModel(spec=catalog[name], processor=load_processor(catalog[name]))
@@ -64,7 +70,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         with _host_store(settings.state_dir) as store, contextlib.ExitStack() as stack:
-            backend = _build_backend(settings, served, store, metrics_dir)
+            backend = _build_backend(settings, served, store, metrics_dir, startup)
             app.state.backend = backend
             backend.reporter.start()
             backend.reporter.milestone(Milestone.BACKEND_UP)
@@ -76,7 +82,7 @@ def create_app(
             # supervisor's before this point was ignored, and this report reads later).
             # After a worker died, its replacement's start corrects the record too.
             backend.reporter.sessions_changed()
-            bring_up = asyncio.create_task(_bring_up(backend), name="bring-up")
+            bring_up = asyncio.create_task(_bring_up(backend, startup), name="bring-up")
             try:
                 yield
             finally:
@@ -106,6 +112,8 @@ def create_app(
             "models_loaded": state.models_loaded,
             "warmed_up": state.warmed_up,
             "models": list(settings.models),
+            "startup_models": list(startup),
+            "loaded": list(await backend.loader.loaded()),
             "breaker": backend.gateway.breaker.state.value,
             "sessions": await backend.sessions.count(),
             "worker": {"pid": os.getpid(), "sessions": backend.sessions.local_count},
@@ -138,6 +146,7 @@ def _build_backend(
     served: dict[str, ServedModel],
     store: HostStore,
     metrics_dir: Path | None,
+    startup: tuple[str, ...],
 ) -> Backend:
     metrics = Metrics(multiprocess_dir=metrics_dir)
     breaker = CircuitBreaker(
@@ -156,19 +165,34 @@ def _build_backend(
         if settings.table_name
         else None
     )
+    reporter = Reporter(record, host=store, heartbeat_s=settings.heartbeat_s)
+    pipeline = FramePipeline(
+        models=served,
+        gateway=gateway,
+        metrics=metrics,
+        budget_s=settings.frame_budget_ms / 1000,
+        motion_threshold=settings.motion_threshold if settings.motion_gate else None,
+    )
+
+    async def warm(name: str) -> None:
+        await pipeline.warm_up([name])
+
     return Backend(
         settings=settings,
         metrics=metrics,
         authenticator=_authenticator(settings, store),
         sessions=SessionRegistry(store=store, max_per_user=settings.max_sessions_per_user),
-        reporter=Reporter(record, host=store, heartbeat_s=settings.heartbeat_s),
+        reporter=reporter,
         gateway=gateway,
-        pipeline=FramePipeline(
-            models=served,
-            gateway=gateway,
-            metrics=metrics,
-            budget_s=settings.frame_budget_ms / 1000,
-            motion_threshold=settings.motion_threshold if settings.motion_gate else None,
+        pipeline=pipeline,
+        loader=ModelLoader(
+            store=store,
+            triton=gateway,
+            budget=settings.model_budget(),
+            pinned=startup,
+            load_timeout_s=settings.model_load_timeout_s,
+            warm=warm,
+            on_change=reporter.models_changed,
         ),
     )
 
@@ -197,19 +221,28 @@ def _report_requested(backend: Backend) -> None:
     backend.reporter.sessions_changed()
 
 
-async def _bring_up(backend: Backend) -> None:
-    """Wait for Triton's models, then warm up; each step reported once, retried until done."""
-    names = backend.pipeline.model_names
+async def _bring_up(backend: Backend, names: tuple[str, ...]) -> None:
+    """Wait for Triton, make the start-up models `names` loaded (Triton loads them at start
+    given `--load-model`; here they are loaded when it did not), then warm them up; each step
+    reported once, retried until done."""
     while True:
-        if await backend.gateway.models_ready(names):
+        if await backend.gateway.models_ready(()):  # Triton answers
             break
         await asyncio.sleep(READY_POLL_S)
+    while True:
+        try:
+            await backend.loader.ensure(names)
+            break
+        except ModelUnavailableError as exc:
+            log.warning("start-up models not loaded, retrying: %s", exc)
+            await asyncio.sleep(WARMUP_RETRY_S)
     backend.readiness.models_loaded = True
     backend.reporter.milestone(Milestone.MODELS_LOADED)
+    backend.reporter.models_changed()
     log.info("triton models ready: %s", list(names))
     while True:
         try:
-            await backend.pipeline.warm_up()
+            await backend.pipeline.warm_up(names)
             break
         except Exception as exc:  # any failure just means "not ready yet"
             log.warning("warm-up failed, retrying: %s", exc)
@@ -217,3 +250,11 @@ async def _bring_up(backend: Backend) -> None:
     backend.readiness.warmed_up = True
     backend.reporter.milestone(Milestone.READY)
     log.info("backend ready")
+    # Triton restarts (systemd's Restart=on-failure) with its start-up models at most: load
+    # again what it lost, for the sessions still open and the next ones.
+    while True:
+        await asyncio.sleep(RECOVER_S)
+        try:
+            await backend.loader.recover()
+        except ModelUnavailableError as exc:
+            log.warning("models not recovered, retrying: %s", exc)

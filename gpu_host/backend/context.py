@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from gpu_host.backend.auth import HelloAuthenticator
 from gpu_host.backend.metrics import Metrics
+from gpu_host.backend.model_loader import ModelLoader
 from gpu_host.backend.pipeline import FramePipeline
 from gpu_host.backend.reporter import Reporter
 from gpu_host.backend.sessions import SessionRegistry
@@ -28,4 +29,5 @@ class Backend:
     reporter: Reporter
     gateway: TritonGateway
     pipeline: FramePipeline
+    loader: ModelLoader
     readiness: Readiness = field(default_factory=Readiness)

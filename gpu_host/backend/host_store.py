@@ -8,7 +8,11 @@ What must hold across the workers of one host lives here, not in a process:
   so that a ticket opens one socket per host, not one per worker;
 - marks: the activity heartbeat's last time and the milestones already reported, so that
   the host record gets one heartbeat per period and each milestone once, whatever the number
-  of workers.
+  of workers;
+- the models Triton holds (one row per model: loading, loaded or unloading, which worker is
+  loading or unloading it, when a session last used it), so that a model asked for by many
+  sessions on many workers at once loads once, and the model budget holds host-wide
+  (`claim_model`, deciding with `model_budget.plan_load`).
 
 Every decision is one short `BEGIN IMMEDIATE` transaction: SQLite lets one writer in at a
 time, so two workers cannot both admit a user's last allowed session. The store is
@@ -24,6 +28,9 @@ Bounds and what happens at them (all refuse; nothing live is ever evicted):
 - tickets: at most REPLAY_CACHE_SIZE live ones; an entry is dropped once its ticket expired,
   and a new ticket is refused while the cache is full of live ones (fail closed).
 - marks: a fixed set of names (the heartbeat and the milestones).
+- models: at most the served models (one row each); the budget decides how many are loaded.
+  A row left loading or unloading by a dead worker is removed at the next claim (Triton is
+  asked again then).
 """
 
 from __future__ import annotations
@@ -34,10 +41,13 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
+from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final
 
+from gpu_host.backend.model_budget import LoadedModel, ModelState, Refuse, plan_load
 from lambdas.domain.tickets import REPLAY_CACHE_SIZE, ReplayCacheFullError, ReplayedTicketError
 
 log = logging.getLogger(__name__)
@@ -74,7 +84,31 @@ CREATE TABLE IF NOT EXISTS marks (
     name TEXT PRIMARY KEY,
     at REAL NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS models (
+    name TEXT PRIMARY KEY,
+    state TEXT NOT NULL CHECK (state IN ('loading', 'loaded', 'unloading')),
+    owner INTEGER,
+    last_used REAL NOT NULL
+) WITHOUT ROWID;
 """
+
+
+class ClaimAction(StrEnum):
+    READY = "ready"
+    """Loaded: use it (the store says so; Triton may have lost it since, see the loader)."""
+    WAIT = "wait"
+    """Another worker (or session) is loading or unloading it: ask again shortly."""
+    LOAD = "load"
+    """This caller loads it, after unloading `evict`; it must report both outcomes."""
+    REFUSED = "refused"
+    """The model budget is full of models in use: `reason` says so."""
+
+
+@dataclass(frozen=True, slots=True)
+class ModelClaim:
+    action: ClaimAction
+    evict: tuple[str, ...] = ()
+    reason: str = ""
 
 
 class TooManySessionsError(Exception):
@@ -186,8 +220,14 @@ class HostStore:
                 [(session_id, model) for model in dict.fromkeys(models)],
             )
 
-    def release(self, session_id: str) -> None:
+    def release(self, session_id: str, *, now: float | None = None) -> None:
+        """Remove the session; its models were last used now (the budget's LRU order)."""
         with self._transaction() as db:
+            db.execute(
+                "UPDATE models SET last_used = ? WHERE name IN "
+                "(SELECT model FROM session_models WHERE session_id = ?)",
+                (time.time() if now is None else now, session_id),
+            )
             db.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
 
     def session_count(self) -> int:
@@ -201,8 +241,8 @@ class HostStore:
 
     def models_in_use(self) -> dict[str, int]:
         """How many open sessions use each model, host-wide (models nobody uses are absent)."""
-        rows = self._read("SELECT model, count(*) FROM session_models GROUP BY model")
-        return {str(model): int(n) for model, n in rows}
+        with self._lock:
+            return self._in_use(self._db)
 
     def purge_worker(self, pid: int) -> int:
         """Remove the sessions of worker `pid` (it died); how many there were."""
@@ -264,3 +304,104 @@ class HostStore:
                 (HEARTBEAT_MARK, now),
             )
             return now
+
+    # -- models Triton holds (model_loader.ModelLoader) -----------------------------------
+
+    def claim_model(
+        self,
+        name: str,
+        *,
+        budget: int,
+        pinned: Collection[str] = (),
+        now: float | None = None,
+        alive: Callable[[int], bool] = pid_alive,
+    ) -> ModelClaim:
+        """Decide, host-wide and at once, what this worker does about model `name`: use it,
+        wait for another's load or unload of it, load it (after unloading the models the
+        budget says to; they are marked unloading by this worker), or give up."""
+        now = time.time() if now is None else now
+        with self._transaction() as db:
+            self._purge_dead(db, alive)
+            self._purge_dead_model_owners(db, alive)
+            rows = self._model_rows(db)
+            mine = next((row for row in rows if row.name == name), None)
+            if mine is not None:
+                if mine.state is not ModelState.LOADED:
+                    return ModelClaim(ClaimAction.WAIT)
+                db.execute("UPDATE models SET last_used = ? WHERE name = ?", (now, name))
+                return ModelClaim(ClaimAction.READY)
+            decision = plan_load(rows, name, budget=budget, in_use=self._in_use(db), pinned=pinned)
+            if isinstance(decision, Refuse):
+                return ModelClaim(ClaimAction.REFUSED, reason=decision.reason)
+            db.executemany(
+                "UPDATE models SET state = ?, owner = ? WHERE name = ?",
+                [(ModelState.UNLOADING.value, self.pid, evicted) for evicted in decision.evict],
+            )
+            db.execute(
+                "INSERT INTO models (name, state, owner, last_used) VALUES (?, ?, ?, ?)",
+                (name, ModelState.LOADING.value, self.pid, now),
+            )
+            return ModelClaim(ClaimAction.LOAD, evict=decision.evict)
+
+    def finish_load(self, name: str, *, loaded: bool, now: float | None = None) -> None:
+        """This worker's load of `name` ended: loaded (now its last use), or failed (the row
+        goes: the next claim tries again)."""
+        with self._transaction() as db:
+            if loaded:
+                db.execute(
+                    "UPDATE models SET state = ?, owner = NULL, last_used = ? "
+                    "WHERE name = ? AND owner = ?",
+                    (ModelState.LOADED.value, time.time() if now is None else now, name, self.pid),
+                )
+            else:
+                db.execute("DELETE FROM models WHERE name = ? AND owner = ?", (name, self.pid))
+
+    def finish_unload(self, name: str) -> None:
+        """This worker's unload of `name` ended (asked of Triton, whatever it answered)."""
+        with self._transaction() as db:
+            db.execute(
+                "DELETE FROM models WHERE name = ? AND state = ? AND owner = ?",
+                (name, ModelState.UNLOADING.value, self.pid),
+            )
+
+    def forget_model(self, name: str) -> None:
+        """`name` is recorded loaded but Triton does not have it (Triton restarted): drop
+        the row, so that the next claim loads it again."""
+        with self._transaction() as db:
+            db.execute(
+                "DELETE FROM models WHERE name = ? AND state = ?",
+                (name, ModelState.LOADED.value),
+            )
+
+    def loaded_models(self) -> tuple[str, ...]:
+        """The models loaded now, by name (the host record's `models_loaded`)."""
+        rows = self._read(
+            "SELECT name FROM models WHERE state = ? ORDER BY name", ModelState.LOADED.value
+        )
+        return tuple(str(name) for (name,) in rows)
+
+    def models(self) -> tuple[LoadedModel, ...]:
+        """Every model row, by name (what the budget decides on)."""
+        with self._lock:
+            return tuple(self._model_rows(self._db))
+
+    @staticmethod
+    def _model_rows(db: sqlite3.Connection) -> list[LoadedModel]:
+        rows = db.execute("SELECT name, state, last_used FROM models ORDER BY name")
+        return [LoadedModel(str(n), ModelState(state), float(at)) for n, state, at in rows]
+
+    @staticmethod
+    def _in_use(db: sqlite3.Connection) -> dict[str, int]:
+        rows = db.execute("SELECT model, count(*) FROM session_models GROUP BY model")
+        return {str(model): int(n) for model, n in rows}
+
+    def _purge_dead_model_owners(
+        self, db: sqlite3.Connection, alive: Callable[[int], bool]
+    ) -> None:
+        owners: Iterable[tuple[int]] = db.execute(
+            "SELECT DISTINCT owner FROM models WHERE owner IS NOT NULL"
+        ).fetchall()
+        for (owner,) in owners:
+            if owner != self.pid and not alive(owner):
+                gone = db.execute("DELETE FROM models WHERE owner = ?", (owner,)).rowcount
+                log.warning("dropped %d model loads/unloads of dead worker %d", gone, owner)

@@ -290,11 +290,24 @@ class FramePipeline:
             outputs.append(result)
         return tuple(outputs), late
 
-    async def warm_up(self) -> None:
-        """One inference per served model on a blank frame: the first real frame is then fast.
-        No budget: a first inference may load lazily (CUDA, TensorRT, the Python stub)."""
+    def requires(self, models: Sequence[str]) -> tuple[str, ...]:
+        """Every model Triton must hold to run `models`: each one, after the model whose
+        regions it reads (`ocr` needs `text`)."""
+        needed: dict[str, None] = {}
+        for name in models:
+            source = self._models[name].spec.regions_from
+            if source is not None:
+                needed[source] = None
+            needed[name] = None
+        return tuple(needed)
+
+    async def warm_up(self, names: Sequence[str] | None = None) -> None:
+        """One inference per model of `names` (default: every served one) on a blank frame:
+        the first real frame is then fast. No budget: a first inference may load lazily
+        (CUDA, TensorRT, the Python stub)."""
         blank = np.full((*WARMUP_SIZE, 3), 128, dtype=np.uint8)
-        await asyncio.gather(*(self._warm(model, blank) for model in self._models.values()))
+        chosen = self._models.values() if names is None else [self._models[n] for n in names]
+        await asyncio.gather(*(self._warm(model, blank) for model in chosen))
 
     def _whole_frame_models(self, models: Sequence[str]) -> list[str]:
         """The whole-frame models a frame of `models` runs: those selected and the sources

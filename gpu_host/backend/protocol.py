@@ -106,7 +106,7 @@ class ErrorCode(StrEnum):
 class NoticeKind(StrEnum):
     SHUTDOWN = "shutdown"
     LOADING = "loading"
-    """Defined for user models that load on demand; nothing sends it yet."""
+    """Before `ready`: a model the session needs is being loaded (`ws`, `model_loader`)."""
 
 
 def _require_same(enum: type[Enum], expected: Mapping[str, object]) -> None:

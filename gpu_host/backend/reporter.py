@@ -2,9 +2,10 @@
 
 What gets written is the contract in `lambdas.domain.host_record` (docs/architecture.md, "What
 the backend writes"), always conditional on the record existing so that the backend never
-creates one: the milestones; connected_sessions when the count changes; and, at most every
+creates one: the milestones; connected_sessions when the count changes; models_loaded (the
+models Triton holds, from the host store) when that set changes; and, at most every
 `heartbeat_s` and only while frames are inferred, a heartbeat (last_inference_at +
-connected_sessions, generation + 1).
+connected_sessions, generation + 1; models_loaded again).
 
 Every worker process has a reporter; what they write adds up through the host store they
 share (`HostActivity`): the session count written is the host's (read when written, and
@@ -39,6 +40,7 @@ from lambdas.domain.host_record import (
     heartbeat_update,
     host_key,
     milestone_update,
+    models_update,
     sessions_update,
 )
 
@@ -77,6 +79,10 @@ class HostActivity(Protocol):
 
     def session_count(self) -> int: ...
 
+    def loaded_models(self) -> tuple[str, ...]:
+        """The models Triton holds, host-wide (the host store's model rows)."""
+        ...
+
     def claim_milestone(self, name: str, at: float) -> bool:
         """True for the one caller (per backend run) that is to report milestone `name`."""
         ...
@@ -111,13 +117,19 @@ class DynamoHostRecord:
                 Key=self._key,
                 UpdateExpression=update.expression,
                 ConditionExpression=RECORD_EXISTS,
-                ExpressionAttributeValues={name: _n(v) for name, v in update.values.items()},
+                ExpressionAttributeValues={name: _value(v) for name, v in update.values.items()},
             )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 log.info("no host record %s in %s; update skipped", self._key, self._table)
                 return
             raise
+
+
+def _value(value: float | tuple[str, ...]) -> AttributeValueTypeDef:
+    if isinstance(value, tuple):  # a list of names (models_loaded); may be empty
+        return {"L": [{"S": item} for item in value]}
+    return _n(value)
 
 
 def _n(value: float) -> AttributeValueTypeDef:
@@ -131,10 +143,17 @@ class _Pending:
     milestones: dict[Milestone, float] = field(default_factory=dict)
     sessions: bool = False
     """The session count changed since the last write."""
+    models: bool = False
+    """The loaded models changed since the last write."""
     heartbeat_at: float | None = None
 
     def empty(self) -> bool:
-        return not self.milestones and not self.sessions and self.heartbeat_at is None
+        return (
+            not self.milestones
+            and not self.sessions
+            and not self.models
+            and self.heartbeat_at is None
+        )
 
 
 class Reporter:
@@ -191,6 +210,13 @@ class Reporter:
             self._pending.sessions = True
             self._wake.set()
 
+    def models_changed(self) -> None:
+        """Triton's loaded models changed (this worker loaded or unloaded one, or started);
+        the writer reads the host's set from the store."""
+        if self._store is not None:
+            self._pending.models = True
+            self._wake.set()
+
     def frame_inferred(self) -> None:
         """Called for every inferred frame; becomes a heartbeat at most every `heartbeat_s`,
         host-wide."""
@@ -240,6 +266,8 @@ class Reporter:
                 if heartbeat_at is None
                 else heartbeat_update(heartbeat_at, sessions)  # carries the count too
             )
+        if heartbeat_at is not None or pending.models:
+            updates.append(models_update(await asyncio.to_thread(host.loaded_models)))
         for update in updates:
             try:
                 await asyncio.to_thread(store.apply, update)

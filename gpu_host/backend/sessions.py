@@ -48,15 +48,21 @@ class SessionRegistry:
         return await asyncio.to_thread(self._store.sessions_of, user)
 
     async def open(
-        self, *, user: str, models: tuple[str, ...], shutdown: Callable[[], Awaitable[None]]
+        self,
+        *,
+        user: str,
+        models: tuple[str, ...],
+        shutdown: Callable[[], Awaitable[None]],
+        uses: tuple[str, ...] = (),
     ) -> SessionHandle:
-        """Register a session for `user`, or raise `TooManySessionsError`."""
+        """Register a session for `user`, or raise `TooManySessionsError`. `uses`: the models
+        its frames run besides `models` (the regions' sources): in use, so never unloaded."""
         handle = SessionHandle(id=uuid.uuid4().hex, user=user, models=models, shutdown=shutdown)
         await asyncio.to_thread(
             self._store.admit,
             session_id=handle.id,
             user=user,
-            models=models,
+            models=models + uses,
             max_per_user=self._max_per_user,
         )
         self._sessions[handle.id] = handle

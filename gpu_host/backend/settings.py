@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Final
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gpu_host.backend.motion import DEFAULT_THRESHOLD
+from gpu_host.backend.protocol import choose_models
 from gpu_host.models.spec import BUILTIN_SPECS, USER_MODELS_FILE, ModelSpec, model_catalog
 from lambdas.settings import Settings as ControlSettings
 from lambdas.settings_types import CommaList, TicketSecret
 
 _CONTROL_SESSION_LIMIT: int = ControlSettings.model_fields["max_sessions_per_user"].default
 MAX_WORKERS = 256
+DEFAULT_MODELS: Final = ("detect", "pose")
+SPARE_MODEL_SLOTS: Final = 2
+"""The default model budget: the start-up models and this many more."""
 
 
 def host_cores() -> int:
@@ -45,10 +51,20 @@ class Settings(BaseSettings):
     """Sockets per user at once: one per API session, so the control plane's limit (the CDK app
     publishes the deployed value to the host)."""
     models: CommaList = tuple(BUILTIN_SPECS)
-    """The models this host serves (and loads in Triton); a session picks a subset."""
-    default_models: CommaList = ("detect", "pose")
+    """The models this host serves (Triton's repository holds them all); a session picks a
+    subset. Triton loads the start-up models at start and the others when a session asks
+    (`startup_models`, docs/models.md "Models loaded on demand")."""
+    default_models: CommaList = DEFAULT_MODELS
     """What a session gets when its hello names no models: those of these that are served
-    (every served model when none of them is)."""
+    (every served model when none of them is). These (and the models whose regions they
+    read) are the start-up models: loaded at start, warm before `ready`, never unloaded."""
+    max_loaded_models: int | None = Field(default=None, ge=1)
+    """The model budget: how many models Triton may hold at once. Loading one more unloads
+    the least recently used idle one, or is refused when none is idle. None: the start-up
+    models and SPARE_MODEL_SLOTS more, or every served model when that is more (one session
+    may use every built-in model at once). At least the number of start-up models."""
+    model_load_timeout_s: float = Field(default=120.0, gt=0)
+    """How long a session waits for a model to load (its own load, or another's)."""
     user_models: Path | None = USER_MODELS_FILE
     """Your own models' declarations (`user_models.json`, see docs/models.md); a missing file
     declares none, and None means the built-in models only."""
@@ -131,6 +147,42 @@ class Settings(BaseSettings):
                 raise ValueError(f"models: {name!r} reads the regions of {source!r}; serve it too")
         return self
 
+    @model_validator(mode="after")
+    def _budget_holds_the_startup_models(self) -> Settings:
+        if self.max_loaded_models is not None:
+            startup = self.startup_models()
+            if self.max_loaded_models < len(startup):
+                raise ValueError(
+                    f"max_loaded_models {self.max_loaded_models} < the {len(startup)} "
+                    f"start-up models {list(startup)}"
+                )
+        return self
+
+    def startup_models(self) -> tuple[str, ...]:
+        """The models loaded at start (`startup_models`)."""
+        return startup_models(self.models, self.default_models, self.catalog())
+
+    def model_budget(self) -> int:
+        """`max_loaded_models`, or its default."""
+        if self.max_loaded_models is not None:
+            return self.max_loaded_models
+        return max(len(self.startup_models()) + SPARE_MODEL_SLOTS, len(self.models))
+
     def catalog(self) -> dict[str, ModelSpec]:
         """Every model this host could serve: the built-in ones and the user's."""
         return model_catalog(self.user_models)
+
+
+def startup_models(
+    served: Sequence[str], defaults: Sequence[str], catalog: Mapping[str, ModelSpec]
+) -> tuple[str, ...]:
+    """What Triton loads at start and the backend warms before `ready`: the models a hello
+    without models gets (`protocol.choose_models`), each after the model whose regions it
+    reads. The local supervisor passes them to Triton as `--load-model` flags."""
+    needed: dict[str, None] = {}
+    for name in choose_models(None, served, defaults):
+        source = catalog[name].regions_from
+        if source is not None:
+            needed[source] = None
+        needed[name] = None
+    return tuple(needed)

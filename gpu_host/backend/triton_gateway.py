@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 TRANSPORT_FAILURES = frozenset({"StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED"})
 """gRPC statuses that mean "Triton is not reachable", as tritonclient spells them."""
 
+UNREACHABLE = "StatusCode.UNAVAILABLE"
+"""The one transport failure of a load: a load past its deadline is the model's problem."""
+
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 CHANNEL_ARGS = [
@@ -39,6 +42,14 @@ CHANNEL_ARGS = [
     ("grpc.keepalive_time_ms", 10_000),
     ("grpc.keepalive_timeout_ms", 5_000),
 ]
+
+
+class ModelLoadError(Exception):
+    """Triton could not load (or unload) a model; the message says why."""
+
+
+class TritonUnreachableError(ModelLoadError):
+    """Triton could not be asked about a model at all (not listening, or no answer)."""
 
 
 class TritonGateway:
@@ -62,6 +73,40 @@ class TritonGateway:
         except InferenceServerException:
             return False
         return True
+
+    async def model_ready(self, name: str) -> bool:
+        """Whether Triton has `name` loaded and ready; raises `TritonUnreachableError` when
+        Triton cannot be asked."""
+        try:
+            return bool(await self._client.is_model_ready(name, client_timeout=self._timeout_s))
+        except InferenceServerException as exc:
+            if exc.status() in TRANSPORT_FAILURES:
+                raise TritonUnreachableError(
+                    f"inference server unavailable: {exc.status()}"
+                ) from exc
+            return False
+
+    async def load_model(self, name: str, *, timeout_s: float) -> None:
+        """Load `name` through Triton's model repository API (explicit model control);
+        returns once it is ready. Raises `ModelLoadError` when Triton refuses or takes longer
+        than `timeout_s`, `TritonUnreachableError` when it cannot be asked.
+        https://github.com/triton-inference-server/server/blob/main/docs/protocol/extension_model_repository.md"""
+        try:
+            await self._client.load_model(name, client_timeout=timeout_s)
+        except InferenceServerException as exc:
+            if exc.status() == UNREACHABLE:
+                raise TritonUnreachableError(
+                    f"inference server unavailable: {exc.status()}"
+                ) from exc
+            raise ModelLoadError(f"{name}: {exc.message() or exc.status()}") from exc
+
+    async def unload_model(self, name: str) -> None:
+        """Ask Triton to unload `name`. Triton answers at once and finishes the unload when
+        the model's in-flight requests are done (its state reads UNLOADING meanwhile)."""
+        try:
+            await self._client.unload_model(name, client_timeout=self._timeout_s)
+        except InferenceServerException as exc:
+            raise ModelLoadError(f"{name}: unload failed: {exc.message()}") from exc
 
     async def infer(
         self, spec: ModelSpec, tensors: Mapping[str, npt.NDArray[Any]]

@@ -1,5 +1,9 @@
 """`/ws/inference`: one session per socket — hello, then frames in and results out.
 
+Between the hello and `ready`, the models the session needs are made loaded
+(`model_loader`): a `loading` notice first when one is not; a close 1011 with the reason when
+one cannot load (its load failed, or the model budget is full of models in use).
+
 Two tasks per session: the receiver validates each binary frame (header, size, JPEG header —
 all before decoding) and drops it into the session's one-slot newest-wins buffer; the worker
 takes the newest frame, infers it and sends the result. A slow model therefore never queues
@@ -22,6 +26,7 @@ from starlette.websockets import WebSocket, WebSocketState
 from gpu_host.backend.auth import UnauthorizedError
 from gpu_host.backend.context import Backend
 from gpu_host.backend.frames import Frame, check_jpeg
+from gpu_host.backend.model_loader import ModelUnavailableError
 from gpu_host.backend.motion import MotionMemory
 from gpu_host.backend.pipeline import SessionReads
 from gpu_host.backend.protocol import (
@@ -50,6 +55,7 @@ from gpu_host.backend.worker_header import worker_header
 log = logging.getLogger(__name__)
 
 SHUTDOWN_NOTICE = "The inference server is shutting down."
+LOADING_NOTICE = "Loading the {model} model; results follow when it is ready."
 
 
 def origin_allowed(origin: str | None, allowed: Sequence[str]) -> bool:
@@ -102,6 +108,8 @@ class InferenceSession:
             await self._refuse(CloseCode.TOO_MANY_SESSIONS, str(exc))
             return
         try:
+            if not await self._models_loaded(handle):
+                return
             await self._send(
                 ready_message(
                     session=handle.id,
@@ -137,7 +145,10 @@ class InferenceSession:
         )
         models = choose_models(hello.models, settings.models, settings.default_models)
         handle = await backend.sessions.open(
-            user=caller.user, models=models, shutdown=self._shutdown
+            user=caller.user,
+            models=models,
+            shutdown=self._shutdown,
+            uses=backend.pipeline.requires(models),
         )
         backend.metrics.active_sessions.inc()
         backend.reporter.sessions_changed()
@@ -264,6 +275,27 @@ class InferenceSession:
         self._backend.metrics.errors.labels(code=str(code.value)).inc()
         log.info("socket refused: %d %s", code.value, reason)
         await self._close(code, reason)
+
+    async def _models_loaded(self, handle: SessionHandle) -> bool:
+        """Make the session's models loaded (`model_loader`); False when they cannot be, and
+        the socket is closed (1011, the reason says why). Triton unreachable is no reason to
+        refuse a session of start-up models: Triton loads them when it is back, and frames
+        meanwhile get `unavailable`, as before on-demand loading."""
+        loader = self._backend.loader
+        needed = self._backend.pipeline.requires(handle.models)
+        try:
+            await loader.ensure(needed, on_loading=self._loading)
+        except ModelUnavailableError as exc:
+            if exc.unreachable and loader.pinned.issuperset(needed):
+                return True
+            await self._refuse(CloseCode.INTERNAL_ERROR, str(exc))
+            return False
+        return True
+
+    async def _loading(self, model: str) -> None:
+        """A model this session needs is not loaded: say so before the wait (`ready` follows
+        once it is loaded)."""
+        await self._send(notice_message(NoticeKind.LOADING, LOADING_NOTICE.format(model=model)))
 
     async def _shutdown(self) -> None:
         with contextlib.suppress(_DisconnectedError):

@@ -239,7 +239,8 @@ generate_repository() {
 }
 
 # Triton as spinup-triton.service runs it (the same flags; a test holds them together), but
-# detached, under another name, on the release being built.
+# detached, under another name, on the release being built, and loading every model at start
+# (the unit loads none: the backend asks for its models): each is verified, its engines built.
 start_triton_once() {
   local release=$1
   docker rm --force "$TRITON_INIT_NAME" >/dev/null 2>&1 || true
@@ -250,7 +251,7 @@ start_triton_once() {
     "$SPINUP_TRITON_IMAGE" tritonserver --model-repository=/models \
     --http-address=127.0.0.1 --http-port=8000 --grpc-address=127.0.0.1 --grpc-port=8001 \
     --metrics-address=127.0.0.1 --metrics-port=8002 --strict-readiness=true --log-verbose=0 \
-    >/dev/null
+    --model-control-mode=explicit '--load-model=*' >/dev/null
   trap stop_triton_once EXIT
   local waited=0
   # Ready (strict readiness: every model loaded, its warm-up run, so its engines built).

@@ -85,6 +85,7 @@ def _libdir(python: Path) -> Path:
 class LocalTriton:
     """The real tritonserver on the CPU, serving the `local` repository of `models` (names from
     the built-in specs and those `user_models` declares; all of them when None).
+    `load_models`: explicit model control, loading only these at start (None: all of them).
 
     Use as a context manager, or call `start()` and `stop()`. `start()` returns once Triton
     answers ready on HTTP (with strict readiness: every model loaded).
@@ -106,6 +107,7 @@ class LocalTriton:
         grpc_port: int = 8101,
         metrics_port: int = 8102,
         models: Sequence[str] | None = None,
+        load_models: Sequence[str] | None = None,
         zoo_dir: Path = ZOO_DIR,
         user_models: Path | None = USER_MODELS_FILE,
         cpu_threads: int = 1,
@@ -120,6 +122,7 @@ class LocalTriton:
         self.grpc_port = grpc_port
         self.metrics_port = metrics_port
         self.models = list(models) if models is not None else None
+        self.load_models = list(load_models) if load_models is not None else None
         self.zoo_dir = zoo_dir
         self.user_models = user_models
         self.cpu_threads = cpu_threads
@@ -185,6 +188,11 @@ class LocalTriton:
             "--exit-on-error=true",
             "--strict-readiness=true",
         ]
+        if self.load_models is not None:
+            # Explicit model control: only these load at start; the backend loads others
+            # through the repository API (gpu_host.backend.model_loader).
+            argv.append("--model-control-mode=explicit")
+            argv.extend(f"--load-model={name}" for name in self.load_models)
         env = dict(os.environ if self._base_env is None else self._base_env)
         # The Python stub must find the Triton venv's packages (NumPy 1.x, onnxruntime) and
         # load that interpreter's libpython.

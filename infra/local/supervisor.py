@@ -19,6 +19,8 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from gpu_host.backend.settings import DEFAULT_MODELS, startup_models
+from gpu_host.models.spec import model_catalog
 from gpu_host.triton.local import LocalTriton
 from gpu_host.triton.processes import spawn, terminate
 from infra.local.ports import HostPorts, SlotPorts
@@ -75,6 +77,9 @@ class HostSupervisor:
             grpc_port=self._ports.triton_grpc,
             metrics_port=self._ports.triton_metrics,
             models=s.served_models,
+            # Explicit model control: the backend's start-up models load at start, the
+            # others when a session asks (docs/models.md, "Models loaded on demand").
+            load_models=self.startup_models(),
             user_models=s.user_models,
         )
         if not self._adopt(triton):
@@ -99,6 +104,16 @@ class HostSupervisor:
                 log_path=self._run_dir / "logs" / "backend.log",
             )
             log.info("backend started (pid %d) on port %d", self._backend.pid, self._ports.backend)
+
+    def startup_models(self) -> tuple[str, ...]:
+        """What Triton loads at start: the backend's start-up models, from the settings the
+        backend reads (`SPINUP_DEFAULT_MODELS`, else its default)."""
+        defaults = self._backend_env.get("SPINUP_DEFAULT_MODELS")
+        return startup_models(
+            self._settings.served_models,
+            DEFAULT_MODELS if defaults is None else tuple(defaults.split(",")),
+            model_catalog(self._settings.user_models),
+        )
 
     def _adopt(self, triton: LocalTriton) -> bool:
         with self._lock:

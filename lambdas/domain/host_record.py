@@ -58,6 +58,9 @@ class BackendField(StrEnum):
     CONNECTED_SESSIONS = "connected_sessions"
     GENERATION = "generation"
     """Shared: bumped by every start request, keepalive and heartbeat; a stop must match it."""
+    MODELS_LOADED = "models_loaded"
+    """The models Triton holds, by name (a list): written when the set changes and with
+    every heartbeat. Absent from records of backends that load every model at start."""
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,7 @@ class BackendUpdate:
     values, plain numbers that the writer encodes. Applied under `RECORD_EXISTS`."""
 
     expression: str
-    values: Mapping[str, float | int]
+    values: Mapping[str, float | int | tuple[str, ...]]
 
 
 def milestone_update(milestone: Milestone, at: float) -> BackendUpdate:
@@ -86,6 +89,11 @@ def heartbeat_update(at: float, sessions: int) -> BackendUpdate:
         f"ADD {BackendField.GENERATION} :one",
         {":now": at, ":n": sessions, ":one": 1},
     )
+
+
+def models_update(names: tuple[str, ...]) -> BackendUpdate:
+    """The models Triton holds changed (or a heartbeat repeats them). Not activity."""
+    return BackendUpdate(f"SET {BackendField.MODELS_LOADED} = :models", {":models": names})
 
 
 class Lease(BaseModel):
@@ -133,6 +141,8 @@ class HostRecord(BaseModel):
     backend_up_at: float | None = None
     models_loaded_at: float | None = None
     ready_at: float | None = None
+    models_loaded: tuple[str, ...] | None = None
+    """The models its Triton holds (`BackendField.MODELS_LOADED`); None: not reported."""
 
     # Activity and intent from the control API.
     last_start_request_at: float | None = None

@@ -492,7 +492,9 @@ def test_initialize_runs_triton_as_its_unit_does(al2023: Host) -> None:
         for a in expected
     ]
     expected[expected.index("spinup-triton")] = "spinup-triton-init"
-    assert triton == ["--detach", *expected]
+    # Every model loads at initialize (verified, engines built); the unit loads none itself.
+    assert "--model-control-mode=explicit" in unit
+    assert triton == ["--detach", *expected, "--load-model=*"]
 
 
 def test_initialize_prepares_amazon_linux(al2023: Host) -> None:

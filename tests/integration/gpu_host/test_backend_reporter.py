@@ -26,6 +26,7 @@ from lambdas.domain.host_record import (
     PARTITION_KEY,
     BackendField,
     BackendUpdate,
+    HostRecord,
     Milestone,
     host_key,
 )
@@ -132,6 +133,11 @@ async def test_backend_reports_its_life_to_the_host_record(
     assert started <= record[Milestone.BACKEND_UP] <= record[Milestone.MODELS_LOADED]
     assert record[Milestone.MODELS_LOADED] <= record[Milestone.READY]
     assert record[BackendField.GENERATION] == 5, "readiness is not activity"
+    await host_record_where(
+        table, "models_loaded", lambda r: r.get(BackendField.MODELS_LOADED) == ["text"]
+    )
+    loaded = HostRecord.model_validate({**host_record(table), "host_id": "gpu-0"})
+    assert loaded.models_loaded == ("text",)
 
     async with websockets.connect(running.ws_url) as ws:
         await say_hello(ws, token_issuer.token("ann"))

@@ -181,3 +181,35 @@ def test_a_motion_threshold_out_of_range_is_refused(
     env.setenv("SPINUP_MOTION_THRESHOLD", threshold)
     with pytest.raises(ValidationError, match="motion_threshold"):
         Settings()
+
+
+@pytest.mark.parametrize(
+    ("served", "defaults", "startup", "budget"),
+    [
+        # Every built-in model fits the default budget: one session may use them all.
+        ("detect,pose,face,text,ocr", "detect,pose", ("detect", "pose"), 5),
+        ("detect,face,text,ocr", "ocr,face", ("text", "ocr", "face"), 5),  # ocr reads text's
+        ("face,text", "detect,pose", ("face", "text"), 4),  # no default served: every model
+        ("detect,pose,face,text", "detect", ("detect",), 4),
+    ],
+)
+def test_startup_models_are_what_a_default_session_runs(
+    env: pytest.MonkeyPatch, served: str, defaults: str, startup: tuple[str, ...], budget: int
+) -> None:
+    env.setenv("SPINUP_MODELS", served)
+    env.setenv("SPINUP_DEFAULT_MODELS", defaults)
+    settings = Settings()
+    assert settings.startup_models() == startup
+    assert settings.model_budget() == budget
+
+
+@pytest.mark.parametrize(("budget", "ok"), [("1", False), ("2", True), ("9", True), ("0", False)])
+def test_the_model_budget_holds_the_startup_models(
+    env: pytest.MonkeyPatch, budget: str, ok: bool
+) -> None:
+    env.setenv("SPINUP_MAX_LOADED_MODELS", budget)
+    if ok:
+        assert Settings().model_budget() == int(budget)
+    else:
+        with pytest.raises(ValidationError, match="max_loaded_models"):
+            Settings()

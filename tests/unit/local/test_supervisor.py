@@ -64,3 +64,21 @@ def test_a_stack_stopped_before_it_started_never_starts(local: LocalSettings) ->
     stack.start()  # no Triton is spawned: start returns at once
     assert stack.failure() is None
     assert not stack.ready()
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [({}, ("face", "text", "ocr")), ({"SPINUP_DEFAULT_MODELS": "ocr"}, ("text", "ocr"))],
+)
+def test_triton_loads_the_backends_startup_models(
+    tmp_path: Path, env: dict[str, str], expected: tuple[str, ...]
+) -> None:
+    """The backend's settings decide (SPINUP_DEFAULT_MODELS, else its default; none of the
+    default detect/pose served here: every served model)."""
+    local = LocalSettings(
+        run_dir=tmp_path / "run",
+        user_models=tmp_path / "none" / "user_models.json",
+        served_models=("face", "text", "ocr"),
+    )
+    stack = host_stacks(local, SlotPorts(FIRST, pick=free_port), env)(0, "i-0")
+    assert stack.startup_models() == expected
