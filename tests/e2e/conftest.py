@@ -26,6 +26,12 @@ REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
 STARTUP_TIMEOUT_S = 60.0
+READY_TIMEOUT_MS = 120_000
+"""From Start to the host's `ready` phase: an emulated host boots Triton and the backend."""
+RESULTS_TIMEOUT_MS = 60_000
+"""From `ready` to the results a test waits for."""
+STOP_TIMEOUT_MS = 60_000
+"""From Stop (or page load) to the `stopped` phase."""
 
 
 def _font(size: int) -> ImageFont.FreeTypeFont:

@@ -16,6 +16,9 @@ from playwright.sync_api import Browser, WebSocket, expect
 from lambdas.domain.stop_rules import REPORT_LAG_S
 from tests.e2e.conftest import (
     PRINTED_WORD,
+    READY_TIMEOUT_MS,
+    RESULTS_TIMEOUT_MS,
+    STOP_TIMEOUT_MS,
     LocalSystem,
     choose_models,
     host_processes,
@@ -24,10 +27,6 @@ from tests.e2e.conftest import (
 from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.browser, pytest.mark.triton]
-
-READY_TIMEOUT_MS = 120_000
-RESULTS_TIMEOUT_MS = 60_000
-STOP_TIMEOUT_MS = 60_000
 
 
 def test_start_stream_stop(

@@ -10,14 +10,17 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, WebSocket, expect
 
-from tests.e2e.conftest import LocalSystem, choose_models, through
+from tests.e2e.conftest import (
+    READY_TIMEOUT_MS,
+    RESULTS_TIMEOUT_MS,
+    STOP_TIMEOUT_MS,
+    LocalSystem,
+    choose_models,
+    through,
+)
 from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.browser, pytest.mark.triton]
-
-READY_TIMEOUT_MS = 120_000
-RESULTS_TIMEOUT_MS = 60_000
-STOP_TIMEOUT_MS = 60_000
 
 
 def test_a_person_photo_gets_a_mask_drawn(

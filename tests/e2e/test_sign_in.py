@@ -16,7 +16,14 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, Request, Response, WebSocket, expect
 
-from tests.e2e.conftest import LocalSystem, choose_models, running_local_system, through
+from tests.e2e.conftest import (
+    READY_TIMEOUT_MS,
+    RESULTS_TIMEOUT_MS,
+    LocalSystem,
+    choose_models,
+    running_local_system,
+    through,
+)
 from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.browser, pytest.mark.triton]
@@ -24,8 +31,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.triton]
 TOKEN_TTL_S = 20
 """The provider's ID/access token lifetime: the page renews them every 16 s (80 %)."""
 RENEWALS_WHILE_STREAMING = 2
-READY_TIMEOUT_MS = 120_000
-RESULTS_TIMEOUT_MS = 60_000
 
 
 @pytest.fixture(scope="module")

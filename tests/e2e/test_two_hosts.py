@@ -10,6 +10,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.e2e.conftest import (
+    RESULTS_TIMEOUT_MS,
     LocalSystem,
     choose_models,
     host_processes,
@@ -21,7 +22,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.triton]
 
 IDLE_S = 15
 READY_TIMEOUT_MS = 180_000
-RESULTS_TIMEOUT_MS = 60_000
 STOP_TIMEOUT_S = 180.0
 USERS = ("ann", "bob")
 
