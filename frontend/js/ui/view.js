@@ -74,7 +74,7 @@ function renderStats(el, stats) {
   el.dataset.dropped = String(s.dropped);
   el.dataset.timeouts = String(s.timeouts);
   el.dataset.rtt = s.rttMs === null ? "" : String(Math.round(s.rttMs));
-  const values = { sent: s.sent, results: s.results, rtt, dropped: s.dropped + s.timeouts, boxes: s.boxes };
+  const values = { sent: s.sent, results: s.results, rtt, dropped: s.dropped + s.timeouts, boxes: s.boxes, masks: s.masks };
   for (const [key, value] of Object.entries(values)) {
     setText(el.querySelector(`[data-stat=${key}]`), String(value));
   }
