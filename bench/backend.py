@@ -36,7 +36,14 @@ from pathlib import Path
 
 import websockets
 
-from bench.roundtrip import RunningSystem, bench_frame, local_settings, percentile, running_system
+from bench.roundtrip import (
+    RunningSystem,
+    bench_frame,
+    hello,
+    local_settings,
+    percentile,
+    running_system,
+)
 from gpu_host.backend.protocol import pack_frame
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -143,10 +150,7 @@ class Socket:
     @classmethod
     async def open(cls, ticket: dict[str, str], origin: str, models: Sequence[str]) -> Socket:
         ws = await websockets.connect(ticket["ws_url"], origin=origin, max_size=None)  # type: ignore[arg-type]
-        await ws.send(json.dumps({"type": "hello", "ticket": ticket["ticket"], "models": models}))
-        ready = json.loads(await ws.recv())
-        if ready.get("type") != "ready":
-            raise SystemExit(f"the backend refused the socket: {ready}")
+        await hello(ws, ticket["ticket"], models)
         return cls(ws)
 
     async def frame(self, jpeg: bytes) -> float:

@@ -22,7 +22,7 @@ import statistics
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,15 +82,25 @@ def direct_baseline(
     return out
 
 
+async def hello(ws: websockets.ClientConnection, ticket: str, models: Sequence[str]) -> None:
+    """Say hello and wait for `ready`, through the `loading` notices of models the host loads
+    on demand (docs/models.md); anything else ends the benchmark with what the server said."""
+    await ws.send(json.dumps({"type": "hello", "ticket": ticket, "models": list(models)}))
+    while True:
+        message = json.loads(await ws.recv())
+        if message.get("type") == "ready":
+            return
+        if message.get("type") != "notice" or message.get("kind") != "loading":
+            raise SystemExit(f"the backend refused the socket: {message}")
+
+
 async def stream(
     ws_url: str, origin: str, ticket: str, models: list[str], jpeg: bytes, frames: int
 ) -> tuple[list[float], list[dict[str, Any]]]:
     rtts: list[float] = []
     timings: list[dict[str, Any]] = []
     async with websockets.connect(ws_url, origin=origin, max_size=None) as ws:  # type: ignore[arg-type]
-        await ws.send(json.dumps({"type": "hello", "ticket": ticket, "models": models}))
-        ready = json.loads(await ws.recv())
-        assert ready["type"] == "ready", ready
+        await hello(ws, ticket, models)
         for frame_id in range(frames):
             t0 = time.perf_counter()
             await ws.send(pack_frame(frame_id, int(time.time() * 1e6), jpeg))
