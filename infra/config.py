@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any, Final
 
 from aws_cdk import aws_logs as logs
-from pydantic import TypeAdapter, ValidationError, create_model
+from pydantic import BaseModel, TypeAdapter, ValidationError, create_model
 
+from gpu_host.backend.settings import Settings as HostSettings
+from gpu_host.backend.settings import startup_models
 from gpu_host.bootstrap import parameters as host_parameters
 from gpu_host.models.spec import BUILTIN_SPECS, model_catalog
 from gpu_host.models.user_models import UserModel, read_user_models
@@ -84,15 +86,34 @@ CONTROL_TUNABLES: Final = (
 """The control plane's settings a deployment may change (`spinup:controlSettings`). Their
 defaults are `lambdas.settings.Settings`' own: this app never restates them."""
 
+HOST_TUNABLES: Final = (
+    "default_models",
+    "max_loaded_models",
+    "frame_budget_ms",
+    "motion_gate",
+    "motion_threshold",
+)
+"""The GPU hosts' backend settings a deployment may change (`spinup:hostSettings`), published
+as `SPINUP_<NAME>` in the hosts' environment. Their defaults are
+`gpu_host.backend.settings.Settings`' own: this app never restates them."""
+
 _INSTANCE_TYPES: TypeAdapter[tuple[str, ...]] = TypeAdapter(InstanceTypes)
 
 
-_TUNABLE_FIELDS: dict[str, Any] = {
-    name: (Settings.model_fields[name].annotation, Settings.model_fields[name])
-    for name in CONTROL_TUNABLES
-}
-_TUNABLES = create_model("ControlTunables", **_TUNABLE_FIELDS)
-"""The tunables' fields as the control plane declares them (types, bounds, defaults)."""
+def _tunables_model(
+    name: str, settings: type[BaseModel], tunables: tuple[str, ...]
+) -> type[BaseModel]:
+    """A model of `tunables`' fields exactly as `settings` declares them (types, bounds,
+    defaults), without its cross-field checks."""
+    fields: dict[str, Any] = {
+        field: (settings.model_fields[field].annotation, settings.model_fields[field])
+        for field in tunables
+    }
+    return create_model(name, **fields)
+
+
+_TUNABLES = _tunables_model("ControlTunables", Settings, CONTROL_TUNABLES)
+_HOST_TUNABLES = _tunables_model("HostTunables", HostSettings, HOST_TUNABLES)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -178,6 +199,9 @@ class DeployConfig:
     access_log_days: int = 90
     control_settings: Mapping[str, object] = field(default_factory=dict)
     """Overrides of `CONTROL_TUNABLES` by settings field name, already validated."""
+    host_settings: Mapping[str, object] = field(default_factory=dict)
+    """Overrides of `HOST_TUNABLES` by settings field name, already validated against the
+    served models."""
     sign_in: SignInLifetimes = field(default_factory=SignInLifetimes)
 
     @property
@@ -210,6 +234,13 @@ class DeployConfig:
             for name in CONTROL_TUNABLES
         }
 
+    def host_env(self) -> dict[str, str]:
+        """`host_settings` as the hosts' environment file spells them (`SPINUP_<NAME>`)."""
+        return {
+            f"SPINUP_{name.upper()}": _env_value(value)
+            for name, value in self.host_settings.items()
+        }
+
     @property
     def ws_path_pattern(self) -> str:
         """The CloudFront path pattern of every routed host path (`/ws/<host>/…`)."""
@@ -240,6 +271,7 @@ def config_from_context(context: Mapping[str, Any], *, user_models: Path | None)
         "amiId",
         "requireTickets",
         "controlSettings",
+        "hostSettings",
     }
     ours = {
         k.removeprefix(CONTEXT_PREFIX): v
@@ -273,7 +305,10 @@ def config_from_context(context: Mapping[str, Any], *, user_models: Path | None)
             "cloudfrontPrefixListId",
             "pl-3b927c52",
         ),
-        control_settings=_control_settings(ours.get("controlSettings", {})),
+        control_settings=_settings_object(
+            ours.get("controlSettings", {}), "controlSettings", _TUNABLES, CONTROL_TUNABLES
+        ),
+        host_settings=_host_settings(ours.get("hostSettings", {}), user_models),
     )
 
 
@@ -329,30 +364,62 @@ def _instance_types(value: object) -> tuple[str, ...]:
         raise ConfigError(f"spinup:instanceTypes: {_reasons(error)}") from None
 
 
-def _control_settings(value: object) -> dict[str, object]:
+def _settings_object(
+    value: object, key: str, model: type[BaseModel], tunables: tuple[str, ...]
+) -> dict[str, object]:
     """`{"idle_after_disconnect_s": 600, …}` (a JSON object, or its text from `-c`), checked by
-    the control plane's own fields, so that a bad value fails the synth, not the Lambda."""
+    the owning process's own fields, so that a bad value fails the synth, not the Lambda or
+    the host."""
     if isinstance(value, str):
         try:
             value = json.loads(value)
         except json.JSONDecodeError as error:
-            raise ConfigError(f"spinup:controlSettings is not JSON: {error}") from None
+            raise ConfigError(f"spinup:{key} is not JSON: {error}") from None
     if not isinstance(value, Mapping):
         raise ConfigError(
-            f"spinup:controlSettings must be an object of settings, got {value!r}; "
-            f"known: {', '.join(CONTROL_TUNABLES)}"
+            f"spinup:{key} must be an object of settings, got {value!r}; "
+            f"known: {', '.join(tunables)}"
         )
-    unknown = sorted(set(value) - set(CONTROL_TUNABLES))
+    unknown = sorted(set(value) - set(tunables))
+    if unknown:
+        raise ConfigError(f"spinup:{key}: unknown settings {unknown}; known: {', '.join(tunables)}")
+    try:
+        checked = model.model_validate(value)
+    except ValidationError as error:
+        raise ConfigError(f"spinup:{key}: {_reasons(error)}") from None
+    return checked.model_dump(exclude_unset=True)
+
+
+def _host_settings(value: object, user_models: Path | None) -> dict[str, object]:
+    """`spinup:hostSettings`, checked field by field and against the served models: the
+    default models must be served, and the model budget must hold the start-up models."""
+    settings = _settings_object(value, "hostSettings", _HOST_TUNABLES, HOST_TUNABLES)
+    catalog = model_catalog(user_models)
+    served = tuple(catalog)
+    defaults = settings.get("default_models", HostSettings.model_fields["default_models"].default)
+    assert isinstance(defaults, tuple)
+    unknown = [name for name in defaults if name not in catalog]
     if unknown:
         raise ConfigError(
-            f"spinup:controlSettings: unknown settings {unknown}; "
-            f"known: {', '.join(CONTROL_TUNABLES)}"
+            f"spinup:hostSettings: default_models: unknown models {unknown}; served: {list(served)}"
         )
-    try:
-        checked = _TUNABLES.model_validate(value)
-    except ValidationError as error:
-        raise ConfigError(f"spinup:controlSettings: {_reasons(error)}") from None
-    return checked.model_dump(exclude_unset=True)
+    budget = settings.get("max_loaded_models")
+    startup = startup_models(served, defaults, catalog)
+    if isinstance(budget, int) and budget < len(startup):
+        raise ConfigError(
+            f"spinup:hostSettings: max_loaded_models {budget} < the {len(startup)} start-up "
+            f"models {list(startup)}"
+        )
+    return settings
+
+
+def _env_value(value: object) -> str:
+    """A setting's value as an environment file carries it (what the host's settings parse)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple | list):
+        return ",".join(str(item) for item in value)
+    return str(value)
 
 
 def _reasons(error: ValidationError) -> str:

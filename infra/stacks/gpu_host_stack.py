@@ -147,6 +147,7 @@ class GpuHostStack(Stack):
                 "SPINUP_TRITON_GRPC_URL": f"127.0.0.1:{config.triton_grpc_port}",
                 "SPINUP_MODELS": ",".join(config.served_models),
                 "SPINUP_REQUIRE_TICKETS": "true" if config.require_tickets else "false",
+                **config.host_env(),
             },
         )
         # The warm pool's first instance launches as soon as the group exists and initializes

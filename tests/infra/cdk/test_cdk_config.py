@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from gpu_host.backend.settings import Settings as BackendSettings
 from gpu_host.models.spec import BUILTIN_SPECS
 from infra.config import (
     CONTROL_TUNABLES,
@@ -67,6 +68,35 @@ def test_the_control_plane_defaults_are_its_own() -> None:
 
 
 OVERRIDES = {"idle_after_disconnect_s": 600, "daily_gpu_hours": 1.5}
+
+HOST_OVERRIDES = {"default_models": "face,segment", "max_loaded_models": 3, "motion_gate": True}
+
+
+@pytest.mark.parametrize(
+    "value", [HOST_OVERRIDES, json.dumps(HOST_OVERRIDES)], ids=["cdk.json", "-c"]
+)
+def test_host_settings_reach_the_hosts_environment_as_they_parse(value: object) -> None:
+    """Given backend overrides in `spinup:hostSettings`, then the hosts' environment carries
+    exactly those, spelled as the backend's settings read them back."""
+    env = config_from({"spinup:hostSettings": value}).host_env()
+    assert env == {
+        "SPINUP_DEFAULT_MODELS": "face,segment",
+        "SPINUP_MAX_LOADED_MODELS": "3",
+        "SPINUP_MOTION_GATE": "true",
+    }
+    parsed = BackendSettings.model_validate(
+        {name.removeprefix("SPINUP_").lower(): text for name, text in env.items()}
+        | {"jwks_url": "https://issuer.example/jwks.json", "jwt_issuer": "issuer"}
+    )
+    assert (parsed.default_models, parsed.max_loaded_models, parsed.motion_gate) == (
+        ("face", "segment"),
+        3,
+        True,
+    )
+
+
+def test_no_host_settings_leave_the_backend_defaults() -> None:
+    assert config_from({}).host_env() == {}
 
 
 @pytest.mark.parametrize("value", [OVERRIDES, json.dumps(OVERRIDES)], ids=["cdk.json", "-c"])
@@ -137,6 +167,16 @@ def test_context_overrides(context: dict[str, Any], attribute: str, expected: ob
         ),
         ({"spinup:controlSettings": {"boot_grace_s": 0}}, "boot_grace_s: .*greater than or equal"),
         ({"spinup:controlSettings": {"daily_gpu_hours": 25}}, "daily_gpu_hours: .*less than"),
+        ({"spinup:hostSettings": "{"}, "hostSettings is not JSON"),
+        ({"spinup:hostSettings": [1]}, "hostSettings must be an object"),
+        ({"spinup:hostSettings": {"workers": 2}}, "unknown settings .'workers'."),
+        ({"spinup:hostSettings": {"max_loaded_models": 0}}, "max_loaded_models: .*greater than"),
+        ({"spinup:hostSettings": {"motion_threshold": 300}}, "motion_threshold: .*less than"),
+        ({"spinup:hostSettings": {"default_models": "face,nails"}}, "unknown models .'nails'."),
+        (
+            {"spinup:hostSettings": {"default_models": "detect,pose", "max_loaded_models": 1}},
+            "max_loaded_models 1 < the 2 start-up models",
+        ),
         ({"spinup:rootVolumeGiB": "big"}, "must be an integer"),
         ({"spinup:rootVolumeGiB": 20}, "within 30..2000"),
         ({"spinup:hostId": "gpu-1"}, "unknown context keys"),

@@ -12,7 +12,8 @@ import pytest
 from aws_cdk import App
 from aws_cdk.assertions import Template
 
-from infra.config import DeployConfig
+from gpu_host.bootstrap.parameters import env_parameter_name
+from infra.config import DeployConfig, config_from_context
 from infra.constructs.host_routes import ROUTER_SOURCE
 from infra.stacks.gpu_host_stack import GpuHostStack
 from lambdas.domain.routing import BACKEND_PATH, HOST_ID_PATTERN, WS_PREFIX
@@ -105,3 +106,22 @@ def test_the_router_matches_the_socket_path_scheme() -> None:
 def test_the_router_fits_cloudfront_functions_size_limit() -> None:
     """CloudFront Functions take at most 10 KB of code."""
     assert len(ROUTER_SOURCE.read_bytes()) < 10 * 1024
+
+
+def test_host_settings_are_published_to_the_hosts_environment(
+    fleet_stack: Callable[[DeployConfig], Template],
+) -> None:
+    """Given `spinup:hostSettings`, then the fleet's stack publishes each as a host
+    environment parameter (`<prefix>/env/SPINUP_<NAME>`), beside the stack's own."""
+    config = config_from_context(
+        {"spinup:hostSettings": {"default_models": "face", "max_loaded_models": 4}},
+        user_models=None,
+    )
+    published = {
+        r["Properties"]["Name"]: r["Properties"]["Value"]
+        for r in fleet_stack(config).find_resources("AWS::SSM::Parameter").values()
+    }
+    prefix = config.ssm_prefix
+    assert published[env_parameter_name(prefix, "SPINUP_DEFAULT_MODELS")] == "face"
+    assert published[env_parameter_name(prefix, "SPINUP_MAX_LOADED_MODELS")] == "4"
+    assert env_parameter_name(prefix, "SPINUP_MOTION_GATE") not in published
