@@ -87,6 +87,8 @@ def test_host_settings_reach_the_hosts_environment_as_they_parse(value: object) 
     parsed = BackendSettings.model_validate(
         {name.removeprefix("SPINUP_").lower(): text for name, text in env.items()}
         | {"jwks_url": "https://issuer.example/jwks.json", "jwt_issuer": "issuer"}
+        # The built-in models only, whatever the checkout's gpu_host/models/user/ declares.
+        | {"user_models": None}
     )
     assert (parsed.default_models, parsed.max_loaded_models, parsed.motion_gate) == (
         ("face", "segment"),
