@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -172,21 +173,31 @@ async def test_token_requests_must_be_small_forms(
 # ---- /config.json?user=: a development token per user -----------------------------------
 
 
-@pytest.fixture
-async def dev_client(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, DevIssuer]]:
-    (tmp_path / "index.html").write_text("<!doctype html><title>x</title>")
+@contextlib.asynccontextmanager
+async def dev_front_door(
+    frontend_dir: Path, *, models: Sequence[Mapping[str, str]] = ()
+) -> AsyncIterator[tuple[httpx.AsyncClient, DevIssuer]]:
+    """The local front door with a development token issuer (and `models` for config.json)."""
+    (frontend_dir / "index.html").write_text("<!doctype html><title>x</title>")
     issuer = DevIssuer(issuer=ORIGIN)
     app = add_local_routes(
         FastAPI(),
-        frontend_dir=tmp_path,
+        frontend_dir=frontend_dir,
         config={"apiBase": "/api", "devToken": issuer.issue()},
         jwks=issuer.jwks(),
         csp=POLICY,
         dev_token=issuer.issue,
+        models=models,
     )
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url=ORIGIN) as http:
         yield http, issuer
+
+
+@pytest.fixture
+async def dev_client(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, DevIssuer]]:
+    async with dev_front_door(tmp_path) as client:
+        yield client
 
 
 def subject(issuer: DevIssuer, token: str) -> object:
@@ -244,19 +255,7 @@ NAILS = {"id": "nails", "label": "nails", "hint": "Your segment model"}
 async def test_config_json_offers_the_served_user_models(
     tmp_path: Path, params: dict[str, str]
 ) -> None:
-    (tmp_path / "index.html").write_text("<!doctype html><title>x</title>")
-    issuer = DevIssuer(issuer=ORIGIN)
-    app = add_local_routes(
-        FastAPI(),
-        frontend_dir=tmp_path,
-        config={"apiBase": "/api", "devToken": issuer.issue()},
-        jwks=issuer.jwks(),
-        csp=POLICY,
-        dev_token=issuer.issue,
-        models=[NAILS],
-    )
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url=ORIGIN) as http:
+    async with dev_front_door(tmp_path, models=[NAILS]) as (http, _):
         body = (await http.get("/config.json", params=params)).json()
     assert body["models"] == [NAILS]
     assert body["apiBase"] == "/api"
