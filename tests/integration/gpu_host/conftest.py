@@ -19,7 +19,6 @@ from infra.local.ports import free_port
 from tests.integration.gpu_host.dataplane_support import (
     DATAPLANE_MODELS,
     TICKET_SECRET,
-    TRITON_VENV,
     BackendFactory,
     RunningBackend,
     TextImage,
@@ -27,6 +26,7 @@ from tests.integration.gpu_host.dataplane_support import (
     backend_settings,
     plain_jpeg,
     render_text_image,
+    running_triton,
     serving_issuer,
 )
 from tests.integration.gpu_host.process_support import BackendProcess
@@ -42,18 +42,10 @@ def token_issuer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TokenIssu
 def triton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalTriton]:
     """The real tritonserver on the CPU with the `local` repository of the text detector (the
     data plane's machinery needs one real model; tests/integration/models has them all)."""
-    server = LocalTriton(
-        run_dir=tmp_path_factory.mktemp("triton"),
-        triton_venv=TRITON_VENV,
-        http_port=free_port(),
-        grpc_port=free_port(),
-        metrics_port=free_port(),
-        models=DATAPLANE_MODELS,
-        user_models=None,
-    )
-    server.start()
-    yield server
-    server.stop()
+    with running_triton(
+        tmp_path_factory.mktemp("triton"), models=DATAPLANE_MODELS, user_models=None
+    ) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import threading
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -28,7 +28,9 @@ from gpu_host.backend.context import Backend
 from gpu_host.backend.protocol import pack_frame
 from gpu_host.backend.server import BackendServer, server_config
 from gpu_host.backend.settings import Settings
+from gpu_host.triton.local import LocalTriton
 from infra.local.issuer import DevIssuer
+from infra.local.ports import free_port
 from tests.support.waiting import eventually
 
 REPO = Path(__file__).resolve().parents[3]
@@ -37,6 +39,37 @@ DATAPLANE_MODELS = ("text",)
 """What these tests' Triton and backends serve."""
 TICKET_SECRET = "test-ticket-secret-of-at-least-32-bytes"
 """What the control API would sign socket tickets with (lambdas.domain.tickets)."""
+
+
+def local_triton(
+    run_dir: Path, *, models: Sequence[str], user_models: Path | None, **options: Any
+) -> LocalTriton:
+    """The real tritonserver on the CPU for `models`, on free ports, not started yet."""
+    return LocalTriton(
+        run_dir=run_dir,
+        triton_venv=TRITON_VENV,
+        http_port=free_port(),
+        grpc_port=free_port(),
+        metrics_port=free_port(),
+        models=tuple(models),
+        user_models=user_models,
+        **options,
+    )
+
+
+@contextlib.contextmanager
+def running_triton(
+    run_dir: Path, *, models: Sequence[str], user_models: Path | None, **options: Any
+) -> Iterator[LocalTriton]:
+    """`local_triton`, started, and stopped on the way out."""
+    server = local_triton(run_dir, models=models, user_models=user_models, **options)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 FONT = Path(matplotlib.__file__).parent / "mpl-data" / "fonts" / "ttf" / "DejaVuSans-Bold.ttf"
 
 

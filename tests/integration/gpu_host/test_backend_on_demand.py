@@ -18,15 +18,14 @@ import websockets
 
 from gpu_host.backend.protocol import CloseCode
 from gpu_host.triton.local import LocalTriton
-from infra.local.ports import free_port
 from tests.integration.gpu_host.dataplane_support import (
-    TRITON_VENV,
     BackendFactory,
     RunningBackend,
     TokenIssuer,
     frame,
     plain_jpeg,
     recv_json,
+    running_triton,
     say_hello,
     unique_user,
 )
@@ -40,19 +39,10 @@ SERVED = (*DEFAULTS, "detect", "pose", "ocr")
 @pytest.fixture
 def triton(tmp_path: Path) -> Iterator[LocalTriton]:
     """A Triton of its own per test: which models it holds is what these tests change."""
-    server = LocalTriton(
-        run_dir=tmp_path / "triton",
-        triton_venv=TRITON_VENV,
-        http_port=free_port(),
-        grpc_port=free_port(),
-        metrics_port=free_port(),
-        models=SERVED,
-        load_models=DEFAULTS,
-        user_models=None,
-    )
-    server.start()
-    yield server
-    server.stop()
+    with running_triton(
+        tmp_path / "triton", models=SERVED, load_models=DEFAULTS, user_models=None
+    ) as server:
+        yield server
 
 
 def start(

@@ -14,8 +14,7 @@ import tritonclient.grpc as grpcclient
 
 from gpu_host.models.spec import BUILTIN_SPECS
 from gpu_host.triton.local import LocalTriton, LocalTritonError
-from infra.local.ports import free_port
-from tests.integration.gpu_host.dataplane_support import DATAPLANE_MODELS, TRITON_VENV
+from tests.integration.gpu_host.dataplane_support import DATAPLANE_MODELS, local_triton
 
 pytestmark = pytest.mark.triton
 
@@ -33,16 +32,7 @@ def server_running(server: LocalTriton) -> bool:
 
 
 def make_triton(run_dir: Path, **kwargs: Any) -> LocalTriton:
-    return LocalTriton(
-        run_dir=run_dir,
-        triton_venv=TRITON_VENV,
-        http_port=free_port(),
-        grpc_port=free_port(),
-        metrics_port=free_port(),
-        models=DATAPLANE_MODELS,
-        user_models=None,
-        **kwargs,
-    )
+    return local_triton(run_dir, models=DATAPLANE_MODELS, user_models=None, **kwargs)
 
 
 def test_batched_request_matches_onnxruntime_directly(triton: LocalTriton) -> None:

@@ -9,13 +9,12 @@ from pathlib import Path
 import pytest
 
 from gpu_host.triton.local import LocalTriton
-from infra.local.ports import free_port
 from tests.integration.gpu_host.dataplane_support import (
-    TRITON_VENV,
     BackendFactory,
     RunningBackend,
     TokenIssuer,
     backend_settings,
+    running_triton,
     serving_issuer,
 )
 from tests.integration.models.models_support import BUILTIN, YOLO_NAME, declare_user_model
@@ -40,18 +39,10 @@ def user_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def triton(tmp_path_factory: pytest.TempPathFactory, user_models: Path) -> Iterator[LocalTriton]:
-    server = LocalTriton(
-        run_dir=tmp_path_factory.mktemp("triton"),
-        triton_venv=TRITON_VENV,
-        http_port=free_port(),
-        grpc_port=free_port(),
-        metrics_port=free_port(),
-        models=SERVED,
-        user_models=user_models,
-    )
-    server.start()
-    yield server
-    server.stop()
+    with running_triton(
+        tmp_path_factory.mktemp("triton"), models=SERVED, user_models=user_models
+    ) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

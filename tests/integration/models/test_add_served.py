@@ -23,12 +23,11 @@ from gpu_host.backend.masks import decode_mask
 from gpu_host.models import __main__ as cli
 from gpu_host.models.spec import load_processor, model_catalog
 from gpu_host.triton.local import LocalTriton
-from infra.local.ports import free_port
 from tests.integration.gpu_host.dataplane_support import (
-    TRITON_VENV,
     RunningBackend,
     TokenIssuer,
     backend_settings,
+    running_triton,
 )
 from tests.integration.models.models_support import camera_jpeg, infer_once
 from tests.unit.models.yolo_exports import (
@@ -77,18 +76,10 @@ def user_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def added_triton(
     tmp_path_factory: pytest.TempPathFactory, user_models: Path
 ) -> Iterator[LocalTriton]:
-    server = LocalTriton(
-        run_dir=tmp_path_factory.mktemp("triton-added"),
-        triton_venv=TRITON_VENV,
-        http_port=free_port(),
-        grpc_port=free_port(),
-        metrics_port=free_port(),
-        models=tuple(ADDED),
-        user_models=user_models,
-    )
-    server.start()
-    yield server
-    server.stop()
+    with running_triton(
+        tmp_path_factory.mktemp("triton-added"), models=tuple(ADDED), user_models=user_models
+    ) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

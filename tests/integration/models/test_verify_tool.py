@@ -19,7 +19,7 @@ from onnx import helper, numpy_helper
 from gpu_host.models.spec import BUILTIN_SPECS, ZOO_DIR
 from gpu_host.triton.local import LocalTriton
 from infra.local.ports import free_port
-from tests.integration.gpu_host.dataplane_support import TRITON_VENV
+from tests.integration.gpu_host.dataplane_support import running_triton
 from tests.integration.models.conftest import SERVED
 
 pytestmark = pytest.mark.triton
@@ -73,19 +73,10 @@ def broken_triton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalTri
     face, pose = (BUILTIN_SPECS[name].onnx_file for name in BROKEN)
     onnx.save(scale_output(onnx.load(str(ZOO_DIR / face)), "boxes", 1.25), str(zoo / face))
     onnx.save(dim_input(onnx.load(str(ZOO_DIR / pose)), "image", 0.5), str(zoo / pose))
-    server = LocalTriton(
-        run_dir=tmp_path_factory.mktemp("broken-triton"),
-        triton_venv=TRITON_VENV,
-        http_port=free_port(),
-        grpc_port=free_port(),
-        metrics_port=free_port(),
-        models=BROKEN,
-        zoo_dir=zoo,
-        user_models=None,
-    )
-    server.start()
-    yield server
-    server.stop()
+    with running_triton(
+        tmp_path_factory.mktemp("broken-triton"), models=BROKEN, zoo_dir=zoo, user_models=None
+    ) as server:
+        yield server
 
 
 def test_every_served_model_matches_its_onnx_reference(
