@@ -153,7 +153,7 @@ def _build_backend(
         failure_threshold=settings.breaker_failures, cooldown_s=settings.breaker_cooldown_s
     )
     gateway = TritonGateway(
-        url=settings.triton_grpc_url, breaker=breaker, timeout_s=settings.infer_timeout_s
+        url=settings.triton_url, breaker=breaker, timeout_s=settings.infer_timeout_s
     )
     record = (
         DynamoHostRecord(

@@ -11,10 +11,11 @@ one shared Triton client, so Triton's dynamic batcher merges them across session
   model still running is cancelled and named in `late`, and the finished ones' results go
   out. A model that fails (Triton down, a bug) fails the frame, as before.
 
-CPU work is placed by what it costs against the hop to a worker thread (≈0.1–0.4 ms of CPU
+CPU work is placed by what it costs against the hop to a worker thread (≈0.2–0.4 ms of CPU
 here: a pool hand-off, a wake-up and the loop's wake-up back). The decode and every model's
-pre-processing run together in ONE worker-thread call (OpenCV and NumPy release the GIL), so
-one session's frame does not stall the event loop all sessions share. Post-processing runs
+pre-processing run together, on the loop for a frame of at most `INLINE_DECODE_PIXELS` (the
+engine's 320×240) and otherwise in ONE worker-thread call (OpenCV and NumPy release the GIL),
+so that a large frame does not stall the event loop all sessions share. Post-processing runs
 on the loop as a model's answer arrives when the answer is small (at most
 `INLINE_POSTPROCESS_BYTES`: the built-in detect, pose and face, a fraction of a millisecond
 each), and in a worker thread otherwise (the text detector's probability map, a YOLOv8
@@ -23,7 +24,7 @@ number of regions, keep their threads too.
 The frame is decoded once, at the smallest size libjpeg can decode it at that still covers
 every selected model's input (`frames.dct_reduction`).
 
-Motion gating (`motion_threshold`, off by default): in the same worker-thread call, the
+Motion gating (`motion_threshold`, off by default): in the same call as the decode, the
 decoded frame is compared with the session's last inferred frame (`motion`); when it barely
 differs, the frame's outcome is that frame's results again (`reused`), without Triton.
 """
@@ -62,6 +63,14 @@ WARMUP_SIZE = (480, 640)
 """H×W of the blank frame used for the warm-up inference (a typical webcam frame)."""
 
 WHOLE_FRAME: Box = (0.0, 0.0, 1.0, 1.0)
+
+INLINE_DECODE_PIXELS = 320 * 240
+"""Largest frame (pixels) decoded and pre-processed on the event loop. The engine's 320×240
+frames cost 0.3–1.5 ms there (the decode and each selected model's letterbox), less than the
+hop to a worker thread and back adds to it (a pool hand-off and two wake-ups: with the gRPC
+client gone, the largest cost left per `face` frame; docs/performance.md); a larger frame (a
+client's choice, up to `max_frame_pixels`) takes the thread, so that it cannot stall the
+other sessions' frames for long."""
 
 INLINE_POSTPROCESS_BYTES = 128 * 1024
 """Largest output (bytes per item) post-processed on the event loop: post-processing cost
@@ -109,7 +118,7 @@ class SessionReads:
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """One whole-frame model's input, made in the frame's worker-thread call."""
+    """One whole-frame model's input, made with the frame's decode."""
 
     tensors: dict[str, npt.NDArray[Any]]
     letterbox: Letterbox
@@ -128,7 +137,7 @@ class FrameOutcome:
 
 @dataclass(frozen=True, slots=True)
 class _Decoded:
-    """What a frame's worker-thread call returns."""
+    """What a frame's decode call returns."""
 
     image: Image
     prepared: dict[str, Prepared]
@@ -209,14 +218,11 @@ class FramePipeline:
         gate = motion if self._motion_threshold is not None else None
         # A pending `read_text` asks for fresh reads: that frame is inferred.
         reference = None if gate is None or reads.asked > reads.honoured else gate.reference
-        decoded = await asyncio.to_thread(
-            self._decode_and_prepare,
-            frame,
-            reduction,
-            whole,
-            tuple(models) if gate is not None else None,
-            reference,
-        )
+        args = (frame, reduction, whole, tuple(models) if gate is not None else None, reference)
+        if frame.width * frame.height <= INLINE_DECODE_PIXELS:
+            decoded = self._decode_and_prepare(*args)
+        else:
+            decoded = await asyncio.to_thread(self._decode_and_prepare, *args)
         timing["decode"] = decoded.decode_s * 1000
         self._observe("decode", "", decoded.decode_s)
         if decoded.gate_s is not None:
@@ -340,9 +346,9 @@ class FramePipeline:
         gated: tuple[str, ...] | None,
         reference: Reference | None,
     ) -> _Decoded:
-        """In a worker thread: decode; when `gated` (the session's models: the gate is on),
-        the gate's decision against `reference`; then, unless the frame reuses it, every
-        whole-frame model's input."""
+        """Decode (on the loop or in a worker thread: `INLINE_DECODE_PIXELS`); when `gated`
+        (the session's models: the gate is on), the gate's decision against `reference`;
+        then, unless the frame reuses it, every whole-frame model's input."""
         t0 = time.monotonic()
         image = decode_jpeg(frame, reduction)
         t1 = time.monotonic()

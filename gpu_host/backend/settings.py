@@ -33,7 +33,9 @@ def host_cores() -> int:
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SPINUP_", frozen=True, extra="ignore")
 
-    triton_grpc_url: str = "127.0.0.1:8001"
+    triton_url: str = "http://127.0.0.1:8000"
+    """Triton's HTTP address; the backend calls its HTTP API with binary tensors
+    (`triton_http`)."""
     jwks_url: str
     """Where the token signing keys are: `http(s)://…/.well-known/jwks.json`."""
     jwt_issuer: str

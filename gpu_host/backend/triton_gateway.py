@@ -1,7 +1,7 @@
-"""The one shared Triton gRPC client, behind a circuit breaker.
+"""The one shared Triton client (HTTP with binary tensors), behind a circuit breaker.
 
-Every session's requests go through this single `tritonclient.grpc.aio` client, so Triton's
-dynamic batcher sees them together and merges frames from all sessions into one execution.
+Every session's requests go through this single client (`triton_http`), so Triton's dynamic
+batcher sees them together and merges frames from all sessions into one execution.
 """
 
 from __future__ import annotations
@@ -10,38 +10,17 @@ import asyncio
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 import numpy.typing as npt
-from tritonclient.grpc import InferInput, InferRequestedOutput
-from tritonclient.grpc.aio import InferenceServerClient
-from tritonclient.utils import InferenceServerException
 
 from gpu_host.backend.breaker import CircuitBreaker
 from gpu_host.backend.protocol import InferenceFailedError, UnavailableError
+from gpu_host.backend.triton_http import Tensor, TransportError, TritonHttpClient, TritonHttpError
 from gpu_host.models.spec import ModelSpec
 
 log = logging.getLogger(__name__)
-
-TRANSPORT_FAILURES = frozenset({"StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED"})
-"""gRPC statuses that mean "Triton is not reachable", as tritonclient spells them."""
-
-UNREACHABLE = "StatusCode.UNAVAILABLE"
-"""The one transport failure of a load: a load past its deadline is the model's problem."""
-
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
-
-CHANNEL_ARGS = [
-    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-    # gRPC's default reconnect backoff grows to 120 s; after a Triton restart we want the
-    # channel back within seconds, not minutes.
-    ("grpc.initial_reconnect_backoff_ms", 250),
-    ("grpc.min_reconnect_backoff_ms", 250),
-    ("grpc.max_reconnect_backoff_ms", 2000),
-    ("grpc.keepalive_time_ms", 10_000),
-    ("grpc.keepalive_timeout_ms", 5_000),
-]
 
 
 class ModelLoadError(Exception):
@@ -52,12 +31,21 @@ class TritonUnreachableError(ModelLoadError):
     """Triton could not be asked about a model at all (not listening, or no answer)."""
 
 
+def _model_path(name: str, action: str) -> str:
+    return f"/v2/models/{quote(name, safe='')}/{action}"
+
+
+def _repository_path(name: str, action: str) -> str:
+    return f"/v2/repository/models/{quote(name, safe='')}/{action}"
+
+
 class TritonGateway:
     def __init__(self, *, url: str, breaker: CircuitBreaker, timeout_s: float) -> None:
-        self._client = InferenceServerClient(url, channel_args=CHANNEL_ARGS)
+        """`url`: Triton's HTTP address, `http://host:port`."""
+        self._client = TritonHttpClient(url)
         self.breaker = breaker
         self._timeout_s = timeout_s
-        self._requested: dict[str, list[InferRequestedOutput]] = {}
+        self._outputs: dict[str, tuple[str, ...]] = {}
 
     async def close(self) -> None:
         await self._client.close()
@@ -65,12 +53,16 @@ class TritonGateway:
     async def models_ready(self, names: Iterable[str]) -> bool:
         """True when Triton answers and every named model is loaded (no breaker: a probe)."""
         try:
-            if not await self._client.is_server_live(client_timeout=self._timeout_s):
+            live = await self._client.request("GET", "/v2/health/live", timeout_s=self._timeout_s)
+            if live.status != 200:
                 return False
             for name in names:
-                if not await self._client.is_model_ready(name, client_timeout=self._timeout_s):
+                ready = await self._client.request(
+                    "GET", _model_path(name, "ready"), timeout_s=self._timeout_s
+                )
+                if ready.status != 200:
                     return False
-        except InferenceServerException:
+        except (TransportError, TimeoutError):
             return False
         return True
 
@@ -78,13 +70,12 @@ class TritonGateway:
         """Whether Triton has `name` loaded and ready; raises `TritonUnreachableError` when
         Triton cannot be asked."""
         try:
-            return bool(await self._client.is_model_ready(name, client_timeout=self._timeout_s))
-        except InferenceServerException as exc:
-            if exc.status() in TRANSPORT_FAILURES:
-                raise TritonUnreachableError(
-                    f"inference server unavailable: {exc.status()}"
-                ) from exc
-            return False
+            response = await self._client.request(
+                "GET", _model_path(name, "ready"), timeout_s=self._timeout_s
+            )
+        except (TransportError, TimeoutError) as exc:
+            raise TritonUnreachableError(f"inference server unavailable: {_why(exc)}") from exc
+        return response.status == 200
 
     async def load_model(self, name: str, *, timeout_s: float) -> None:
         """Load `name` through Triton's model repository API (explicit model control);
@@ -92,21 +83,27 @@ class TritonGateway:
         than `timeout_s`, `TritonUnreachableError` when it cannot be asked.
         https://github.com/triton-inference-server/server/blob/main/docs/protocol/extension_model_repository.md"""
         try:
-            await self._client.load_model(name, client_timeout=timeout_s)
-        except InferenceServerException as exc:
-            if exc.status() == UNREACHABLE:
-                raise TritonUnreachableError(
-                    f"inference server unavailable: {exc.status()}"
-                ) from exc
-            raise ModelLoadError(f"{name}: {exc.message() or exc.status()}") from exc
+            response = await self._client.request(
+                "POST", _repository_path(name, "load"), timeout_s=timeout_s
+            )
+        except TransportError as exc:
+            raise TritonUnreachableError(f"inference server unavailable: {exc}") from exc
+        except TimeoutError as exc:  # Triton is there; the model's load is what takes long
+            raise ModelLoadError(f"{name}: not loaded within {timeout_s:g} s") from exc
+        if response.status != 200:
+            raise ModelLoadError(f"{name}: {response.error_message()}")
 
     async def unload_model(self, name: str) -> None:
         """Ask Triton to unload `name`. Triton answers at once and finishes the unload when
         the model's in-flight requests are done (its state reads UNLOADING meanwhile)."""
         try:
-            await self._client.unload_model(name, client_timeout=self._timeout_s)
-        except InferenceServerException as exc:
-            raise ModelLoadError(f"{name}: unload failed: {exc.message()}") from exc
+            response = await self._client.request(
+                "POST", _repository_path(name, "unload"), timeout_s=self._timeout_s
+            )
+        except (TransportError, TimeoutError) as exc:
+            raise ModelLoadError(f"{name}: unload failed: {_why(exc)}") from exc
+        if response.status != 200:
+            raise ModelLoadError(f"{name}: unload failed: {response.error_message()}")
 
     async def infer(
         self, spec: ModelSpec, tensors: Mapping[str, npt.NDArray[Any]]
@@ -124,6 +121,8 @@ class TritonGateway:
         concurrently), so K items cost ceil(K / max) round trips, not K.
         """
         size = spec.max_batch_size
+        if len(items) <= size:  # one request: no gather (a task per call) needed
+            return await self._infer_batch(spec, items)
         chunks = [items[i : i + size] for i in range(0, len(items), size)]
         batches = await asyncio.gather(*(self._infer_batch(spec, chunk) for chunk in chunks))
         return [outputs for batch in batches for outputs in batch]
@@ -132,34 +131,31 @@ class TritonGateway:
         self, spec: ModelSpec, items: Sequence[Mapping[str, npt.NDArray[Any]]]
     ) -> list[dict[str, npt.NDArray[Any]]]:
         inputs = [_input(spec, t.name, items) for t in spec.inputs]
-        outputs = self._requested.get(spec.name)
+        outputs = self._outputs.get(spec.name)
         if outputs is None:  # the same for every request of the model: made once
-            outputs = [InferRequestedOutput(t.name) for t in spec.outputs]
-            self._requested[spec.name] = outputs
+            outputs = self._outputs[spec.name] = tuple(t.name for t in spec.outputs)
         if not self.breaker.allow():
             raise UnavailableError("inference server unavailable (circuit open)")
         try:
-            result = await self._client.infer(
-                spec.name, inputs, outputs=outputs, client_timeout=self._timeout_s
-            )
-        except InferenceServerException as exc:
-            if exc.status() in TRANSPORT_FAILURES:
-                self.breaker.record_failure()
-                log.warning("triton unreachable (%s): %s", exc.status(), exc.message())
-                raise UnavailableError(f"inference server unavailable: {exc.status()}") from exc
+            result = await self._client.infer(spec.name, inputs, outputs, timeout_s=self._timeout_s)
+        except (TransportError, TimeoutError) as exc:
+            self.breaker.record_failure()
+            log.warning("triton unreachable: %s", _why(exc))
+            raise UnavailableError(f"inference server unavailable: {_why(exc)}") from exc
+        except TritonHttpError as exc:
             # Triton answered, so the connection is fine; the request itself was refused.
             self.breaker.record_success()
-            raise InferenceFailedError(f"{spec.name}: {exc.message()}") from exc
+            raise InferenceFailedError(f"{spec.name}: {exc.message}") from exc
         self.breaker.record_success()
-        batches = {
-            t.name: _batch(result.as_numpy(t.name), t.name, len(items)) for t in spec.outputs
-        }
+        batches = {name: _batch(result[name], name, len(items)) for name in outputs}
         return [{name: batch[i] for name, batch in batches.items()} for i in range(len(items))]
 
 
-def _input(
-    spec: ModelSpec, name: str, items: Sequence[Mapping[str, npt.NDArray[Any]]]
-) -> InferInput:
+def _why(exc: BaseException) -> str:
+    return "no answer in time" if isinstance(exc, TimeoutError) else str(exc)
+
+
+def _input(spec: ModelSpec, name: str, items: Sequence[Mapping[str, npt.NDArray[Any]]]) -> Tensor:
     """The items' tensor `name`, checked against the spec and stacked into one batch."""
     tensor = next(t for t in spec.inputs if t.name == name)
     arrays = []
@@ -175,14 +171,10 @@ def _input(
         arrays.append(array)
     # One item (a frame) is sent as a view with a batch axis; only a real batch is stacked.
     batched = np.ascontiguousarray(arrays[0][np.newaxis] if len(arrays) == 1 else np.stack(arrays))
-    infer_input = InferInput(name, list(batched.shape), tensor.dtype.value)
-    infer_input.set_data_from_numpy(batched)
-    return infer_input
+    return Tensor(name, tensor.dtype.value, batched)
 
 
-def _batch(batch: npt.NDArray[Any] | None, name: str, count: int) -> npt.NDArray[Any]:
-    if batch is None:
-        raise InferenceFailedError(f"response lacks output {name!r}")
+def _batch(batch: npt.NDArray[Any], name: str, count: int) -> npt.NDArray[Any]:
     if batch.shape[:1] != (count,):
         raise InferenceFailedError(f"output {name!r} has {batch.shape[:1]} items, sent {count}")
     return batch

@@ -195,7 +195,7 @@ def host_stacks(
             backend_env={
                 **env,
                 "SPINUP_HOST_ID": instance_id,
-                "SPINUP_TRITON_GRPC_URL": f"{local.bind}:{host_ports.triton_grpc}",
+                "SPINUP_TRITON_URL": f"http://{local.bind}:{host_ports.triton_http}",
             },
             run_dir=local.run_dir / "hosts" / f"slot-{slot}",
         )

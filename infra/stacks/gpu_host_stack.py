@@ -144,7 +144,7 @@ class GpuHostStack(Stack):
             prefix=config.ssm_prefix,
             env={
                 "SPINUP_AWS_REGION": Aws.REGION,
-                "SPINUP_TRITON_GRPC_URL": f"127.0.0.1:{config.triton_grpc_port}",
+                "SPINUP_TRITON_URL": f"http://127.0.0.1:{config.triton_http_port}",
                 "SPINUP_MODELS": ",".join(config.served_models),
                 "SPINUP_REQUIRE_TICKETS": "true" if config.require_tickets else "false",
                 **config.host_env(),

@@ -161,8 +161,11 @@ def test_the_nginx_site_goes_where_the_nginx_conf_includes_it() -> None:
     assert f"include {site.parent}/*.conf;" in nginx
 
 
-def test_triton_grpc_port_matches_the_backend_setting() -> None:
-    assert DeployConfig().triton_grpc_port == 8001
+def test_the_backend_calls_triton_where_bootstrap_starts_its_http_api() -> None:
+    """The port the CDK app gives the backend (`SPINUP_TRITON_URL`) is the one the host's
+    Triton unit serves its HTTP API on."""
+    unit = (SYSTEMD_DIR / "spinup-triton.service").read_text(encoding="utf-8")
+    assert f"--http-address=127.0.0.1 --http-port={DeployConfig().triton_http_port} " in unit
 
 
 # --- the lifecycle agent: what bootstrap.sh installs for it, and what it may import ---------

@@ -51,7 +51,7 @@ def triton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalTriton]:
 @pytest.fixture(scope="module")
 def backend(token_issuer: TokenIssuer, triton: LocalTriton) -> Iterator[RunningBackend]:
     """One ready backend on the shared Triton, for a test module."""
-    running = RunningBackend(backend_settings(token_issuer, triton_grpc_url=triton.grpc_url))
+    running = RunningBackend(backend_settings(token_issuer, triton_url=triton.http_url))
     running.start()
     running.wait_ready()
     yield running
@@ -67,7 +67,7 @@ def ticket_backend(
     running = RunningBackend(
         backend_settings(
             token_issuer,
-            triton_grpc_url=f"127.0.0.1:{free_port()}",
+            triton_url=f"http://127.0.0.1:{free_port()}",
             ticket_secret=TICKET_SECRET,
             require_tickets=request.param,
         )
@@ -113,7 +113,7 @@ def start_backend_process(
         backend = BackendProcess(
             token_issuer,
             tmp_path / f"backend-{len(started)}.log",
-            SPINUP_TRITON_GRPC_URL=triton.grpc_url,
+            SPINUP_TRITON_URL=triton.http_url,
             SPINUP_WORKERS=str(workers),
             **settings,
         )

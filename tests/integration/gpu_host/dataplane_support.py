@@ -292,7 +292,7 @@ class FaultyTcpProxy:
 
     @property
     def url(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"http://127.0.0.1:{self.port}"
 
     def cut(self) -> None:
         """Drop every open connection and refuse new ones until `restore`."""

@@ -34,7 +34,7 @@ async def test_a_repeated_frame_is_reused_only_when_the_gate_is_on(
     settings: dict[str, bool],
     reused: list[bool | None],
 ) -> None:
-    backend = start_backend(triton_grpc_url=triton.grpc_url, **settings)
+    backend = start_backend(triton_url=triton.http_url, **settings)
     async with websockets.connect(backend.ws_url, max_size=None) as ws:
         ready = await say_hello(ws, token_issuer.token(unique_user()), ["text"])
         assert ready["type"] == "ready", ready

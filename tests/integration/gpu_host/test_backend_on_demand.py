@@ -49,7 +49,7 @@ def start(
     start_backend: BackendFactory, triton: LocalTriton, state_dir: Path, **overrides: Any
 ) -> RunningBackend:
     return start_backend(
-        triton_grpc_url=triton.grpc_url,
+        triton_url=triton.http_url,
         models=SERVED,
         default_models=DEFAULTS,
         state_dir=state_dir,

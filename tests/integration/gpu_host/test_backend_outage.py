@@ -28,7 +28,7 @@ pytestmark = pytest.mark.triton
 
 @pytest.fixture
 def proxy(triton: LocalTriton) -> Iterator[FaultyTcpProxy]:
-    relay = FaultyTcpProxy(triton.grpc_port)
+    relay = FaultyTcpProxy(triton.http_port)
     yield relay
     relay.close()
 
@@ -38,7 +38,7 @@ async def test_dead_triton_answers_unavailable_and_keeps_the_socket(
 ) -> None:
     """Given a backend whose Triton is not there, it is live but not ready, accepts sessions,
     and answers each frame with `unavailable` without closing the socket."""
-    running = start_backend(triton_grpc_url=f"127.0.0.1:{free_port()}", wait_ready=False)
+    running = start_backend(triton_url=f"http://127.0.0.1:{free_port()}", wait_ready=False)
     assert running.get("/health") == (200, {"status": "ok"})
     status, body = running.get("/health/ready")
     assert status == 503
@@ -66,7 +66,7 @@ async def test_outage_then_recovery_through_the_breaker(
     """Given a working session, when the link to Triton is cut, frames get `unavailable`
     and the breaker opens; when the link is back, the breaker's probe succeeds and frames get
     results again — on the same socket."""
-    running = start_backend(triton_grpc_url=proxy.url)
+    running = start_backend(triton_url=proxy.url)
     async with websockets.connect(running.ws_url) as ws:
         assert (await say_hello(ws, token_issuer.token(unique_user())))["type"] == "ready"
         await ws.send(frame(1, text_image.jpeg))

@@ -64,7 +64,7 @@ def test_runs_from_the_environment_and_stops_on_sigterm(
     tells connected clients, closes them with 1001 and exits."""
     port = free_port()
     env = clean_environ(
-        SPINUP_TRITON_GRPC_URL=triton.grpc_url,
+        SPINUP_TRITON_URL=triton.http_url,
         SPINUP_JWKS_URL=token_issuer.jwks_url,
         SPINUP_JWT_ISSUER=token_issuer.issuer,
         SPINUP_MODELS="text",

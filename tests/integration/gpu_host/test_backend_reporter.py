@@ -123,7 +123,7 @@ async def test_backend_reports_its_life_to_the_host_record(
     table.put_item(Item={PARTITION_KEY: host_key("gpu-0"), "generation": 5, "desired": "running"})
     started = time.time()
     running = start_backend(
-        triton_grpc_url=triton.grpc_url,
+        triton_url=triton.http_url,
         table_name=table.name,
         aws_endpoint_url=moto_endpoint,
         aws_region=REGION,

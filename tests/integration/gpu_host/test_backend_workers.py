@@ -49,7 +49,7 @@ def backend(
     running = BackendProcess(
         token_issuer,
         tmp_path_factory.mktemp("workers") / "backend.log",
-        SPINUP_TRITON_GRPC_URL=triton.grpc_url,
+        SPINUP_TRITON_URL=triton.http_url,
         SPINUP_WORKERS=str(WORKERS),
         SPINUP_MAX_SESSIONS_PER_USER=str(MAX_PER_USER),
     ).start()

@@ -334,7 +334,7 @@ async def say_hello_raw(ws: websockets.ClientConnection, token: str) -> None:
 async def test_silent_client_is_closed_4408(
     start_backend: BackendFactory, triton: LocalTriton, token_issuer: TokenIssuer
 ) -> None:
-    running = start_backend(triton_grpc_url=triton.grpc_url, hello_timeout_s=0.3)
+    running = start_backend(triton_url=triton.http_url, hello_timeout_s=0.3)
     async with websockets.connect(running.ws_url) as ws:
         assert await close_code(ws) == 4408
 
@@ -342,7 +342,7 @@ async def test_silent_client_is_closed_4408(
 async def test_origin_is_checked(
     start_backend: BackendFactory, triton: LocalTriton, token_issuer: TokenIssuer
 ) -> None:
-    running = start_backend(triton_grpc_url=triton.grpc_url, allowed_origins="https://app.example")
+    running = start_backend(triton_url=triton.http_url, allowed_origins="https://app.example")
     async with websockets.connect(running.ws_url, origin=Origin("https://evil.example")) as ws:
         assert await close_code(ws) == 4403
     async with websockets.connect(running.ws_url, origin=Origin("https://app.example")) as ws:
@@ -384,7 +384,7 @@ async def test_metrics_count_frames_and_errors(
 async def test_shutdown_notifies_then_closes_1001(
     start_backend: BackendFactory, triton: LocalTriton, token_issuer: TokenIssuer
 ) -> None:
-    running = start_backend(triton_grpc_url=triton.grpc_url)
+    running = start_backend(triton_url=triton.http_url)
     ws = await websockets.connect(running.ws_url)
     await say_hello(ws, token_issuer.token(unique_user()))
     stopping = asyncio.get_running_loop().run_in_executor(None, running.stop)

@@ -53,7 +53,7 @@ def backend(
     running = RunningBackend(
         backend_settings(
             token_issuer,
-            triton_grpc_url=triton.grpc_url,
+            triton_url=triton.http_url,
             models=SERVED,
             user_models=user_models,
             frame_budget_ms=GENEROUS_BUDGET_MS,
@@ -74,7 +74,7 @@ def start_backend(
     started: list[RunningBackend] = []
 
     def start(*, wait_ready: bool = True, **overrides: object) -> RunningBackend:
-        settings = {"triton_grpc_url": triton.grpc_url, "user_models": user_models, **overrides}
+        settings = {"triton_url": triton.http_url, "user_models": user_models, **overrides}
         running = RunningBackend(backend_settings(token_issuer, **settings))
         started.append(running)
         running.start()

@@ -89,7 +89,7 @@ def added_backend(
     running = RunningBackend(
         backend_settings(
             token_issuer,
-            triton_grpc_url=added_triton.grpc_url,
+            triton_url=added_triton.http_url,
             models=tuple(ADDED),
             user_models=user_models,
             frame_budget_ms=20_000.0,

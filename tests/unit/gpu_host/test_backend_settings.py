@@ -30,7 +30,7 @@ def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
 
 def test_defaults_match_the_architecture_page(env: pytest.MonkeyPatch) -> None:
     settings = Settings()
-    assert settings.triton_grpc_url == "127.0.0.1:8001"
+    assert settings.triton_url == "http://127.0.0.1:8000"
     assert settings.jwt_audience == "spinup"
     assert settings.allowed_origins == ()
     assert settings.models == ("detect", "pose", "face", "text", "ocr", "segment")

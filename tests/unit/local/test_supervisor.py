@@ -53,7 +53,7 @@ def test_each_slot_has_its_ports_directory_and_host_id(
     assert stack.backend_env == {
         "SPINUP_X": "1",
         "SPINUP_HOST_ID": "i-0123456789abcdef0",
-        "SPINUP_TRITON_GRPC_URL": f"127.0.0.1:{ports.triton_grpc}",
+        "SPINUP_TRITON_URL": f"http://127.0.0.1:{ports.triton_http}",
     }
 
 
