@@ -6,10 +6,12 @@ import io
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from PIL import Image
 from skimage import data as skimage_data
 
-from gpu_host.backend.frames import check_jpeg, dct_reduction, decode_jpeg
+from gpu_host.backend.frames import check_jpeg, dct_reduction, decode_jpeg, jpeg_size
 from gpu_host.backend.protocol import BadFrameError, FrameHeader, FrameTooLargeError
 from tests.unit.gpu_host.dataplane_unit_support import jpeg_bytes
 
@@ -119,3 +121,73 @@ def test_an_unknown_reduction_is_refused(small_jpeg: bytes) -> None:
     frame = check_jpeg(HEADER, small_jpeg, max_pixels=10**6, received_at=0)
     with pytest.raises(ValueError, match="reduction"):
         decode_jpeg(frame, 3)
+
+
+def _pillow_jpeg(mode: str, size: tuple[int, int], **save: object) -> bytes:
+    buf = io.BytesIO()
+    Image.new(mode, size).save(buf, "JPEG", **save)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("jpeg", "size"),
+    [
+        (_pillow_jpeg("RGB", (320, 240)), (320, 240)),
+        (_pillow_jpeg("RGB", (321, 17), progressive=True), (321, 17)),
+        (_pillow_jpeg("L", (7, 9000)), (7, 9000)),
+        (_pillow_jpeg("CMYK", (65500, 1)), (65500, 1)),
+        (_pillow_jpeg("RGB", (64, 48), exif=b"Exif\x00\x00" + bytes(3000)), (64, 48)),
+        (_pillow_jpeg("RGB", (64, 48), icc_profile=bytes(70_000)), (64, 48)),
+        # Fill bytes (any number of 0xFF) may precede a marker's code.
+        (b"\xff\xd8\xff\xff\xff" + _pillow_jpeg("RGB", (10, 20))[3:], (10, 20)),
+    ],
+    ids=["baseline", "progressive", "gray", "cmyk", "exif", "icc-over-several-app2", "fill"],
+)
+def test_jpeg_size_reads_what_pillow_reads(jpeg: bytes, size: tuple[int, int]) -> None:
+    assert Image.open(io.BytesIO(jpeg)).size == size
+    assert jpeg_size(jpeg) == size
+
+
+SOI = b"\xff\xd8"
+APP0 = b"\xff\xe0\x00\x10JFIF\x00" + bytes(9)
+
+
+@pytest.mark.parametrize(
+    ("payload", "why"),
+    [
+        (SOI + b"\xff", "before the end"),
+        (SOI + APP0, "before the end"),
+        (SOI + b"\xff\xe0\x00", "cut off"),
+        (SOI + b"\xff\xe0\x00\x01", "length 1"),
+        (SOI + APP0 + b"\xff\xda\x00\x08" + bytes(6), "before the scan"),
+        (SOI + b"\xff\xd9", "before the scan"),
+        (SOI + b"\xff\xe0\x00\x04ab\x00\x00", "no marker after"),
+        (SOI + b"\xff\xc0\x00\x11\x08\x00\x00\x01\x40\x03", "0×320|says 320×0"),
+        (SOI + b"\xff\xc0\x00\x11\x08\x00", "cut off"),
+    ],
+    ids=["soi-only", "app-then-end", "length-cut", "length-1", "sos-first", "eoi-first",
+         "garbage-after-segment", "zero-height", "sof-cut"],
+)  # fmt: skip
+def test_jpeg_size_refuses_headers_without_a_readable_frame_header(
+    payload: bytes, why: str
+) -> None:
+    with pytest.raises(ValueError, match=why):
+        jpeg_size(payload)
+    with pytest.raises(BadFrameError, match="unreadable JPEG header"):
+        check_jpeg(HEADER, payload, max_pixels=10**7, received_at=0.0)
+
+
+def test_restart_and_tem_markers_carry_no_length() -> None:
+    jpeg = _pillow_jpeg("RGB", (33, 44))
+    assert jpeg_size(SOI + b"\xff\xd0\xff\x01" + jpeg[2:]) == (33, 44)
+
+
+@given(tail=st.binary(max_size=64))
+def test_any_bytes_after_soi_give_a_size_or_a_value_error(tail: bytes) -> None:
+    """No input makes the header walk fail any other way (an IndexError, a loop)."""
+    try:
+        width, height = jpeg_size(b"\xff\xd8\xff" + tail)
+    except ValueError:
+        return
+    assert width > 0
+    assert height > 0
