@@ -37,6 +37,7 @@ from urllib.parse import quote, urlsplit
 import httptools
 import numpy as np
 import numpy.typing as npt
+import orjson
 
 log = logging.getLogger(__name__)
 
@@ -272,7 +273,7 @@ class TritonHttpClient:
         """Run `model` on `inputs` (each with its batch dimension, if the model has one) and
         return the named outputs as read-only arrays over the response body. Raises
         `TritonHttpError` when Triton refuses, `TransportError` / `TimeoutError` otherwise."""
-        header = json.dumps(
+        header = orjson.dumps(
             {
                 "inputs": [
                     {
@@ -286,9 +287,8 @@ class TritonHttpClient:
                 "outputs": [
                     {"name": name, "parameters": {"binary_data": True}} for name in outputs
                 ],
-            },
-            separators=(",", ":"),
-        ).encode()
+            }
+        )
         body: list[bytes | memoryview] = [header]
         for tensor in inputs:
             if not tensor.array.flags.c_contiguous:
@@ -335,7 +335,7 @@ def decode_outputs(response: Response, names: Sequence[str]) -> dict[str, npt.ND
     if not 0 < header_length <= len(body):
         raise MalformedResponseError(f"inference header length {header_length} of {len(body)}")
     try:
-        header = json.loads(body[:header_length])
+        header = orjson.loads(body[:header_length])
         described = header["outputs"]
     except (ValueError, KeyError, TypeError) as exc:
         raise MalformedResponseError(f"unreadable inference header: {exc}") from exc

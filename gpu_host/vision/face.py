@@ -7,6 +7,7 @@ MediaPipe's `face_detection_short_range` graph.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -20,6 +21,8 @@ from gpu_host.vision.types import Detection, Letterbox, ModelOutput, Tensors
 
 MODEL = "face"
 LABEL = "face"
+LOGIT_MARGIN = 0.01
+"""Below the threshold's logit by this much, no float32 score can round up to the threshold."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,16 +69,22 @@ class BlazeFaceProcessor(SquareImageInput):
         self.size = size
         self.params = params or FaceParams()
         self.anchors = ssd_anchors(size)
+        threshold = min(max(self.params.score_threshold, 1e-6), 1 - 1e-6)
+        self._logit_floor = math.log(threshold / (1 - threshold)) - LOGIT_MARGIN
 
     def postprocess(self, outputs: Tensors, letterbox: Letterbox) -> ModelOutput:
         count = len(self.anchors)
         raw = output(MODEL, outputs, "boxes", (count, 16))
         logits = output(MODEL, outputs, "scores", (count, 1))[:, 0]
+        # Only anchors whose logit is near the threshold's or above can pass it: the sigmoid
+        # runs on those few instead of all 896 (the same scores, bit for bit, as before).
+        near = np.flatnonzero(logits >= self._logit_floor)
         limit = self.params.score_clip
-        clipped = np.clip(logits.astype(np.float64), -limit, limit)  # float64: exp(100) fits
+        clipped = np.clip(logits[near].astype(np.float64), -limit, limit)  # exp(100) fits
         scores = (1.0 / (1.0 + np.exp(-clipped))).astype(np.float32)
         hit = scores >= self.params.score_threshold
-        boxes = self._decode(raw[hit], self.anchors[hit])
+        chosen = near[hit]
+        boxes = self._decode(raw[chosen], self.anchors[chosen])
         kept, kept_scores = weighted_nms(
             boxes, scores[hit], self.params.iou_threshold, self.params.max_faces
         )

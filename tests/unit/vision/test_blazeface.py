@@ -52,3 +52,19 @@ def test_decodes_a_known_regression() -> None:
     (face,) = processor.postprocess({"boxes": boxes, "scores": scores}, letterbox).detections
     np.testing.assert_allclose(face.box, (0.25, 0.25, 0.75, 0.75), atol=1e-6)
     assert face.score == pytest.approx(1 / (1 + np.exp(-10)), rel=1e-6)
+
+
+@pytest.mark.parametrize("logit", [-1e-3, -1e-7, -1e-9, 0.0, 1e-9, 1e-3])
+def test_an_anchor_at_the_threshold_passes_as_its_rounded_score_says(logit: float) -> None:
+    """Scores are float32: a logit a hair below the threshold's may still round up to it.
+    Only anchors near the threshold's logit get a sigmoid, and that shortcut keeps exactly
+    the anchors whose float32 score passes, as scoring all 896 would."""
+    processor = BlazeFaceProcessor()
+    _, letterbox = processor.preprocess(np.zeros((128, 128, 3), np.uint8))
+    boxes = np.zeros((896, 16), np.float32)
+    boxes[:, 2:4] = 16
+    scores = np.full((896, 1), -10, np.float32)
+    scores[300] = logit
+    score = np.float32(1 / (1 + np.exp(-np.float64(np.float32(logit)))))
+    found = processor.postprocess({"boxes": boxes, "scores": scores}, letterbox).detections
+    assert len(found) == int(score >= 0.5)
