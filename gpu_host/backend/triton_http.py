@@ -146,7 +146,9 @@ class _Connection(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if name.lower() == INFERENCE_HEADER:
-            self._header_length = int(value)
+            # Not a number: an impossible length, which `decode_outputs` refuses as malformed
+            # (raising here would read as a broken connection).
+            self._header_length = int(value) if value.isdigit() else -1
 
     def on_headers_complete(self) -> None:
         if not self._parser.should_keep_alive():
@@ -166,14 +168,19 @@ class _Connection(asyncio.Protocol):
 
     # --- the client's side ------------------------------------------------------------------
 
+    @property
+    def usable(self) -> bool:
+        return self.reusable and self._transport is not None and not self._transport.is_closing()
+
     def send(self, parts: Sequence[bytes | memoryview]) -> asyncio.Future[Response]:
-        if self._transport is None or self._transport.is_closing() or not self.reusable:
+        self.answered = False  # before the check: a closed connection answered nothing of this
+        transport = self._transport
+        if transport is None or not self.usable:
             raise TransportError("connection closed")
         self._chunks = []
         self._header_length = None
-        self.answered = False
         self._waiter = asyncio.get_running_loop().create_future()
-        self._transport.writelines(parts)
+        transport.writelines(parts)
         return self._waiter
 
     def close(self) -> None:
@@ -195,7 +202,7 @@ class TritonHttpClient:
         parts = urlsplit(url if "://" in url else f"http://{url}")
         if parts.scheme != "http" or not parts.hostname or parts.path not in ("", "/"):
             raise ValueError(f"Triton's HTTP address must be http://host:port, got {url!r}")
-        if parts.query or parts.fragment:
+        if parts.query or parts.fragment or parts.username is not None:
             raise ValueError(f"Triton's HTTP address must be http://host:port, got {url!r}")
         if max_connections < 1:
             raise ValueError("max_connections must be >= 1")
@@ -311,9 +318,9 @@ class TritonHttpClient:
             raise TransportError("client closed")
         while self._idle and not fresh:
             connection = self._idle.pop()
-            if connection.reusable:
+            if connection.usable:
                 return connection, True
-            self._all.discard(connection)
+            self._discard(connection)
         loop = asyncio.get_running_loop()
         try:
             _, connection = await loop.create_connection(_Connection, self._host, self._port)
@@ -349,7 +356,7 @@ def decode_outputs(response: Response, names: Sequence[str]) -> dict[str, npt.ND
             if size is None:
                 array = np.asarray(output["data"], dtype=dtype).reshape(shape)
             else:
-                if offset + size > len(body):
+                if not isinstance(size, int) or size < 0 or offset + size > len(body):
                     raise MalformedResponseError(f"output {name!r} runs past the body")
                 array = np.frombuffer(
                     body, dtype=dtype, count=size // dtype.itemsize, offset=offset

@@ -271,12 +271,6 @@ async def test_a_stale_keep_alive_connection_is_retried_once_on_a_fresh_one(
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a pooled connection whose transport is already closing (EOF seen, "
-    "connection_lost not yet run) is taken from the pool; send() raises before resetting "
-    "`answered`, which still says True from the previous response, so no retry happens",
-)
 async def test_a_pooled_connection_already_closing_is_retried_too(connect: Connect) -> None:
     """asyncio closes a transport on EOF at once but calls `connection_lost` one loop step
     later; a request taken from the pool in between must still get its one retry. Closing
@@ -384,6 +378,7 @@ MALFORMED = {
     "header-without-outputs": malformed(b'{"model_name":"m"}'),
     "header-a-list": malformed(b'["outputs"]'),
     "output-past-the-body": malformed(output(size=8), FLOATS[:4]),
+    "negative-data-size": malformed(output(size=-4), FLOATS),
     "unknown-datatype": malformed(output(datatype="BYTES", size=8), FLOATS),
     "size-not-the-shape": malformed(output(shape=(3,), size=8), FLOATS),
     "neither-data-nor-size": malformed(output()),
@@ -403,13 +398,6 @@ async def test_a_200_answer_that_cannot_be_read_is_malformed(
     assert caught.value.status == 200
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (minor): a non-integer Inference-Header-Content-Length raises ValueError in "
-    "the parser's on_header callback, which httptools turns into a parser error, so the "
-    "client reports a transport failure (the gateway then trips the breaker) instead of a "
-    "malformed answer",
-)
 async def test_a_non_numeric_header_length_is_malformed_not_a_transport_failure(
     connect: Connect,
 ) -> None:
@@ -579,3 +567,9 @@ async def test_closing_fails_a_request_in_flight(connect: Connect) -> None:
             gate.open.set()
             with pytest.raises(TransportError):
                 await call
+
+
+def test_credentials_in_the_address_are_refused() -> None:
+    """Triton's API takes no credentials; `user:pw@` would end up in the Host header."""
+    with pytest.raises(ValueError, match="http://host:port"):
+        TritonHttpClient("http://user:pw@127.0.0.1:8000")
