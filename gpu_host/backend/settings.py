@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gpu_host.backend.motion import DEFAULT_THRESHOLD
 from gpu_host.backend.protocol import choose_models
+from gpu_host.backend.triton_http import triton_address
 from gpu_host.models.spec import BUILTIN_SPECS, USER_MODELS_FILE, ModelSpec, model_catalog
 from lambdas.settings import Settings as ControlSettings
 from lambdas.settings_types import CommaList, TicketSecret
@@ -114,6 +115,12 @@ class Settings(BaseSettings):
         # Browsers send `Origin: https://host` (no path, no trailing slash); normalize so a
         # configured `https://host/` still matches.
         return tuple(origin.rstrip("/") for origin in value)
+
+    @field_validator("triton_url")
+    @classmethod
+    def _triton_address(cls, value: str) -> str:
+        triton_address(value)  # the client's own rule: refused here, at start-up
+        return value
 
     @field_validator("jwks_url")
     @classmethod

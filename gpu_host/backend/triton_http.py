@@ -64,6 +64,28 @@ DATATYPES: Final[dict[str, np.dtype[Any]]] = {
 """Triton's tensor datatypes (the wire names) that map to a NumPy dtype; BYTES does not."""
 
 
+def triton_address(url: str) -> tuple[str, int]:
+    """Host and port of Triton's HTTP address, `http://host:port` (port 80 when left out;
+    no scheme reads as http). Anything else raises `ValueError`: a path, query or credentials
+    (Triton serves its API at the root, without them), or https (Triton's own server speaks
+    plain HTTP; the backend reaches it on the host's loopback)."""
+    try:
+        parts = urlsplit(url if "://" in url else f"http://{url}")
+        port = parts.port or 80
+    except ValueError as exc:  # a port that is not a number, or out of range
+        raise ValueError(f"Triton's HTTP address must be http://host:port, got {url!r}") from exc
+    if (
+        parts.scheme != "http"
+        or not parts.hostname
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+        or parts.username is not None
+    ):
+        raise ValueError(f"Triton's HTTP address must be http://host:port, got {url!r}")
+    return parts.hostname, port
+
+
 class TransportError(Exception):
     """No answer from Triton: the connection was refused, reset or closed, or the answer was
     not HTTP."""
@@ -198,17 +220,12 @@ class TritonHttpClient:
     """Triton's HTTP API over a bounded pool of keep-alive connections."""
 
     def __init__(self, url: str, *, max_connections: int = DEFAULT_MAX_CONNECTIONS) -> None:
-        """`url`: `http://host:port` (a path or query is an error: Triton serves at the root)."""
-        parts = urlsplit(url if "://" in url else f"http://{url}")
-        if parts.scheme != "http" or not parts.hostname or parts.path not in ("", "/"):
-            raise ValueError(f"Triton's HTTP address must be http://host:port, got {url!r}")
-        if parts.query or parts.fragment or parts.username is not None:
-            raise ValueError(f"Triton's HTTP address must be http://host:port, got {url!r}")
+        """`url`: `http://host:port` (`triton_address`)."""
         if max_connections < 1:
             raise ValueError("max_connections must be >= 1")
-        self._host = parts.hostname
-        self._port = parts.port or 80
-        self._host_header = f"Host: {parts.netloc}\r\n"
+        self._host, self._port = triton_address(url)
+        name = f"[{self._host}]" if ":" in self._host else self._host  # IPv6 in brackets
+        self._host_header = f"Host: {name}:{self._port}\r\n"
         self._idle: list[_Connection] = []
         """Free connections, newest last (reused first: the likeliest to be alive)."""
         self._slots = asyncio.Semaphore(max_connections)
@@ -217,7 +234,7 @@ class TritonHttpClient:
 
     @property
     def address(self) -> str:
-        return f"http://{self._host}:{self._port}"
+        return f"http://{self._host_header[6:-2]}"
 
     async def close(self) -> None:
         self._closed = True

@@ -89,6 +89,11 @@ def test_models_are_comma_separated_and_deduplicated(env: pytest.MonkeyPatch) ->
         ("SPINUP_MAX_FRAME_BYTES", "0", "greater than 16"),
         ("SPINUP_MAX_SESSIONS_PER_USER", "0", "greater than or equal to 1"),
         ("SPINUP_BREAKER_COOLDOWN_S", "-1", "greater than 0"),
+        ("SPINUP_TRITON_URL", "https://127.0.0.1:8000", "must be http://host:port"),
+        ("SPINUP_TRITON_URL", "http://127.0.0.1:8000/v2", "must be http://host:port"),
+        ("SPINUP_TRITON_URL", "http://127.0.0.1:http", "must be http://host:port"),
+        ("SPINUP_TRITON_URL", "http://127.0.0.1:99999", "must be http://host:port"),
+        ("SPINUP_TRITON_URL", "http://:8000", "must be http://host:port"),
     ],
 )
 def test_bad_values_fail_with_a_precise_error(

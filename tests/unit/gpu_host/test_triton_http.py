@@ -21,6 +21,7 @@ from gpu_host.backend.triton_http import (
     TritonHttpClient,
     TritonHttpError,
     decode_outputs,
+    triton_address,
 )
 from infra.local.ports import free_port
 from tests.support.waiting import eventually_async
@@ -573,3 +574,20 @@ def test_credentials_in_the_address_are_refused() -> None:
     """Triton's API takes no credentials; `user:pw@` would end up in the Host header."""
     with pytest.raises(ValueError, match="http://host:port"):
         TritonHttpClient("http://user:pw@127.0.0.1:8000")
+
+
+@pytest.mark.parametrize(
+    ("url", "address"),
+    [
+        ("http://127.0.0.1:8000", ("127.0.0.1", 8000)),
+        ("127.0.0.1:8001", ("127.0.0.1", 8001)),
+        ("http://localhost", ("localhost", 80)),
+        ("http://[::1]:8000/", ("::1", 8000)),
+    ],
+)
+def test_triton_address_reads_host_and_port(url: str, address: tuple[str, int]) -> None:
+    assert triton_address(url) == address
+
+
+def test_an_ipv6_address_is_bracketed_in_the_host_header() -> None:
+    assert TritonHttpClient("http://[::1]:8000").address == "http://[::1]:8000"
