@@ -225,7 +225,8 @@ class TritonHttpClient:
             raise ValueError("max_connections must be >= 1")
         self._host, self._port = triton_address(url)
         name = f"[{self._host}]" if ":" in self._host else self._host  # IPv6 in brackets
-        self._host_header = f"Host: {name}:{self._port}\r\n"
+        self._netloc = f"{name}:{self._port}"
+        self._host_header = f"Host: {self._netloc}\r\n"
         self._idle: list[_Connection] = []
         """Free connections, newest last (reused first: the likeliest to be alive)."""
         self._slots = asyncio.Semaphore(max_connections)
@@ -234,7 +235,7 @@ class TritonHttpClient:
 
     @property
     def address(self) -> str:
-        return f"http://{self._host_header[6:-2]}"
+        return f"http://{self._netloc}"
 
     async def close(self) -> None:
         self._closed = True
@@ -265,8 +266,7 @@ class TritonHttpClient:
             try:
                 response = await connection.send(parts)
             except TransportError:
-                connection.close()
-                self._all.discard(connection)
+                self._discard(connection)
                 if not reused or connection.answered:
                     raise
                 # Triton closed an idle keep-alive connection (a restart, its idle timeout)
