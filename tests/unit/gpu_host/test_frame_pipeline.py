@@ -290,9 +290,11 @@ class SizedModel(BoxModel):
         self.input_hw = input_hw
         self.seen: list[tuple[int, ...]] = []
         self.post_threads: list[int] = []
+        self.pre_threads: list[int] = []
 
     def preprocess(self, image: Image) -> tuple[dict[str, npt.NDArray[Any]], Letterbox]:
         self.seen.append(image.shape)
+        self.pre_threads.append(threading.get_ident())
         return super().preprocess(image)
 
     def postprocess(self, outputs: Tensors, letterbox: Letterbox) -> ModelOutput:
@@ -349,3 +351,23 @@ async def test_small_answers_are_post_processed_on_the_loop_large_ones_in_a_thre
     )
     await pipe.run(frame_of(64, 48), ["m"], SessionReads())
     assert (model.post_threads == [threading.get_ident()]) is on_the_loop
+
+
+@pytest.mark.parametrize(
+    ("size", "on_the_loop"),
+    [((320, 240), True), ((240, 320), True), ((321, 240), False), ((640, 480), False)],
+)
+async def test_engine_sized_frames_are_decoded_on_the_loop_larger_ones_in_a_thread(
+    size: tuple[int, int], on_the_loop: bool
+) -> None:
+    """Up to the engine's 320×240 the thread hop costs more than the decode; a larger frame
+    would stall every session's frames on the loop."""
+    model = SizedModel("m", (32, 32))
+    pipe = FramePipeline(
+        models={"m": ServedModel(spec("m"), model)},
+        gateway=ScriptedGateway(),
+        metrics=Metrics(),
+        budget_s=BUDGET_S,
+    )
+    await pipe.run(frame_of(*size), ["m"], SessionReads())
+    assert (model.pre_threads == [threading.get_ident()]) is on_the_loop
