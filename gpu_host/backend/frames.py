@@ -9,8 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import cast
 
-import cv2
-import numpy as np
+import simplejpeg
 
 from gpu_host.backend.protocol import BadFrameError, FrameHeader, FrameTooLargeError
 from gpu_host.vision.types import Image
@@ -92,13 +91,6 @@ def check_jpeg(header: FrameHeader, jpeg: bytes, *, max_pixels: int, received_at
 DCT_REDUCTIONS = (8, 4, 2)
 """The factors libjpeg can decode at directly, by scaling its inverse DCT."""
 
-_REDUCED_FLAGS = {
-    1: cv2.IMREAD_COLOR_RGB,
-    # IMREAD_REDUCED_COLOR_n includes the BGR flag, which may not be combined with RGB.
-    **{n: (getattr(cv2, f"IMREAD_REDUCED_COLOR_{n}") & ~cv2.IMREAD_COLOR) | cv2.IMREAD_COLOR_RGB
-       for n in DCT_REDUCTIONS},
-}  # fmt: skip
-
 
 def dct_reduction(scale: float) -> int:
     """The largest factor a frame can be decoded smaller by when the models shrink it by at
@@ -111,14 +103,21 @@ def decode_jpeg(frame: Frame, reduction: int = 1) -> Image:
     """Decode to H×W×3 RGB uint8, `reduction` (1, 2, 4 or 8) times smaller on each side
     (rounded up), or raise `BadFrameError` (truncated or corrupt data).
 
-    OpenCV's libjpeg-turbo decodes straight to RGB (the same pixels as Pillow, without its
-    RGB copy and array conversion: 0.45 ms instead of 1.2 ms for 320×240 here), and a
-    reduced decode skips most of the inverse DCT and the resize that would follow it."""
-    flags = _REDUCED_FLAGS.get(reduction)
-    if flags is None:
+    simplejpeg's libjpeg-turbo decodes straight to RGB, with libjpeg's DCT scaling for a
+    reduced size: the same pixels as OpenCV's `imdecode` (and Pillow) at every reduction,
+    in 0.34 ms instead of OpenCV's 0.62 for a full 320×240 frame here (0.27 against 0.30 at
+    half size). A reduced decode skips most of the inverse DCT and the resize that would
+    follow it."""
+    if reduction != 1 and reduction not in DCT_REDUCTIONS:
         raise ValueError(f"reduction must be one of 1, {DCT_REDUCTIONS}, got {reduction}")
-    # imdecode returns None for data it cannot decode, truncated frames included.
-    image = cv2.imdecode(np.frombuffer(frame.jpeg, np.uint8), flags)
-    if image is None:
-        raise BadFrameError("JPEG does not decode", frame_id=frame.header.frame_id)
+    try:
+        # The smallest of libjpeg's M/8 scales that covers these is exactly 1/reduction.
+        image = simplejpeg.decode_jpeg(
+            frame.jpeg,
+            colorspace="RGB",
+            min_height=-(-frame.height // reduction),
+            min_width=-(-frame.width // reduction),
+        )
+    except ValueError as exc:  # truncated or corrupt data (libjpeg's warnings count)
+        raise BadFrameError(f"JPEG does not decode: {exc}", frame_id=frame.header.frame_id) from exc
     return cast(Image, image)
