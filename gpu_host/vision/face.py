@@ -79,8 +79,9 @@ class BlazeFaceProcessor(SquareImageInput):
         # Only anchors whose logit is near the threshold's or above can pass it: the sigmoid
         # runs on those few instead of all 896 (the same scores, bit for bit, as before).
         near = np.flatnonzero(logits >= self._logit_floor)
-        limit = self.params.score_clip
-        clipped = np.clip(logits[near].astype(np.float64), -limit, limit)  # exp(100) fits
+        # Clipped as MediaPipe does, at +score_clip (float64: exp(100) fits); these logits are
+        # all above the threshold's, far above -score_clip.
+        clipped = np.minimum(logits[near].astype(np.float64), self.params.score_clip)
         scores = (1.0 / (1.0 + np.exp(-clipped))).astype(np.float32)
         hit = scores >= self.params.score_threshold
         chosen = near[hit]
