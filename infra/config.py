@@ -172,7 +172,7 @@ class DeployConfig:
     """The host refuses a WebSocket hello that carries a sign-in token instead of a socket
     ticket (`SPINUP_REQUIRE_TICKETS`). Off only for clients of protocol v1 as first written."""
     triton_http_port: int = 8000
-    """Triton's HTTP port on the host (bootstrap.sh starts it there); the backend calls it."""
+    """Triton's HTTP port on the host (systemd/spinup-triton.service); the backend calls it."""
     served_models: tuple[str, ...] = DEFAULT_SERVED_MODELS
     """What the instance's Triton loads and the backend serves (`SPINUP_MODELS`);
     `config_from_context` adds the user's own models (docs/models.md), which the release
