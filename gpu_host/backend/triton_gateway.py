@@ -18,7 +18,7 @@ import numpy.typing as npt
 from gpu_host.backend.breaker import CircuitBreaker
 from gpu_host.backend.protocol import InferenceFailedError, UnavailableError
 from gpu_host.backend.triton_http import Tensor, TransportError, TritonHttpClient, TritonHttpError
-from gpu_host.models.spec import ModelSpec
+from gpu_host.models.spec import ModelSpec, TensorSpec
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ class TritonGateway:
     async def _infer_batch(
         self, spec: ModelSpec, items: Sequence[Mapping[str, npt.NDArray[Any]]]
     ) -> list[dict[str, npt.NDArray[Any]]]:
-        inputs = [_input(spec, t.name, items) for t in spec.inputs]
+        inputs = [_input(spec, tensor, items) for tensor in spec.inputs]
         outputs = self._outputs.get(spec.name)
         if outputs is None:  # the same for every request of the model: made once
             outputs = self._outputs[spec.name] = tuple(t.name for t in spec.outputs)
@@ -155,9 +155,11 @@ def _why(exc: BaseException) -> str:
     return "no answer in time" if isinstance(exc, TimeoutError) else str(exc)
 
 
-def _input(spec: ModelSpec, name: str, items: Sequence[Mapping[str, npt.NDArray[Any]]]) -> Tensor:
-    """The items' tensor `name`, checked against the spec and stacked into one batch."""
-    tensor = next(t for t in spec.inputs if t.name == name)
+def _input(
+    spec: ModelSpec, tensor: TensorSpec, items: Sequence[Mapping[str, npt.NDArray[Any]]]
+) -> Tensor:
+    """The items' tensor `tensor.name`, checked against the spec and stacked into one batch."""
+    name = tensor.name
     arrays = []
     for tensors in items:
         array = tensors.get(name)
