@@ -40,6 +40,11 @@ def server_config(
         host=host,
         port=port,
         log_level=log_level,
+        # websockets' Sans-I/O protocol: a message reaches the app through one queue put,
+        # and reading pauses until the app has taken it (at most one message buffered per
+        # socket). The legacy protocol ran a reader task per socket with its own queue:
+        # an extra event-loop turn per frame (docs/performance.md).
+        ws="websockets-sansio",
         ws_max_size=2 * settings.max_frame_bytes + WS_SIZE_MARGIN,
         ws_ping_interval=20.0,
         ws_ping_timeout=20.0,

@@ -184,6 +184,55 @@ async def test_a_cancelled_frame_cancels_its_models() -> None:
     assert sorted(gateway.cancelled) == ["fast", "slow"]
 
 
+async def test_one_model_over_the_budget_is_late_and_cancelled() -> None:
+    """A frame of one model runs it in the frame's own task: the budget still cuts it off,
+    names it late and cancels its request."""
+    gateway = ScriptedGateway(delays={"slow": SLOW_S})
+    metrics = Metrics()
+    outputs, late, timing = await run(pipeline(gateway, metrics), ["slow"])
+    assert (outputs, late) == ((), ("slow",))
+    assert gateway.cancelled == ["slow"]
+    assert "slow.infer" not in timing
+    assert metrics.models_late.labels(model="slow")._value.get() == 1
+
+
+@pytest.mark.parametrize("models", [["slow"], ["fast", "slow"]], ids=["alone", "with-another"])
+async def test_a_models_own_timeout_fails_the_frame_and_is_not_late(models: list[str]) -> None:
+    """A TimeoutError raised by the model's request (not by the frame budget) is that
+    model's failure: the frame fails with it, and nothing is counted late."""
+    gateway = ScriptedGateway(failures={"slow": TimeoutError("gateway timed out")})
+    metrics = Metrics()
+    with pytest.raises(TimeoutError, match="gateway timed out"):
+        await run(pipeline(gateway, metrics), models)
+    assert metrics.models_late.labels(model="slow")._value.get() == 0
+
+
+async def test_one_failing_model_fails_the_frame() -> None:
+    gateway = ScriptedGateway(failures={"slow": UnavailableError("triton down")})
+    with pytest.raises(UnavailableError, match="triton down"):
+        await run(pipeline(gateway), ["slow"])
+
+
+async def test_a_cancelled_frame_of_one_model_cancels_its_request() -> None:
+    gateway = ScriptedGateway(delays={"slow": SLOW_S})
+    frame = asyncio.create_task(run(pipeline(gateway), ["slow"]))
+    await gateway.arrived["slow"].wait()
+    frame.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await frame
+    assert gateway.cancelled == ["slow"]
+
+
+async def test_the_first_failing_model_in_order_decides_the_error() -> None:
+    """Both fail; the frame's error is the first selected model's, whichever failed first."""
+    gateway = ScriptedGateway(
+        delays={"fast": 0.05},
+        failures={"fast": UnavailableError("fast down"), "slow": UnavailableError("slow down")},
+    )
+    with pytest.raises(UnavailableError, match="fast down"):
+        await run(pipeline(gateway), ["fast", "slow"])
+
+
 async def test_ocr_runs_the_text_detector_without_reporting_it() -> None:
     gateway = ScriptedGateway()
     outputs, late, timing = await run(pipeline(gateway), ["ocr"])
