@@ -35,6 +35,7 @@ from gpu_host.backend.reporter import REPORT_SIGNAL, DynamoHostRecord, Milestone
 from gpu_host.backend.sessions import SessionRegistry
 from gpu_host.backend.settings import Settings
 from gpu_host.backend.triton_gateway import TritonGateway
+from gpu_host.backend.triton_shm import SharedSlots
 from gpu_host.backend.worker_header import WorkerHeader
 from gpu_host.backend.ws import inference_socket
 from gpu_host.models.spec import load_processor
@@ -153,7 +154,10 @@ def _build_backend(
         failure_threshold=settings.breaker_failures, cooldown_s=settings.breaker_cooldown_s
     )
     gateway = TritonGateway(
-        url=settings.triton_url, breaker=breaker, timeout_s=settings.infer_timeout_s
+        url=settings.triton_url,
+        breaker=breaker,
+        timeout_s=settings.infer_timeout_s,
+        shared_slot_bytes=_largest_input(served) if settings.triton_shared_memory else None,
     )
     record = (
         DynamoHostRecord(
@@ -195,6 +199,16 @@ def _build_backend(
             on_change=reporter.models_changed,
         ),
     )
+
+
+def _largest_input(served: dict[str, ServedModel]) -> int | None:
+    """Bytes of the largest one-item request's inputs: a shared-memory slot's size (a frame's
+    request to any served model fits one; a larger batch of regions goes in the body)."""
+    sizes = [
+        SharedSlots.packed_size([tensor.nbytes for tensor in model.spec.inputs])
+        for model in served.values()
+    ]
+    return max(sizes, default=None)
 
 
 def _authenticator(settings: Settings, store: HostStore) -> HelloAuthenticator:

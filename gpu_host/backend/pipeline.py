@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import time
 from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -538,7 +537,7 @@ def _region_processor(
 
 def _output_bytes(spec: ModelSpec) -> int:
     """Bytes of one item's outputs."""
-    return sum(math.prod(t.dims) * np.dtype(t.dtype.numpy_name).itemsize for t in spec.outputs)
+    return sum(tensor.nbytes for tensor in spec.outputs)
 
 
 def _read(output: ModelOutput, box: Box) -> Read:

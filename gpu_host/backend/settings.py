@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     triton_url: str = "http://127.0.0.1:8000"
     """Triton's HTTP address; the backend calls its HTTP API with binary tensors
     (`triton_http`)."""
+    triton_shared_memory: bool = True
+    """Send model inputs to Triton through system shared memory (`triton_shm`), not in the
+    request body, when Triton can map it (it shares this host's /dev/shm); otherwise, or when
+    False, requests carry their tensors."""
     jwks_url: str
     """Where the token signing keys are: `http(s)://…/.well-known/jwks.json`."""
     jwt_issuer: str

@@ -25,7 +25,8 @@ supervisor creates afresh at start, with the Prometheus multiprocess directory b
 
 - Without `SPINUP_STATE_DIR` (the local mode), the state lives in a temporary directory named
   after the supervisor's pid; a supervisor killed outright cannot remove its own, so each
-  start removes those of supervisors that no longer run (`remove_stale_state_dirs`).
+  start removes those of supervisors that no longer run (`remove_stale_state_dirs`), and
+  the shared-memory objects of workers that no longer run (`triton_shm`).
 
 The supervisor is single-threaded and waits on one file descriptor: the signals it handles
 (SIGTERM, SIGINT, SIGCHLD) are written to it by the interpreter (`signal.set_wakeup_fd`).
@@ -55,6 +56,7 @@ from gpu_host.backend.host_store import HostStore, pid_alive
 from gpu_host.backend.metrics import MULTIPROC_ENV, forget_worker
 from gpu_host.backend.reporter import REPORT_SIGNAL
 from gpu_host.backend.settings import Settings
+from gpu_host.backend.triton_shm import remove_objects_of, remove_objects_of_the_dead
 from gpu_host.triton.processes import die_with_parent
 
 log = logging.getLogger(__name__)
@@ -250,12 +252,15 @@ class Supervisor:
             slot.start_at = now + restart_delay(slot.quick_exits)
 
     def _forget(self, pid: int, *, report: bool = True) -> None:
-        """What a dead worker leaves: its sessions in the store, its metric files; and the
-        host record's session count, stale until a worker reports it (`report`)."""
+        """What a dead worker leaves: its sessions in the store, its metric files, its
+        shared-memory objects (`triton_shm`, left when it was killed); and the host record's
+        session count, stale until a worker reports it (`report`)."""
         purged = self._store.purge_worker(pid)
         if purged:
             log.info("removed %d sessions of worker pid %d", purged, pid)
         forget_worker(self._metrics_dir, pid)
+        for path in remove_objects_of(pid):
+            log.info("removed shared memory %s of worker pid %d", path.name, pid)
         if report and purged:
             self._ask_for_report()
 
@@ -364,6 +369,8 @@ def state_directory(configured: Path | None) -> Iterator[Path]:
 
 def supervise(settings: Settings, *, host: str, port: int) -> int:
     """Run the backend until SIGTERM/SIGINT; the process's exit status."""
+    for path in remove_objects_of_the_dead(pid_alive):
+        log.info("removed shared memory %s: its worker is gone", path.name)
     with bind(host, port) as listener, state_directory(settings.state_dir) as state_dir:
         supervisor = Supervisor(
             workers=settings.workers,

@@ -18,6 +18,10 @@ Protocols relied on:
   https://github.com/triton-inference-server/server/blob/main/docs/protocol/extension_binary_data.md
 - Triton's model repository extension: `POST /v2/repository/models/{name}/load|unload`.
   https://github.com/triton-inference-server/server/blob/main/docs/protocol/extension_model_repository.md
+- Triton's system shared memory extension: an input may name a registered region, an offset
+  and a size (`parameters.shared_memory_region`, `…_offset`, `…_byte_size`) instead of
+  carrying data (`SharedTensor`; the regions themselves: `triton_shm`).
+  https://github.com/triton-inference-server/server/blob/main/docs/protocol/extension_shared_memory.md
 
 Connections: HTTP/1.1 keep-alive carries one request at a time, so concurrent requests take
 one connection each from a pool of at most `max_connections`; a request that finds none free
@@ -132,6 +136,18 @@ class Tensor:
     array: npt.NDArray[Any]
 
 
+@dataclass(frozen=True, slots=True)
+class SharedTensor:
+    """One input tensor already in a registered shared-memory region: no data in the body."""
+
+    name: str
+    datatype: str
+    shape: tuple[int, ...]
+    region: str
+    offset: int
+    nbytes: int
+
+
 class _Connection(asyncio.Protocol):
     """One keep-alive HTTP/1.1 connection: one request at a time, its response parsed as it
     arrives (httptools' callbacks below)."""
@@ -223,6 +239,7 @@ class TritonHttpClient:
         """`url`: `http://host:port` (`triton_address`)."""
         if max_connections < 1:
             raise ValueError("max_connections must be >= 1")
+        self._max_connections = max_connections
         self._host, self._port = triton_address(url)
         name = f"[{self._host}]" if ":" in self._host else self._host  # IPv6 in brackets
         self._netloc = f"{name}:{self._port}"
@@ -232,6 +249,11 @@ class TritonHttpClient:
         self._slots = asyncio.Semaphore(max_connections)
         self._all: set[_Connection] = set()
         self._closed = False
+
+    @property
+    def max_connections(self) -> int:
+        """Requests in flight at most (one per connection)."""
+        return self._max_connections
 
     @property
     def address(self) -> str:
@@ -289,7 +311,7 @@ class TritonHttpClient:
     async def infer(
         self,
         model: str,
-        inputs: Sequence[Tensor],
+        inputs: Sequence[Tensor | SharedTensor],
         outputs: Sequence[str],
         *,
         timeout_s: float,
@@ -299,15 +321,7 @@ class TritonHttpClient:
         `TritonHttpError` when Triton refuses, `TransportError` / `TimeoutError` otherwise."""
         header = orjson.dumps(
             {
-                "inputs": [
-                    {
-                        "name": tensor.name,
-                        "shape": list(tensor.array.shape),
-                        "datatype": tensor.datatype,
-                        "parameters": {"binary_data_size": tensor.array.nbytes},
-                    }
-                    for tensor in inputs
-                ],
+                "inputs": [_input_header(tensor) for tensor in inputs],
                 "outputs": [
                     {"name": name, "parameters": {"binary_data": True}} for name in outputs
                 ],
@@ -315,6 +329,8 @@ class TritonHttpClient:
         )
         body: list[bytes | memoryview] = [header]
         for tensor in inputs:
+            if isinstance(tensor, SharedTensor):
+                continue
             if not tensor.array.flags.c_contiguous:
                 raise ValueError(f"{model}.{tensor.name}: tensor data must be C-contiguous")
             body.append(tensor.array.data.cast("B"))
@@ -349,6 +365,27 @@ class TritonHttpClient:
     def _discard(self, connection: _Connection) -> None:
         connection.close()
         self._all.discard(connection)
+
+
+def _input_header(tensor: Tensor | SharedTensor) -> dict[str, Any]:
+    """An input's entry in the request's JSON header."""
+    if isinstance(tensor, SharedTensor):
+        return {
+            "name": tensor.name,
+            "shape": list(tensor.shape),
+            "datatype": tensor.datatype,
+            "parameters": {
+                "shared_memory_region": tensor.region,
+                "shared_memory_offset": tensor.offset,
+                "shared_memory_byte_size": tensor.nbytes,
+            },
+        }
+    return {
+        "name": tensor.name,
+        "shape": list(tensor.array.shape),
+        "datatype": tensor.datatype,
+        "parameters": {"binary_data_size": tensor.array.nbytes},
+    }
 
 
 def decode_outputs(response: Response, names: Sequence[str]) -> dict[str, npt.NDArray[Any]]:

@@ -245,7 +245,7 @@ start_triton_once() {
   local release=$1
   docker rm --force "$TRITON_INIT_NAME" >/dev/null 2>&1 || true
   docker run --detach --rm --name "$TRITON_INIT_NAME" --pull never --network host --gpus all \
-    --shm-size 1g --ulimit memlock=-1 --ulimit stack=67108864 "${DOCKER_LOG_OPTS[@]}" \
+    --volume /dev/shm:/dev/shm --ulimit memlock=-1 --ulimit stack=67108864 "${DOCKER_LOG_OPTS[@]}" \
     --volume "$release/model_repository:/models:ro" \
     --volume "$FAKE_ROOT$ENGINE_CACHE:$ENGINE_CACHE" \
     "$SPINUP_TRITON_IMAGE" tritonserver --model-repository=/models \

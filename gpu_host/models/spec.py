@@ -9,6 +9,7 @@ asset build use it without the vision stack.
 from __future__ import annotations
 
 import importlib
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -46,6 +47,19 @@ class DType(StrEnum):
         """The NumPy dtype name (`uint8`, `float32`, …)."""
         return _NUMPY_NAMES[self]
 
+    @property
+    def itemsize(self) -> int:
+        """Bytes per element."""
+        return _ITEMSIZES[self]
+
+
+_ITEMSIZES: dict[DType, int] = {
+    DType.UINT8: 1,
+    DType.INT32: 4,
+    DType.INT64: 8,
+    DType.FP16: 2,
+    DType.FP32: 4,
+}
 
 _NUMPY_NAMES: dict[DType, str] = {
     DType.UINT8: "uint8",
@@ -83,6 +97,11 @@ class TensorSpec:
             raise ValueError(f"tensor name {self.name!r} must be non-empty without ':', '/', ' '")
         if not self.dims or any(d <= 0 for d in self.dims):
             raise ValueError(f"tensor {self.name!r}: dims {self.dims} must be fixed and positive")
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of one item's tensor."""
+        return math.prod(self.dims) * self.dtype.itemsize
 
 
 @dataclass(frozen=True, slots=True)

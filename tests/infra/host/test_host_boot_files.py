@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from gpu_host.backend.triton_shm import SHM_DIR
 from gpu_host.bootstrap import parameters
 from gpu_host.models.tensorrt import DEFAULT_ENGINE_CACHE
 from infra.config import DeployConfig, release_parameter
@@ -138,12 +139,24 @@ def test_triton_gets_the_gpu_the_repository_read_only_and_the_engine_cache() -> 
     assert argv[argv.index("--gpus") + 1] == "all"
     volumes = [argv[i + 1] for i, a in enumerate(argv) if a == "--volume"]
     assert volumes == [
+        f"{SHM_DIR}:{SHM_DIR}",
         "/opt/spinup/current/model_repository:/models:ro",
         # Read-write, at the path the generated config.pbtxt names (docs/models.md).
         f"{DEFAULT_ENGINE_CACHE}:{DEFAULT_ENGINE_CACHE}",
     ]
     assert "--model-repository=/models" in argv
     assert "${SPINUP_TRITON_IMAGE}" in argv
+
+
+@pytest.mark.parametrize("unit", ["spinup-backend.service", "spinup-triton.service"])
+def test_backend_and_triton_share_the_hosts_shared_memory(unit: str) -> None:
+    """The backend's shared-memory regions (`triton_shm`) are objects in its /dev/shm, which
+    Triton opens by name in its own: both containers mount the host's."""
+    argv = docker_run(unit)
+    volumes = [argv[i + 1] for i, a in enumerate(argv) if a == "--volume"]
+    assert f"{SHM_DIR}:{SHM_DIR}" in volumes
+    assert "--shm-size" not in argv, "a private /dev/shm would hide the backend's regions"
+    assert "--ipc" not in argv
 
 
 def test_initialize_uses_the_engine_cache_the_generator_defaults_to() -> None:

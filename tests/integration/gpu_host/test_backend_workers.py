@@ -17,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gpu_host.backend.host_store import pid_alive
 from gpu_host.backend.supervisor import STATE_DIR_PREFIX
+from gpu_host.backend.triton_shm import NAME_PREFIX, SHM_DIR
 from gpu_host.backend.ws import SHUTDOWN_NOTICE
 from gpu_host.triton.local import LocalTriton
 from tests.integration.gpu_host.conftest import BackendProcessFactory
@@ -80,6 +81,11 @@ def frames_inferred(text: str) -> float:
         for sample in family.samples
         if sample.name == "spinup_frames_inferred_total"
     )
+
+
+def shared_memory_of(pid: int) -> list[Path]:
+    """The worker's shared-memory objects (`triton_shm`)."""
+    return list(SHM_DIR.glob(f"{NAME_PREFIX}{pid}-*"))
 
 
 def gauge(text: str, name: str) -> float:
@@ -182,7 +188,7 @@ async def test_a_killed_worker_is_replaced_and_its_sessions_forgotten(
     """A worker SIGKILLed holds a user's every allowed session: its clients see 1006, the
     other worker's client is still served, a new worker takes its place, and the user's
     engine reconnects with fresh tickets — the dead worker's sessions no longer count, its
-    frames still do in the metrics, and its metric files do not stay."""
+    frames still do in the metrics, and neither its metric files nor its shared memory stay."""
     state = tmp_path / "state"
     backend = start_backend_process(
         workers=WORKERS,
@@ -195,6 +201,7 @@ async def test_a_killed_worker_is_replaced_and_its_sessions_forgotten(
     bystander = await backend.session(survivor)
     before = frames_inferred(backend.get("/metrics")[2])
     await infer(doomed[0], text_image.jpeg)
+    assert shared_memory_of(victim), "its inputs went to Triton through shared memory"
 
     backend.worker_signal(victim, signal.SIGKILL)
     for ws in doomed:
@@ -209,6 +216,7 @@ async def test_a_killed_worker_is_replaced_and_its_sessions_forgotten(
     metric_files = {path.name for path in (state / "metrics").iterdir()}
     assert not {name for name in metric_files if name.endswith(f"_{victim}.db")}, metric_files
     assert "counter_archive.db" in metric_files
+    assert shared_memory_of(victim) == []
     again = [await backend.session(worker, user) for worker in (replacement, survivor)]
     await infer(again[0], text_image.jpeg)
     for ws in (*again, bystander):

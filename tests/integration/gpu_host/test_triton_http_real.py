@@ -1,6 +1,7 @@
 """The lean HTTP client against the real tritonserver (CPU): the same outputs as tritonclient's
-gRPC client for the same input on the same server, batches that split back into their items,
-and Triton's own refusal of an unknown model."""
+gRPC client for the same input on the same server, with the tensors in the body or in shared
+memory; batches that split back into their items; a region Triton lost; and Triton's own
+refusal of an unknown model."""
 
 from __future__ import annotations
 
@@ -39,11 +40,25 @@ def vision_triton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalTri
         yield server
 
 
-@pytest.fixture
-async def gateway(vision_triton: LocalTriton) -> AsyncIterator[TritonGateway]:
+SLOT_BYTES = max(BUILTIN_SPECS[name].inputs[0].nbytes for name in MODELS)
+
+
+@pytest.fixture(params=["body", "shared-memory"])
+async def gateway(
+    vision_triton: LocalTriton, request: pytest.FixtureRequest
+) -> AsyncIterator[TritonGateway]:
+    """A gateway sending tensors in the request body, and one sending them through shared
+    memory (registered with this Triton on first use)."""
     breaker = CircuitBreaker(failure_threshold=1, cooldown_s=30)
-    made = TritonGateway(url=vision_triton.http_url, breaker=breaker, timeout_s=TIMEOUT_S)
+    made = TritonGateway(
+        url=vision_triton.http_url,
+        breaker=breaker,
+        timeout_s=TIMEOUT_S,
+        shared_slot_bytes=SLOT_BYTES if request.param == "shared-memory" else None,
+    )
     yield made
+    if request.param == "shared-memory":
+        assert made.shared_memory_in_use, "Triton took the region: the tensors went through it"
     await made.close()
 
 
@@ -116,6 +131,48 @@ async def test_a_batch_of_two_equals_two_single_calls(gateway: TritonGateway, mo
             assert batched[tensor.name].shape == tensor.dims
             np.testing.assert_allclose(batched[tensor.name], single[tensor.name], 1e-4, 1e-4)
     assert not np.array_equal(together[0][spec.outputs[0].name], together[1][spec.outputs[0].name])
+
+
+async def test_a_region_triton_lost_is_registered_again_with_the_same_outputs(
+    vision_triton: LocalTriton,
+) -> None:
+    """Given the region unregistered behind the gateway's back (what a Triton restart does),
+    the next request still gets the same outputs (its tensors sent in the body), and the one
+    after registers the region again and goes through it."""
+    breaker = CircuitBreaker(failure_threshold=1, cooldown_s=30)
+    gateway = TritonGateway(
+        url=vision_triton.http_url,
+        breaker=breaker,
+        timeout_s=TIMEOUT_S,
+        shared_slot_bytes=SLOT_BYTES,
+    )
+    spec = BUILTIN_SPECS["face"]
+    item = tensors(spec, frame())
+    client = TritonHttpClient(vision_triton.http_url)
+    try:
+        first = await gateway.infer(spec, item)
+        region = gateway.shared_region
+        assert region is not None
+        assert gateway.shared_memory_in_use
+        lost = await client.request(
+            "POST", f"/v2/systemsharedmemory/region/{region}/unregister", timeout_s=TIMEOUT_S
+        )
+        assert lost.status == 200
+        again = await gateway.infer(spec, item)
+        assert not gateway.shared_memory_in_use
+        third = await gateway.infer(spec, item)
+        assert gateway.shared_memory_in_use
+        status = await client.request(
+            "GET", f"/v2/systemsharedmemory/region/{region}/status", timeout_s=TIMEOUT_S
+        )
+        assert status.status == 200, "registered again"
+    finally:
+        await client.close()
+        await gateway.close()
+    for tensor in spec.outputs:
+        np.testing.assert_array_equal(again[tensor.name], first[tensor.name])
+        np.testing.assert_array_equal(third[tensor.name], first[tensor.name])
+    assert breaker.state is BreakerState.CLOSED
 
 
 async def test_an_unknown_model_is_refused_with_tritons_message(
