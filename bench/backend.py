@@ -305,14 +305,13 @@ def main() -> None:
     os.environ["SPINUP_MAX_SESSIONS_PER_USER"] = str(SESSION_LIMIT)
 
     _, jpeg = bench_frame()
-    local = local_settings(served)
     print(
         f"frame: 320x240 JPEG {len(jpeg)} B; {args.frames} measured frames per socket after "
         f"{args.warmup} warm-up; one frame in flight per socket; {os.cpu_count()} CPUs; "
         f"served: {','.join(served)}; load average {os.getloadavg()[0]:.2f}",
         flush=True,
     )
-    with running_system(local) as system:
+    with local_settings(served) as local, running_system(local) as system:
         pids = backend_processes()
         before, t0 = cpu_snapshot(pids), time.monotonic()
         time.sleep(IDLE_S)

@@ -140,20 +140,23 @@ class RunningSystem:
         return ticket
 
 
-def local_settings(models: list[str]) -> LocalSettings:
-    """Local mode on free ports in a fresh run directory, serving `models`."""
-    return LocalSettings(
-        ui_port=free_port(),
-        backend_port=free_port(),
-        triton_http_port=free_port(),
-        triton_grpc_port=free_port(),
-        triton_metrics_port=free_port(),
-        moto_port=free_port(),
-        run_dir=Path(tempfile.mkdtemp(prefix="spinup-bench-")),
-        reconcile_interval_s=1.0,
-        agent_poll_s=0.25,
-        served_models=tuple(models),
-    )
+@contextlib.contextmanager
+def local_settings(models: list[str]) -> Iterator[LocalSettings]:
+    """Local mode on free ports in a fresh run directory, serving `models`; the directory
+    (logs, Triton's repository, the host store) is removed on exit."""
+    with tempfile.TemporaryDirectory(prefix="spinup-bench-") as run_dir:
+        yield LocalSettings(
+            ui_port=free_port(),
+            backend_port=free_port(),
+            triton_http_port=free_port(),
+            triton_grpc_port=free_port(),
+            triton_metrics_port=free_port(),
+            moto_port=free_port(),
+            run_dir=Path(run_dir),
+            reconcile_interval_s=1.0,
+            agent_poll_s=0.25,
+            served_models=tuple(models),
+        )
 
 
 @contextlib.contextmanager
@@ -196,9 +199,8 @@ def main() -> None:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request lines
     models = [m for m in args.models.split(",") if m]
 
-    local = local_settings(models)
     image, jpeg = bench_frame()
-    with running_system(local) as system:
+    with local_settings(models) as local, running_system(local) as system:
         phases = system.phases
         # As the engine does: a fresh single-use socket ticket for the connection.
         ticket = system.ticket()
