@@ -235,10 +235,12 @@ Gateways = Callable[..., TritonGateway]
 async def shm_gateway(tmp_path: Path) -> AsyncIterator[Gateways]:
     made: list[TritonGateway] = []
 
-    def make(url: str, slot_bytes: int = SLOT_BYTES) -> TritonGateway:
+    def make(
+        url: str, slot_bytes: int | None = SLOT_BYTES, shm_dir: Path = tmp_path
+    ) -> TritonGateway:
         breaker = CircuitBreaker(failure_threshold=2, cooldown_s=5.0)
         gateway = TritonGateway(
-            url=url, breaker=breaker, timeout_s=5.0, shared_slot_bytes=slot_bytes, shm_dir=tmp_path
+            url=url, breaker=breaker, timeout_s=5.0, shared_slot_bytes=slot_bytes, shm_dir=shm_dir
         )
         made.append(gateway)
         return gateway
@@ -376,36 +378,22 @@ async def test_close_unregisters_and_deletes_the_object(
     assert objects(tmp_path) == []
 
 
-async def test_without_shared_slot_bytes_nothing_is_made_or_registered(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("slot_bytes", "directory"),
+    [(None, ""), (SLOT_BYTES, "missing")],
+    ids=["turned-off", "no-writable-dev-shm"],
+)
+async def test_without_shared_memory_tensors_go_in_the_body_and_nothing_is_registered(
+    shm_gateway: Gateways, tmp_path: Path, slot_bytes: int | None, directory: str
+) -> None:
+    """Shared memory turned off (`shared_slot_bytes=None`), or a /dev/shm the backend cannot
+    write (a read-only container): every request carries its tensors."""
     triton = ShmTriton(tmp_path)
     async with serving(triton) as server:
-        breaker = CircuitBreaker(failure_threshold=2, cooldown_s=5.0)
-        gateway = TritonGateway(url=server.url, breaker=breaker, timeout_s=5.0, shm_dir=tmp_path)
-        try:
-            expect_tiny(await gateway.infer(SPEC, item(1)), 1)
-        finally:
-            await gateway.close()
-    assert region_calls(server.requests) == []
-    assert triton.inputs_from == ["body", "body"]
-    assert objects(tmp_path) == []
-
-
-async def test_no_shared_memory_to_be_had_means_tensors_in_the_body(tmp_path: Path) -> None:
-    """A /dev/shm that cannot be written (a read-only container): inputs go in the body."""
-    triton = ShmTriton(tmp_path)
-    async with serving(triton) as server:
-        breaker = CircuitBreaker(failure_threshold=2, cooldown_s=5.0)
-        gateway = TritonGateway(
-            url=server.url,
-            breaker=breaker,
-            timeout_s=5.0,
-            shared_slot_bytes=SLOT_BYTES,
-            shm_dir=tmp_path / "missing",
-        )
-        try:
-            expect_tiny(await gateway.infer(SPEC, item(1)), 1)
-            expect_tiny(await gateway.infer(SPEC, item(2)), 2)
-        finally:
-            await gateway.close()
+        gateway = shm_gateway(server.url, slot_bytes=slot_bytes, shm_dir=tmp_path / directory)
+        expect_tiny(await gateway.infer(SPEC, item(1)), 1)
+        expect_tiny(await gateway.infer(SPEC, item(2)), 2)
+        await gateway.close()
     assert region_calls(server.requests) == []
     assert triton.inputs_from == ["body"] * 4
+    assert objects(tmp_path) == []
