@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import shutil
 import subprocess
 import time
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from gpu_host.backend.triton_shm import SHM_DIR
 from gpu_host.models.repository import Target, select_specs, write_repository
 from gpu_host.models.spec import USER_MODELS_FILE, ZOO_DIR, model_catalog
 from gpu_host.triton.processes import spawn, terminate
@@ -131,6 +133,9 @@ class LocalTriton:
         self.stop_timeout_s = stop_timeout_s
         self._base_env = base_env
         self._proc: subprocess.Popen[bytes] | None = None
+        self.shm_prefix = f"spinup_triton_{os.getpid()}_{secrets.token_hex(4)}_"
+        """The Python backend's shared-memory regions are named after this (its default
+        prefix is every server's): `stop()` deletes the ones its stubs leave behind."""
 
     @property
     def grpc_url(self) -> str:
@@ -187,6 +192,7 @@ class LocalTriton:
             f"--metrics-port={self.metrics_port}",
             "--exit-on-error=true",
             "--strict-readiness=true",
+            f"--backend-config=python,shm-region-prefix-name={self.shm_prefix}",
         ]
         if self.load_models is not None:
             # Explicit model control: only these load at start; the backend loads others
@@ -221,6 +227,9 @@ class LocalTriton:
             return
         terminate(proc, name="tritonserver", timeout_s=self.stop_timeout_s)
         log.info("tritonserver stopped (exit %s)", proc.returncode)
+        # The stubs leave their regions behind (≈1 MB each), even on a clean exit.
+        for region in SHM_DIR.glob(f"{self.shm_prefix}*"):
+            region.unlink(missing_ok=True)
 
     def _assemble_backends(self, dist: TritonDist) -> Path:
         """`<run>/backends/python/` = the wheel's Python backend + the stub for our Python."""

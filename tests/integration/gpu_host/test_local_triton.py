@@ -12,6 +12,7 @@ import onnxruntime as ort
 import pytest
 import tritonclient.grpc as grpcclient
 
+from gpu_host.backend.triton_shm import SHM_DIR
 from gpu_host.models.spec import BUILTIN_SPECS
 from gpu_host.triton.local import LocalTriton, LocalTritonError
 from tests.integration.gpu_host.dataplane_support import DATAPLANE_MODELS, local_triton
@@ -60,13 +61,16 @@ def test_serves_on_the_configured_ports_with_the_local_repository(triton: LocalT
     assert triton.log_path.is_file()
 
 
-def test_sigterm_stops_it_and_leaves_no_process_behind(tmp_path: Path) -> None:
+def test_sigterm_stops_it_and_leaves_no_process_or_shared_memory_behind(tmp_path: Path) -> None:
     server = make_triton(tmp_path)
     with server:
         assert server.running
         proc = server._proc
         assert proc is not None
         assert group_alive(proc.pid)  # the server leads its own process group
+        regions = list(SHM_DIR.glob(f"{server.shm_prefix}*"))
+        assert regions, "the Python backend's regions carry this server's own prefix"
+    assert not any(region.exists() for region in regions)
     assert not server_running(server)
     assert proc.returncode in (0, -signal.SIGTERM), "stopped gracefully, not killed"
     assert not group_alive(proc.pid), "tritonserver or a Python stub outlived stop()"
