@@ -16,6 +16,7 @@ BENCHES = (
         ["bench.roundtrip", "--models", "detect,pose,face"],
     ),
     ("the backend's CPU per result, 1 and 4 sessions", ["bench.backend"]),
+    ("the backend's per-frame CPU without sockets or Triton", ["bench.pipeline"]),
     ("motion gating: frame difference vs Farneback, frames saved", ["bench.motion"]),
     ("masks on the socket: run lengths vs varints, polygons, PNG", ["bench.masks"]),
 )

@@ -213,7 +213,7 @@ class FramePipeline:
         started = time.monotonic()
         timing: dict[str, float] = {"queue": (started - frame.received_at) * 1000}
         self._observe("queue", "", started - frame.received_at)
-        reduction = self._reduction(models, frame.width, frame.height)
+        reduction = self.decode_reduction(models, frame.width, frame.height)
         whole = self._whole_frame_models(models)
         gate = motion if self._motion_threshold is not None else None
         # A pending `read_text` asks for fresh reads: that frame is inferred.
@@ -349,7 +349,7 @@ class FramePipeline:
             names[name if source is None else source] = None
         return list(names)
 
-    def _reduction(self, models: Sequence[str], width: int, height: int) -> int:
+    def decode_reduction(self, models: Sequence[str], width: int, height: int) -> int:
         """How much smaller a width×height frame may be decoded for `models` (1: not at all).
         Region models crop the frame at full resolution; a processor that does not say its
         input size gets the frame as sent."""
