@@ -37,11 +37,10 @@ from bench.backend import DEFAULT_SETS
 from bench.roundtrip import bench_frame
 from gpu_host.backend.frames import check_jpeg, decode_jpeg
 from gpu_host.backend.metrics import Metrics
-from gpu_host.backend.pipeline import FramePipeline, ServedModel, SessionReads
+from gpu_host.backend.pipeline import Arrays, FramePipeline, ServedModel, SessionReads
 from gpu_host.backend.protocol import pack_frame, parse_frame_header, result_message
 from gpu_host.models.spec import ModelSpec, load_processor, model_catalog
 
-Arrays = dict[str, npt.NDArray[Any]]
 MAX_PIXELS = 10**7
 WARMUP_FRAMES = 20
 
