@@ -32,7 +32,7 @@ from infra.local.ports import SlotPorts
 from infra.local.routes import LocalRoutes
 from infra.local.settings import LocalSettings
 from infra.local.supervisor import backend_env, host_stacks
-from infra.local.web import add_local_routes, code_flow_config
+from infra.local.web import add_local_routes, code_flow_config, front_config
 from infra.local.ws_proxy import DenialNoise
 from lambdas.aws.clients import make_clients
 from lambdas.bootstrap import bootstrap
@@ -202,10 +202,7 @@ def local_system(local: LocalSettings) -> Iterator[uvicorn.Server]:
         stack.callback(agent.close)
 
         logging.getLogger("uvicorn.error").addFilter(DenialNoise())
-        config = uvicorn.Config(
-            app, host=local.bind, port=local.ui_port, log_level="warning", lifespan="on"
-        )
-        yield uvicorn.Server(config)
+        yield uvicorn.Server(front_config(app, host=local.bind, port=local.ui_port))
 
 
 def run(local: LocalSettings) -> None:

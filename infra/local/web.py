@@ -15,9 +15,10 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal
 from urllib.parse import parse_qsl
 
+import uvicorn
 from fastapi import FastAPI, Request, Response, WebSocket
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
@@ -143,6 +144,26 @@ def _add_socket_routes(app: FastAPI, routes: RouteTable) -> None:
 
     # Every socket path under /ws/: those that name no host are refused as unknown hosts are.
     app.add_api_websocket_route("/ws/{path:path}", routed)
+
+
+def front_config(
+    app: FastAPI, *, host: str, port: int, lifespan: Literal["on", "off"] = "on"
+) -> uvicorn.Config:
+    """uvicorn's configuration for the web front.
+
+    Its sockets never negotiate permessage-deflate. In AWS the browser's offer goes through
+    CloudFront to the backend, which refuses it (frames are JPEG; `gpu_host.backend.server`).
+    Here the router ends the browser's socket itself, so it answers as the backend would.
+    Accepting the offer (uvicorn's default) had every browser, and the benchmarks' clients,
+    deflate each frame for nothing, on the cores the local host shares."""
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        lifespan=lifespan,
+        ws_per_message_deflate=False,
+    )
 
 
 def add_local_routes(

@@ -27,7 +27,7 @@ from infra.local.ports import SlotPorts, free_port
 from infra.local.routes import LocalRoutes
 from infra.local.settings import LocalSettings
 from infra.local.supervisor import backend_env, host_stacks
-from infra.local.web import add_local_routes
+from infra.local.web import add_local_routes, front_config
 from tests.support.hermetic import clean_environ
 from tests.support.waiting import eventually
 
@@ -85,7 +85,7 @@ def moto_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 def _serve(app: FastAPI, port: int) -> tuple[uvicorn.Server, threading.Thread]:
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+        front_config(app, host="127.0.0.1", port=port, lifespan="off")
     )
     thread = threading.Thread(target=server.run, name="web-front", daemon=True)
     thread.start()

@@ -27,7 +27,7 @@ from websockets.typing import Origin, Subprotocol
 
 from infra.local.ports import free_port
 from infra.local.routes import LocalRoutes
-from infra.local.web import add_local_routes
+from infra.local.web import add_local_routes, front_config
 from infra.local.ws_proxy import LOST, DenialNoise, relayable
 from lambdas.domain.routing import routed_path
 from tests.support.waiting import eventually_async
@@ -113,7 +113,7 @@ async def front(routes: LocalRoutes, tmp_path: Path) -> AsyncIterator[str]:
     )
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+        front_config(app, host="127.0.0.1", port=port, lifespan="off")
     )
     serving = asyncio.create_task(server.serve())
     await eventually_async(lambda: server.started, what="the web front serves")
@@ -154,6 +154,20 @@ async def test_messages_are_relayed_both_ways_to_the_backends_path(
             "subprotocol": PROTOCOL,
         }
     ]
+
+
+async def test_a_compression_offer_is_refused_as_the_backend_refuses_it(front: str) -> None:
+    # Given a browser that offers permessage-deflate, as Chromium and websockets do
+    async with browser(f"{front}{routed_path(HOST)}") as ws:
+        assert ws.request is not None and ws.response is not None
+        assert ws.request.headers["Sec-WebSocket-Extensions"].startswith("permessage-deflate")
+        # Then the front accepts no extension (in AWS the backend answers, and refuses):
+        # frames travel as sent, and are still relayed
+        assert "Sec-WebSocket-Extensions" not in ws.response.headers
+        assert ws.protocol.extensions == []
+        frame = bytes(range(256)) * 64
+        await ws.send(frame)
+        assert await ws.recv() == frame
 
 
 @pytest.mark.parametrize(
