@@ -159,7 +159,8 @@ async def test_messages_are_relayed_both_ways_to_the_backends_path(
 async def test_a_compression_offer_is_refused_as_the_backend_refuses_it(front: str) -> None:
     # Given a browser that offers permessage-deflate, as Chromium and websockets do
     async with browser(f"{front}{routed_path(HOST)}") as ws:
-        assert ws.request is not None and ws.response is not None
+        assert ws.request is not None
+        assert ws.response is not None
         assert ws.request.headers["Sec-WebSocket-Extensions"].startswith("permessage-deflate")
         # Then the front accepts no extension (in AWS the backend answers, and refuses):
         # frames travel as sent, and are still relayed
