@@ -84,9 +84,7 @@ def moto_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 
 def _serve(app: FastAPI, port: int) -> tuple[uvicorn.Server, threading.Thread]:
-    server = uvicorn.Server(
-        front_config(app, host="127.0.0.1", port=port, lifespan="off")
-    )
+    server = uvicorn.Server(front_config(app, host="127.0.0.1", port=port, lifespan="off"))
     thread = threading.Thread(target=server.run, name="web-front", daemon=True)
     thread.start()
     eventually(lambda: server.started, what="the web front serves")

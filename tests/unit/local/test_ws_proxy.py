@@ -112,9 +112,7 @@ async def front(routes: LocalRoutes, tmp_path: Path) -> AsyncIterator[str]:
         routes=routes,
     )
     port = free_port()
-    server = uvicorn.Server(
-        front_config(app, host="127.0.0.1", port=port, lifespan="off")
-    )
+    server = uvicorn.Server(front_config(app, host="127.0.0.1", port=port, lifespan="off"))
     serving = asyncio.create_task(server.serve())
     await eventually_async(lambda: server.started, what="the web front serves")
     yield f"ws://127.0.0.1:{port}"
