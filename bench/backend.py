@@ -20,8 +20,8 @@ per socket it measures, over the next `--frames` per socket:
 With `--repeats R` every model set and session count is measured R times, the sets taking
 turns (so that a busy spell of this shared machine falls on all of them), and a summary ends
 the output: each one's median, min and max CPU ms per result, the median judged against
-issue 10's goals. Runs of the same code vary by 10–40 % here (docs/performance.md); one run
-is an anecdote.
+issue 10's goals. Runs of the same code vary by up to 2× within a day on this VM
+(docs/performance.md): one run is an anecdote.
 
 Only loopback traffic; every run is bounded by its frame count and by `--max-seconds`.
 """
