@@ -4,6 +4,7 @@ unloads what the budget says, reports failures, and loads again what Triton lost
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -45,7 +46,12 @@ class FakeTriton:
 
 @pytest.fixture
 def second_store(host_store: HostStore) -> Iterator[HostStore]:
-    store = HostStore(host_store.path, pid=host_store.pid + 1)
+    """A second worker's connection, under a live pid (our parent's), as in the other
+    store tests: a claim trusts another worker's load only while that worker is alive. A
+    made-up pid (ours + 1) was alive or not depending on the machine; when it was not and
+    that worker's claim ran first, the other worker took the load over as a dead worker's,
+    and Triton loaded the model twice."""
+    store = HostStore(host_store.path, pid=os.getppid())
     yield store
     store.close()
 
