@@ -34,7 +34,7 @@ import orjson
 import uvloop
 
 from bench.backend import DEFAULT_SETS
-from bench.roundtrip import bench_frame
+from bench.roundtrip import bench_frame, run_item
 from gpu_host.backend.frames import check_jpeg, decode_jpeg
 from gpu_host.backend.metrics import Metrics
 from gpu_host.backend.pipeline import Arrays, FramePipeline, ServedModel, SessionReads
@@ -70,11 +70,7 @@ def canned_answers(
     for name, model in served.items():
         session = ort.InferenceSession(str(model.spec.onnx_path))
         tensors, _ = model.processor.preprocess(rgb)
-        results = session.run(None, {key: value[np.newaxis] for key, value in tensors.items()})
-        answers[name] = {
-            output.name: result[0]
-            for output, result in zip(session.get_outputs(), results, strict=True)
-        }
+        answers[name] = run_item(session, tensors)
     return answers
 
 
@@ -93,10 +89,10 @@ class Figures:
         return min(self.pipeline_ms) / min(self.direct_ms)
 
 
-def cpu_ms_per_call(call: Callable[[], None], frames: int) -> float:
+def cpu_ms_per_frame(run_frames: Callable[[int], object], frames: int) -> float:
+    """This process's CPU ms per frame over `run_frames(frames)`."""
     start = time.process_time()
-    for _ in range(frames):
-        call()
+    run_frames(frames)
     return (time.process_time() - start) * 1000 / frames
 
 
@@ -130,11 +126,12 @@ def measure(models: Sequence[str], *, frames: int, repeats: int) -> Figures:
     frame = check_jpeg(header, payload, max_pixels=MAX_PIXELS, received_at=0.0)
     reduction = pipeline.decode_reduction(models, frame.width, frame.height)
 
-    def direct() -> None:
-        decoded = decode_jpeg(frame, reduction)
-        for name, model in served.items():
-            _, letterbox = model.processor.preprocess(decoded)
-            model.processor.postprocess(answers[name], letterbox)
+    def direct_frames(count: int) -> None:
+        for _ in range(count):
+            decoded = decode_jpeg(frame, reduction)
+            for name, model in served.items():
+                _, letterbox = model.processor.preprocess(decoded)
+                model.processor.postprocess(answers[name], letterbox)
 
     loop = uvloop.new_event_loop()  # what uvicorn runs the workers on
     try:
@@ -142,10 +139,10 @@ def measure(models: Sequence[str], *, frames: int, repeats: int) -> Figures:
         gateway.requests = 0
         pipeline_ms, direct_ms = [], []
         for _ in range(repeats):
-            start = time.process_time()
-            loop.run_until_complete(backend_frames(frames))
-            pipeline_ms.append((time.process_time() - start) * 1000 / frames)
-            direct_ms.append(cpu_ms_per_call(direct, frames))
+            pipeline_ms.append(
+                cpu_ms_per_frame(lambda n: loop.run_until_complete(backend_frames(n)), frames)
+            )
+            direct_ms.append(cpu_ms_per_frame(direct_frames, frames))
     finally:
         loop.close()
     return Figures(",".join(models), tuple(pipeline_ms), tuple(direct_ms), gateway.requests)
